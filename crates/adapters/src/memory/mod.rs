@@ -1,0 +1,284 @@
+//! The in-memory adapter: the zero-dependency default for one process. Records live in
+//! dashmap shards; every check-and-set runs under one shard lock, which makes take-once
+//! operations atomic within the process.
+
+mod expiring;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use mcp_oauth_domain::StorageError;
+use mcp_oauth_domain::client::Client;
+use mcp_oauth_domain::grace::SealedSuccessor;
+use mcp_oauth_domain::ports::{
+    AccessSession, Admission, AuthorizationGrant, ClientStore, ExchangeStore, FamilyId, Lifetimes,
+    PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore,
+    Rotation, SessionStore, Successor,
+};
+use mcp_oauth_domain::secret::TokenDigest;
+use mcp_oauth_domain::service::Stores;
+
+use expiring::ExpiringMap;
+
+#[derive(Clone)]
+struct Exchange {
+    grant: AuthorizationGrant,
+    redeemed: bool,
+}
+
+/// The tokens of one family in one store, and whether the family was revoked.
+#[derive(Clone, Default)]
+struct Family {
+    revoked: bool,
+    members: HashSet<TokenDigest>,
+}
+
+/// Lock order, wherever two maps are touched: a family entry first, then token entries.
+struct Inner {
+    lifetimes: Lifetimes,
+    clients: ExpiringMap<String, Client>,
+    pending: ExpiringMap<TokenDigest, PendingAuthorization>,
+    exchanges: ExpiringMap<TokenDigest, Exchange>,
+    sessions: ExpiringMap<TokenDigest, AccessSession>,
+    session_families: ExpiringMap<FamilyId, Family>,
+    refresh: ExpiringMap<TokenDigest, RefreshRecord>,
+    refresh_families: ExpiringMap<FamilyId, Family>,
+}
+
+impl Inner {
+    fn sweep(&self) {
+        self.clients.sweep();
+        self.pending.sweep();
+        self.exchanges.sweep();
+        self.sessions.sweep();
+        self.session_families.sweep();
+        self.refresh.sweep();
+        self.refresh_families.sweep();
+    }
+}
+
+/// Implements every port; clone it freely, clones share the same records.
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new(Lifetimes::default())
+    }
+}
+
+impl MemoryStore {
+    pub fn new(lifetimes: Lifetimes) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                lifetimes,
+                clients: ExpiringMap::new(),
+                pending: ExpiringMap::new(),
+                exchanges: ExpiringMap::new(),
+                sessions: ExpiringMap::new(),
+                session_families: ExpiringMap::new(),
+                refresh: ExpiringMap::new(),
+                refresh_families: ExpiringMap::new(),
+            }),
+        }
+    }
+
+    pub fn stores(&self) -> Stores {
+        let me = Arc::new(self.clone());
+        Stores { clients: me.clone(), pending: me.clone(), exchanges: me.clone(), sessions: me.clone(), refresh: me }
+    }
+
+    /// Frees the memory of expired records now.
+    pub fn sweep(&self) {
+        self.inner.sweep();
+    }
+
+    /// Sweeps every `period` until the store is dropped.
+    pub fn spawn_sweeper(&self, period: Duration) -> tokio::task::JoinHandle<()> {
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                inner.sweep();
+            }
+        })
+    }
+
+    /// How many records (of every kind, expired or not) are held in memory.
+    pub fn held_records(&self) -> usize {
+        let i = &self.inner;
+        i.clients.len()
+            + i.pending.len()
+            + i.exchanges.len()
+            + i.sessions.len()
+            + i.session_families.len()
+            + i.refresh.len()
+            + i.refresh_families.len()
+    }
+}
+
+/// Adds `token` to its family unless the family was revoked; `store` runs under the family's
+/// lock, so it cannot interleave with a revocation.
+fn admit(
+    families: &ExpiringMap<FamilyId, Family>,
+    family: &FamilyId,
+    lifetime: Duration,
+    token: TokenDigest,
+    store: impl FnOnce(),
+) -> Admission {
+    families.upsert(family.clone(), lifetime, Family::default, |f| {
+        if f.revoked {
+            return Admission::FamilyRevoked;
+        }
+        f.members.insert(token);
+        store();
+        Admission::Stored
+    })
+}
+
+fn revoke<V: Clone>(
+    families: &ExpiringMap<FamilyId, Family>,
+    tokens: &ExpiringMap<TokenDigest, V>,
+    family: &FamilyId,
+    lifetime: Duration,
+) {
+    families.upsert(family.clone(), lifetime, Family::default, |f| {
+        f.revoked = true;
+        for token in f.members.drain() {
+            tokens.remove(&token);
+        }
+    });
+}
+
+#[async_trait]
+impl ClientStore for MemoryStore {
+    async fn insert(&self, client: &Client) -> Result<(), StorageError> {
+        self.inner.clients.insert(client.client_id.clone(), client.clone(), self.inner.lifetimes.client);
+        Ok(())
+    }
+
+    async fn get(&self, client_id: &str) -> Result<Option<Client>, StorageError> {
+        Ok(self.inner.clients.get(&client_id.to_owned()))
+    }
+}
+
+#[async_trait]
+impl PendingAuthStore for MemoryStore {
+    async fn insert(&self, request: &TokenDigest, pending: &PendingAuthorization) -> Result<(), StorageError> {
+        self.inner.pending.insert(*request, pending.clone(), self.inner.lifetimes.pending_auth);
+        Ok(())
+    }
+
+    async fn get(&self, request: &TokenDigest) -> Result<Option<PendingAuthorization>, StorageError> {
+        Ok(self.inner.pending.get(request))
+    }
+
+    async fn take(&self, request: &TokenDigest) -> Result<Option<PendingAuthorization>, StorageError> {
+        Ok(self.inner.pending.take(request))
+    }
+}
+
+#[async_trait]
+impl ExchangeStore for MemoryStore {
+    async fn insert(&self, code: &TokenDigest, grant: &AuthorizationGrant) -> Result<(), StorageError> {
+        let exchange = Exchange { grant: grant.clone(), redeemed: false };
+        self.inner.exchanges.insert(*code, exchange, self.inner.lifetimes.exchange);
+        Ok(())
+    }
+
+    async fn redeem(&self, code: &TokenDigest) -> Result<Redemption, StorageError> {
+        let outcome = self.inner.exchanges.update(code, |exchange| {
+            if std::mem::replace(&mut exchange.redeemed, true) {
+                Redemption::Replayed(exchange.grant.clone())
+            } else {
+                Redemption::Redeemed(exchange.grant.clone())
+            }
+        });
+        Ok(outcome.unwrap_or(Redemption::Unknown))
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn insert(&self, token: &TokenDigest, session: &AccessSession) -> Result<Admission, StorageError> {
+        let lifetime = self.inner.lifetimes.session;
+        Ok(admit(&self.inner.session_families, &session.family, lifetime, *token, || {
+            self.inner.sessions.insert(*token, session.clone(), lifetime);
+        }))
+    }
+
+    async fn get(&self, token: &TokenDigest) -> Result<Option<AccessSession>, StorageError> {
+        Ok(self.inner.sessions.get(token))
+    }
+
+    async fn remove(&self, token: &TokenDigest) -> Result<(), StorageError> {
+        self.inner.sessions.remove(token);
+        Ok(())
+    }
+
+    async fn revoke_family(&self, family: &FamilyId) -> Result<(), StorageError> {
+        revoke(&self.inner.session_families, &self.inner.sessions, family, self.inner.lifetimes.session);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RefreshStore for MemoryStore {
+    async fn insert(&self, token: &TokenDigest, grant: &RefreshGrant) -> Result<Admission, StorageError> {
+        let lifetime = self.inner.lifetimes.refresh;
+        Ok(admit(&self.inner.refresh_families, &grant.family, lifetime, *token, || {
+            let record = RefreshRecord { grant: grant.clone(), state: RefreshState::Active };
+            self.inner.refresh.insert(*token, record, lifetime);
+        }))
+    }
+
+    async fn get(&self, token: &TokenDigest) -> Result<Option<RefreshRecord>, StorageError> {
+        Ok(self.inner.refresh.get(token))
+    }
+
+    async fn rotate(
+        &self,
+        token: &TokenDigest,
+        at: DateTime<Utc>,
+        sealed: &SealedSuccessor,
+        successor: Successor<'_>,
+    ) -> Result<Rotation, StorageError> {
+        let inner = &self.inner;
+        let lifetime = inner.lifetimes.refresh;
+        let rotation = inner.refresh_families.upsert(successor.grant.family.clone(), lifetime, Family::default, |family| {
+            if family.revoked {
+                return Rotation::Unknown;
+            }
+            let outcome = inner.refresh.update(token, |record| match &record.state {
+                RefreshState::Rotated { at, successor } => {
+                    Rotation::AlreadyRotated { at: *at, successor: successor.clone() }
+                }
+                RefreshState::Active => {
+                    record.state = RefreshState::Rotated { at, successor: sealed.clone() };
+                    Rotation::Rotated
+                }
+            });
+            let outcome = outcome.unwrap_or(Rotation::Unknown);
+            if outcome == Rotation::Rotated {
+                family.members.insert(*successor.token);
+                let record = RefreshRecord { grant: successor.grant.clone(), state: RefreshState::Active };
+                inner.refresh.insert(*successor.token, record, lifetime);
+            }
+            outcome
+        });
+        Ok(rotation)
+    }
+
+    async fn revoke_family(&self, family: &FamilyId) -> Result<(), StorageError> {
+        revoke(&self.inner.refresh_families, &self.inner.refresh, family, self.inner.lifetimes.refresh);
+        Ok(())
+    }
+}

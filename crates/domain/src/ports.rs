@@ -1,0 +1,209 @@
+//! The five storage ports. Every record is keyed by the SHA-256 digest of the secret that
+//! names it (token, code or request id), never by the secret itself.
+//!
+//! Each store keeps a record for its port's lifetime and must make it invisible afterwards.
+//! Take-once operations (`take`, `redeem`, `rotate`) must be atomic in the backend, across
+//! processes where the backend is shared.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::client::Client;
+use crate::error::StorageError;
+use crate::grace::SealedSuccessor;
+use crate::pkce::CodeChallenge;
+use crate::redirect_uri::RedirectUri;
+use crate::resource::ResourceUri;
+use crate::scope::Scope;
+use crate::secret::TokenDigest;
+
+pub const CLIENT_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+pub const PENDING_AUTH_LIFETIME: Duration = Duration::from_secs(10 * 60);
+pub const EXCHANGE_LIFETIME: Duration = Duration::from_secs(10 * 60);
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const REFRESH_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How long each store keeps its records. Production uses the constants above; the contract
+/// suite shortens them to observe expiry in real time on every backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    pub client: Duration,
+    pub pending_auth: Duration,
+    pub exchange: Duration,
+    pub session: Duration,
+    pub refresh: Duration,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Self {
+            client: CLIENT_LIFETIME,
+            pending_auth: PENDING_AUTH_LIFETIME,
+            exchange: EXCHANGE_LIFETIME,
+            session: SESSION_LIFETIME,
+            refresh: REFRESH_LIFETIME,
+        }
+    }
+}
+
+/// Identifies one authorization (one consent) and every token descended from it, so that a
+/// replayed code or refresh token can revoke them all together.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FamilyId(pub String);
+
+impl FamilyId {
+    pub fn generate() -> Self {
+        Self(crate::secret::generate_secret())
+    }
+}
+
+/// Result of adding a token to a family: a revoked family accepts no new members, which closes
+/// the race between a revocation and a concurrent issuance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Stored,
+    FamilyRevoked,
+}
+
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    async fn insert(&self, client: &Client) -> Result<(), StorageError>;
+    async fn get(&self, client_id: &str) -> Result<Option<Client>, StorageError>;
+}
+
+/// An authorization request waiting for the user's login and consent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingAuthorization {
+    pub client_id: String,
+    pub redirect_uri: RedirectUri,
+    pub code_challenge: CodeChallenge,
+    pub scope: Scope,
+    pub resource: ResourceUri,
+    pub state: Option<String>,
+    /// The consent form's CSRF token, bound to this request.
+    pub csrf_digest: TokenDigest,
+    pub created_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait PendingAuthStore: Send + Sync {
+    async fn insert(&self, request: &TokenDigest, pending: &PendingAuthorization) -> Result<(), StorageError>;
+    async fn get(&self, request: &TokenDigest) -> Result<Option<PendingAuthorization>, StorageError>;
+    /// Removes and returns the request; of concurrent takes, exactly one gets it.
+    async fn take(&self, request: &TokenDigest) -> Result<Option<PendingAuthorization>, StorageError>;
+}
+
+/// What an authorization code stands for until it is exchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationGrant {
+    pub client_id: String,
+    /// The redirect_uri exactly as sent to /authorize; the token request must repeat it.
+    pub redirect_uri: String,
+    pub code_challenge: CodeChallenge,
+    pub scope: Scope,
+    pub resource: ResourceUri,
+    pub subject: String,
+    pub family: FamilyId,
+    pub issued_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redemption {
+    /// This call redeemed the code.
+    Redeemed(AuthorizationGrant),
+    /// The code was redeemed before: whatever its first redemption issued must be revoked.
+    Replayed(AuthorizationGrant),
+    Unknown,
+}
+
+#[async_trait]
+pub trait ExchangeStore: Send + Sync {
+    async fn insert(&self, code: &TokenDigest, grant: &AuthorizationGrant) -> Result<(), StorageError>;
+    /// Marks the code redeemed and reports whether this call was the first. The record stays
+    /// until it expires so that later attempts are recognised as replays.
+    async fn redeem(&self, code: &TokenDigest) -> Result<Redemption, StorageError>;
+}
+
+/// The session behind an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessSession {
+    pub subject: String,
+    pub client_id: String,
+    pub scope: Scope,
+    pub audience: ResourceUri,
+    pub family: FamilyId,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn insert(&self, token: &TokenDigest, session: &AccessSession) -> Result<Admission, StorageError>;
+    async fn get(&self, token: &TokenDigest) -> Result<Option<AccessSession>, StorageError>;
+    async fn remove(&self, token: &TokenDigest) -> Result<(), StorageError>;
+    /// Removes every session of the family and refuses new ones for it.
+    async fn revoke_family(&self, family: &FamilyId) -> Result<(), StorageError>;
+}
+
+/// What a refresh token grants; a successor inherits it unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshGrant {
+    pub client_id: String,
+    pub subject: String,
+    pub scope: Scope,
+    pub resource: ResourceUri,
+    pub family: FamilyId,
+    pub issued_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RefreshState {
+    Active,
+    /// Used once; `successor` is what that use returned, sealed under the used token.
+    Rotated { at: DateTime<Utc>, successor: SealedSuccessor },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    pub grant: RefreshGrant,
+    pub state: RefreshState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// This call rotated the token; the successor is stored.
+    Rotated,
+    /// Another call rotated it first (or earlier); nothing was stored.
+    AlreadyRotated { at: DateTime<Utc>, successor: SealedSuccessor },
+    /// Unknown, expired or revoked; nothing was stored.
+    Unknown,
+}
+
+/// The successor written by a winning rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Successor<'a> {
+    pub token: &'a TokenDigest,
+    pub grant: &'a RefreshGrant,
+}
+
+#[async_trait]
+pub trait RefreshStore: Send + Sync {
+    async fn insert(&self, token: &TokenDigest, grant: &RefreshGrant) -> Result<Admission, StorageError>;
+    async fn get(&self, token: &TokenDigest) -> Result<Option<RefreshRecord>, StorageError>;
+    /// Atomically moves `token` from Active to `Rotated { at, successor: sealed }` and stores
+    /// the successor as Active. Of concurrent rotations of one token, exactly one returns
+    /// `Rotated`.
+    async fn rotate(
+        &self,
+        token: &TokenDigest,
+        at: DateTime<Utc>,
+        sealed: &SealedSuccessor,
+        successor: Successor<'_>,
+    ) -> Result<Rotation, StorageError>;
+    /// Removes every refresh token of the family and refuses new ones for it.
+    async fn revoke_family(&self, family: &FamilyId) -> Result<(), StorageError>;
+}

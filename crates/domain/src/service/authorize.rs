@@ -1,0 +1,278 @@
+//! The authorization endpoint and the consent decision (RFC 6749 section 4.1, RFC 9207).
+
+use std::collections::HashMap;
+
+use url::Url;
+
+use crate::error::{ErrorCode, OAuthError};
+use crate::pkce::CodeChallenge;
+use crate::ports::{AuthorizationGrant, FamilyId, PendingAuthorization};
+use crate::redirect_uri::RedirectUri;
+use crate::resource::ResourceUri;
+use crate::scope::Scope;
+use crate::secret::{TokenDigest, generate_secret, secrets_equal};
+
+use super::AuthorizationServer;
+
+const MAX_STATE_LEN: usize = 2048;
+const MAX_SUBJECT_LEN: usize = 200;
+
+/// Why /authorize could not proceed.
+#[derive(Debug)]
+pub enum AuthorizeError {
+    /// The client or redirect URI cannot be trusted: tell the user, never redirect.
+    Page(OAuthError),
+    /// The client is known and the redirect URI verified: send the error there.
+    Redirect(Url),
+}
+
+/// What the consent page shows, and the two secrets that bind its form to the request.
+#[derive(Debug)]
+pub struct ConsentPrompt {
+    pub request_id: String,
+    pub csrf_token: String,
+    pub client_name: String,
+    pub redirect_host: String,
+    pub scope: Scope,
+    pub resource: ResourceUri,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsentDecision {
+    Approve { subject: String },
+    Deny,
+}
+
+/// A consent form post that cannot be honoured: shown to the user as a page.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConsentError {
+    #[error("This authorization request has expired or was already answered. Start again from your application.")]
+    Expired,
+    #[error("The form could not be verified. Start again from your application.")]
+    Forged,
+    #[error("{0}")]
+    BadInput(&'static str),
+    #[error("The server cannot complete this request right now. Try again shortly.")]
+    Unavailable,
+}
+
+/// Single-valued access to request parameters; a repeated parameter is an error
+/// (RFC 6749 section 3.1).
+struct Params<'a> {
+    values: HashMap<&'a str, Vec<&'a str>>,
+}
+
+impl<'a> Params<'a> {
+    fn new(pairs: &'a [(String, String)]) -> Self {
+        let mut values: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (name, value) in pairs {
+            values.entry(name.as_str()).or_default().push(value.as_str());
+        }
+        Self { values }
+    }
+
+    fn get(&self, name: &str) -> Result<Option<&'a str>, String> {
+        match self.values.get(name).map(Vec::as_slice) {
+            None | Some([]) => Ok(None),
+            Some([one]) => Ok(Some(one)),
+            Some(_) => Err(format!("{name} must not be repeated")),
+        }
+    }
+}
+
+impl AuthorizationServer {
+    fn authorization_response(&self, redirect_uri: &RedirectUri, params: &[(&str, &str)], state: Option<&str>) -> Url {
+        let mut all = params.to_vec();
+        if let Some(state) = state {
+            all.push(("state", state));
+        }
+        all.push(("iss", self.policy.issuer.as_str()));
+        redirect_uri.with_params(all)
+    }
+
+    pub fn error_redirect(&self, redirect_uri: &RedirectUri, error: &OAuthError, state: Option<&str>) -> Url {
+        self.authorization_response(
+            redirect_uri,
+            &[("error", error.code.as_str()), ("error_description", &error.description)],
+            state,
+        )
+    }
+
+    /// Validates an authorization request and parks it until the user decides.
+    pub async fn authorize(&self, pairs: &[(String, String)]) -> Result<ConsentPrompt, AuthorizeError> {
+        let params = Params::new(pairs);
+        let page = |e: String| AuthorizeError::Page(OAuthError::invalid_request(e));
+
+        let client_id = params.get("client_id").map_err(page)?.ok_or_else(|| page("client_id is required".into()))?;
+        let client = self
+            .stores
+            .clients
+            .get(client_id)
+            .await
+            .map_err(|e| AuthorizeError::Page(e.into()))?
+            .filter(|c| c.expires_at > self.clock.now())
+            .ok_or_else(|| page("this client is not registered with the authorization server".into()))?;
+        let presented = params.get("redirect_uri").map_err(page)?.ok_or_else(|| page("redirect_uri is required".into()))?;
+        if client.redirect_uri_for(presented).is_none() {
+            return Err(page("redirect_uri is not registered for this client".into()));
+        }
+        let redirect_uri = RedirectUri::parse(presented).map_err(|e| page(e.to_string()))?;
+
+        // From here on errors go back to the verified redirect URI.
+        let raw_state = params.get("state");
+        let state = raw_state.clone().ok().flatten();
+        let redirect = |e: OAuthError| AuthorizeError::Redirect(self.error_redirect(&redirect_uri, &e, state));
+        let state = raw_state.map_err(|e| redirect(OAuthError::invalid_request(e)))?;
+        if state.is_some_and(|s| s.len() > MAX_STATE_LEN) {
+            return Err(redirect(OAuthError::invalid_request("state is too long")));
+        }
+        let single = |name: &str| params.get(name).map_err(|e| redirect(OAuthError::invalid_request(e)));
+
+        match single("response_type")? {
+            Some("code") => {}
+            None => return Err(redirect(OAuthError::invalid_request("response_type is required"))),
+            Some(_) => {
+                return Err(redirect(OAuthError::new(
+                    ErrorCode::UnsupportedResponseType,
+                    "only response_type=code is supported",
+                )));
+            }
+        }
+        let code_challenge = CodeChallenge::parse(single("code_challenge")?, single("code_challenge_method")?)
+            .map_err(|e| redirect(OAuthError::invalid_request(e.to_string())))?;
+        let scope = self.requested_scope(single("scope")?, client.metadata.scope.as_ref()).map_err(redirect)?;
+        let resource = self.requested_resource(&params).map_err(redirect)?;
+
+        let request_id = generate_secret();
+        let csrf_token = generate_secret();
+        let pending = PendingAuthorization {
+            client_id: client.client_id.clone(),
+            redirect_uri,
+            code_challenge,
+            scope,
+            resource,
+            state: state.map(str::to_owned),
+            csrf_digest: TokenDigest::of(&csrf_token),
+            created_at: self.clock.now(),
+        };
+        if let Err(e) = self.stores.pending.insert(&TokenDigest::of(&request_id), &pending).await {
+            return Err(AuthorizeError::Redirect(self.error_redirect(
+                &pending.redirect_uri,
+                &e.into(),
+                pending.state.as_deref(),
+            )));
+        }
+        Ok(ConsentPrompt {
+            request_id,
+            csrf_token,
+            client_name: client.display_name().to_owned(),
+            redirect_host: pending.redirect_uri.host(),
+            scope: pending.scope,
+            resource: pending.resource,
+        })
+    }
+
+    fn requested_scope(&self, raw: Option<&str>, registered: Option<&Scope>) -> Result<Scope, OAuthError> {
+        let allowed = registered.unwrap_or(&self.policy.scopes);
+        let requested = match raw {
+            None => return Ok(allowed.clone()),
+            Some(raw) => Scope::parse(raw).map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e.to_string()))?,
+        };
+        if requested.is_empty() {
+            return Ok(allowed.clone());
+        }
+        if !requested.is_subset_of(allowed) || !requested.is_subset_of(&self.policy.scopes) {
+            return Err(OAuthError::new(ErrorCode::InvalidScope, format!("scope may only contain: {allowed}")));
+        }
+        Ok(requested)
+    }
+
+    fn requested_resource(&self, params: &Params<'_>) -> Result<ResourceUri, OAuthError> {
+        let invalid_target = |d: String| OAuthError::new(ErrorCode::InvalidTarget, d);
+        let raw = params.get("resource").map_err(|_| invalid_target("one resource per request is supported".into()))?;
+        self.resolve_resource(raw).map_err(invalid_target)
+    }
+
+    /// Resolves an RFC 8707 `resource` parameter; without one, a server that protects a
+    /// single resource uses it.
+    pub(super) fn resolve_resource(&self, raw: Option<&str>) -> Result<ResourceUri, String> {
+        let resources = &self.policy.resources;
+        match raw {
+            None if resources.len() == 1 => Ok(resources[0].clone()),
+            None => Err("resource is required".into()),
+            Some(raw) => ResourceUri::parse(raw)
+                .ok()
+                .filter(|r| resources.contains(r))
+                .ok_or_else(|| format!("resource must be one of: {}", join(resources))),
+        }
+    }
+
+    /// Looks up the pending request a consent page was rendered for, to show it again.
+    pub async fn pending_request(&self, request_id: &str) -> Result<Option<PendingAuthorization>, OAuthError> {
+        Ok(self.stores.pending.get(&TokenDigest::of(request_id)).await?)
+    }
+
+    /// Applies the user's decision: a code on approval, `access_denied` on denial, both
+    /// delivered by redirect. `csrf_cookie` and `csrf_field` must be the token issued with the
+    /// page.
+    pub async fn decide(
+        &self,
+        request_id: &str,
+        csrf_field: &str,
+        csrf_cookie: Option<&str>,
+        decision: ConsentDecision,
+    ) -> Result<Url, ConsentError> {
+        let unavailable = |_| ConsentError::Unavailable;
+        let key = TokenDigest::of(request_id);
+        let pending = self.stores.pending.get(&key).await.map_err(unavailable)?.ok_or(ConsentError::Expired)?;
+        let csrf_ok = csrf_cookie.is_some_and(|cookie| secrets_equal(cookie, csrf_field))
+            && pending.csrf_digest.matches(csrf_field);
+        if !csrf_ok {
+            return Err(ConsentError::Forged);
+        }
+        if let ConsentDecision::Approve { subject } = &decision {
+            validate_subject(subject)?;
+        }
+        // Only one decision per request, however many posts race here.
+        let pending = self.stores.pending.take(&key).await.map_err(unavailable)?.ok_or(ConsentError::Expired)?;
+        let state = pending.state.as_deref();
+        let subject = match decision {
+            ConsentDecision::Deny => {
+                let denied = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
+                return Ok(self.error_redirect(&pending.redirect_uri, &denied, state));
+            }
+            ConsentDecision::Approve { subject } => subject.trim().to_owned(),
+        };
+        let code = generate_secret();
+        let grant = AuthorizationGrant {
+            client_id: pending.client_id.clone(),
+            redirect_uri: pending.redirect_uri.as_str().to_owned(),
+            code_challenge: pending.code_challenge.clone(),
+            scope: pending.scope.clone(),
+            resource: pending.resource.clone(),
+            subject,
+            family: FamilyId::generate(),
+            issued_at: self.clock.now(),
+        };
+        if let Err(e) = self.stores.exchanges.insert(&TokenDigest::of(&code), &grant).await {
+            return Ok(self.error_redirect(&pending.redirect_uri, &e.into(), state));
+        }
+        tracing::info!(client_id = %grant.client_id, subject = %grant.subject, "authorization approved");
+        Ok(self.authorization_response(&pending.redirect_uri, &[("code", &code)], state))
+    }
+}
+
+fn validate_subject(subject: &str) -> Result<(), ConsentError> {
+    let subject = subject.trim();
+    if subject.is_empty() {
+        return Err(ConsentError::BadInput("Enter a user name to approve."));
+    }
+    if subject.len() > MAX_SUBJECT_LEN || subject.chars().any(char::is_control) {
+        return Err(ConsentError::BadInput("The user name must be at most 200 printable characters."));
+    }
+    Ok(())
+}
+
+fn join(resources: &[ResourceUri]) -> String {
+    resources.iter().map(ResourceUri::as_str).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,109 @@
+//! Client authentication at the token, introspection and revocation endpoints.
+
+use crate::client::{Client, TokenEndpointAuthMethod};
+use crate::error::OAuthError;
+use crate::secret::secrets_equal;
+
+use super::AuthorizationServer;
+
+/// How the client identified itself, as parsed at the HTTP boundary.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ClientCredentials {
+    /// `Authorization: Basic` (client_secret_basic).
+    Basic { client_id: String, secret: String },
+    /// `client_id` and `client_secret` in the form body (client_secret_post).
+    Post { client_id: String, secret: String },
+    /// `client_id` alone: a public client.
+    Public { client_id: String },
+    Missing,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Basic { client_id, .. } => write!(f, "Basic({client_id})"),
+            Self::Post { client_id, .. } => write!(f, "Post({client_id})"),
+            Self::Public { client_id } => write!(f, "Public({client_id})"),
+            Self::Missing => f.write_str("Missing"),
+        }
+    }
+}
+
+impl ClientCredentials {
+    fn used_basic(&self) -> bool {
+        matches!(self, Self::Basic { .. })
+    }
+
+    fn method(&self) -> Option<TokenEndpointAuthMethod> {
+        match self {
+            Self::Basic { .. } => Some(TokenEndpointAuthMethod::ClientSecretBasic),
+            Self::Post { .. } => Some(TokenEndpointAuthMethod::ClientSecretPost),
+            Self::Public { .. } => Some(TokenEndpointAuthMethod::None),
+            Self::Missing => None,
+        }
+    }
+
+    fn parts(&self) -> Option<(&str, Option<&str>)> {
+        match self {
+            Self::Basic { client_id, secret } | Self::Post { client_id, secret } => Some((client_id, Some(secret))),
+            Self::Public { client_id } => Some((client_id, None)),
+            Self::Missing => None,
+        }
+    }
+}
+
+/// Who is calling the introspection endpoint.
+#[derive(Debug)]
+pub(super) enum Introspector {
+    /// A resource server with a configured credential: it may introspect any token.
+    ResourceServer,
+    /// A registered confidential client: it may introspect only its own tokens.
+    Client(Box<Client>),
+}
+
+impl AuthorizationServer {
+    /// Authenticates a registered client with the method it registered.
+    pub(super) async fn authenticate_client(&self, credentials: &ClientCredentials) -> Result<Client, OAuthError> {
+        let basic = credentials.used_basic();
+        let (client_id, secret) = credentials
+            .parts()
+            .ok_or_else(|| OAuthError::invalid_client("client authentication is required", false))?;
+        let failed = || OAuthError::invalid_client("client authentication failed", basic);
+        let client = self.stores.clients.get(client_id).await?.ok_or_else(failed)?;
+        if client.expires_at <= self.clock.now() || credentials.method() != Some(client.auth_method()) {
+            return Err(failed());
+        }
+        match (secret, &client.secret_digest) {
+            (None, None) => Ok(client),
+            (Some(secret), Some(digest)) if digest.matches(secret) => Ok(client),
+            _ => Err(failed()),
+        }
+    }
+
+    pub(super) async fn authenticate_introspector(
+        &self,
+        credentials: &ClientCredentials,
+    ) -> Result<Introspector, OAuthError> {
+        if let ClientCredentials::Basic { client_id, secret } | ClientCredentials::Post { client_id, secret } =
+            credentials
+        {
+            let configured = self
+                .policy
+                .resource_servers
+                .iter()
+                .find(|rs| secrets_equal(&rs.client_id, client_id));
+            if let Some(rs) = configured {
+                return if rs.secret_digest.matches(secret) {
+                    Ok(Introspector::ResourceServer)
+                } else {
+                    Err(OAuthError::invalid_client("client authentication failed", credentials.used_basic()))
+                };
+            }
+        }
+        let client = self.authenticate_client(credentials).await?;
+        if !client.auth_method().is_confidential() {
+            return Err(OAuthError::invalid_client("public clients may not introspect tokens", false));
+        }
+        Ok(Introspector::Client(Box::new(client)))
+    }
+}

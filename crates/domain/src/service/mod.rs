@@ -1,0 +1,72 @@
+//! The authorization server's rules. HTTP handlers parse requests into the types here and
+//! translate the results; storage is reached only through the ports.
+
+mod authorize;
+mod client_auth;
+mod introspect;
+mod register;
+mod token;
+
+use std::sync::Arc;
+
+use chrono::Duration;
+
+pub use authorize::{AuthorizeError, ConsentDecision, ConsentError, ConsentPrompt};
+pub use client_auth::ClientCredentials;
+pub use introspect::Introspection;
+pub use register::RegisteredClient;
+pub use token::{TokenRequest, TokenResponse};
+
+use crate::clock::Clock;
+use crate::ports::{ClientStore, ExchangeStore, PendingAuthStore, RefreshStore, SessionStore};
+use crate::resource::{Issuer, ResourceUri};
+use crate::scope::Scope;
+use crate::secret::TokenDigest;
+
+/// One adapter's implementation of every port.
+#[derive(Clone)]
+pub struct Stores {
+    pub clients: Arc<dyn ClientStore>,
+    pub pending: Arc<dyn PendingAuthStore>,
+    pub exchanges: Arc<dyn ExchangeStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub refresh: Arc<dyn RefreshStore>,
+}
+
+/// A credential with which a resource server may call the introspection endpoint.
+#[derive(Debug, Clone)]
+pub struct ResourceServerCredential {
+    pub client_id: String,
+    pub secret_digest: TokenDigest,
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub issuer: Issuer,
+    /// The resources tokens may be issued for; the first is the default audience.
+    pub resources: Vec<ResourceUri>,
+    /// Every scope a client may request; a request without `scope` gets all of them.
+    pub scopes: Scope,
+    pub access_token_ttl: Duration,
+    /// How long a retry of a just-rotated refresh token gets the same successor back; zero
+    /// turns the grace window off.
+    pub refresh_grace: Duration,
+    pub resource_servers: Vec<ResourceServerCredential>,
+}
+
+pub struct AuthorizationServer {
+    stores: Stores,
+    policy: Policy,
+    clock: Arc<dyn Clock>,
+}
+
+impl AuthorizationServer {
+    pub fn new(stores: Stores, policy: Policy, clock: Arc<dyn Clock>) -> Self {
+        assert!(!policy.resources.is_empty(), "an authorization server issues tokens for at least one resource");
+        Self { stores, policy, clock }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+}

@@ -1,0 +1,35 @@
+use chrono::Duration;
+
+use crate::client::{Client, RegistrationRequest};
+use crate::error::OAuthError;
+use crate::secret::{TokenDigest, generate_secret};
+
+use super::AuthorizationServer;
+
+/// A newly registered client and, for a confidential client, its secret: shown once, never
+/// stored.
+#[derive(Debug)]
+pub struct RegisteredClient {
+    pub client: Client,
+    pub client_secret: Option<String>,
+}
+
+impl AuthorizationServer {
+    pub async fn register(&self, request: RegistrationRequest) -> Result<RegisteredClient, OAuthError> {
+        let metadata = request.validate(&self.policy.scopes)?;
+        let client_secret = metadata.token_endpoint_auth_method.is_confidential().then(generate_secret);
+        let issued_at = self.clock.now();
+        let lifetime = Duration::from_std(crate::ports::CLIENT_LIFETIME).expect("30 days fits");
+        let client = Client {
+            // Client ids are public but unguessable, so nobody can enumerate them.
+            client_id: generate_secret(),
+            secret_digest: client_secret.as_deref().map(TokenDigest::of),
+            metadata,
+            issued_at,
+            expires_at: issued_at + lifetime,
+        };
+        self.stores.clients.insert(&client).await?;
+        tracing::info!(client_id = %client.client_id, method = ?client.auth_method(), "client registered");
+        Ok(RegisteredClient { client, client_secret })
+    }
+}

@@ -1,0 +1,277 @@
+//! The token endpoint: code exchange (RFC 6749 4.1.3, RFC 7636 4.6) and refresh with rotation,
+//! reuse detection and a grace window for lost responses.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::client::{Client, GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN};
+use crate::error::{ErrorCode, OAuthError};
+use crate::grace::{SealedSuccessor, SuccessorPair};
+use crate::pkce::CodeVerifier;
+use crate::ports::{
+    AccessSession, Admission, FamilyId, Redemption, RefreshGrant, RefreshRecord, RefreshState, Rotation, Successor,
+};
+use crate::resource::ResourceUri;
+use crate::scope::Scope;
+use crate::secret::{TokenDigest, generate_secret};
+
+use super::{AuthorizationServer, ClientCredentials};
+
+/// The token request's parameters, each at most once (checked at the HTTP boundary).
+#[derive(Debug, Default, Clone)]
+pub struct TokenRequest {
+    pub grant_type: Option<String>,
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
+    pub refresh_token: Option<String>,
+    pub scope: Option<String>,
+    pub resource: Option<String>,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    pub scope: String,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse").field("expires_in", &self.expires_in).field("scope", &self.scope).finish_non_exhaustive()
+    }
+}
+
+fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, OAuthError> {
+    value.as_deref().filter(|v| !v.is_empty()).ok_or_else(|| OAuthError::invalid_request(format!("{name} is required")))
+}
+
+/// The tokens to store for one issuance, generated before anything is written.
+struct Issuance {
+    access_token: String,
+    refresh_token: Option<String>,
+    session: AccessSession,
+}
+
+impl AuthorizationServer {
+    pub async fn token(&self, credentials: &ClientCredentials, request: &TokenRequest) -> Result<TokenResponse, OAuthError> {
+        let grant_type = required(&request.grant_type, "grant_type")?;
+        if ![GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN].contains(&grant_type) {
+            return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "grant_type must be authorization_code or refresh_token"));
+        }
+        let client = self.authenticate_client(credentials).await?;
+        if !client.allows_grant(grant_type) {
+            return Err(OAuthError::new(ErrorCode::UnauthorizedClient, format!("this client is not registered for {grant_type}")));
+        }
+        if grant_type == GRANT_AUTHORIZATION_CODE {
+            self.exchange_code(&client, request).await
+        } else {
+            self.refresh(&client, request).await
+        }
+    }
+
+    fn check_resource(&self, presented: Option<&str>, bound: &ResourceUri) -> Result<(), OAuthError> {
+        match presented {
+            None => Ok(()),
+            Some(raw) if ResourceUri::parse(raw).as_ref() == Ok(bound) => Ok(()),
+            Some(_) => Err(OAuthError::new(ErrorCode::InvalidTarget, format!("resource must be {bound}, as authorized"))),
+        }
+    }
+
+    async fn exchange_code(&self, client: &Client, request: &TokenRequest) -> Result<TokenResponse, OAuthError> {
+        let code = required(&request.code, "code")?;
+        let redirect_uri = required(&request.redirect_uri, "redirect_uri")?;
+        let verifier = CodeVerifier::parse(required(&request.code_verifier, "code_verifier")?)
+            .map_err(|e| OAuthError::invalid_request(e.to_string()))?;
+
+        let grant = match self.stores.exchanges.redeem(&TokenDigest::of(code)).await? {
+            Redemption::Redeemed(grant) => grant,
+            Redemption::Replayed(grant) => {
+                tracing::warn!(client_id = %grant.client_id, "authorization code replayed; revoking its tokens");
+                self.revoke_family(&grant.family).await?;
+                return Err(OAuthError::invalid_grant("authorization code was already used"));
+            }
+            Redemption::Unknown => return Err(OAuthError::invalid_grant("authorization code is invalid or expired")),
+        };
+        // The code is spent whatever happens below: a wrong guess must not leave it usable.
+        if grant.client_id != client.client_id {
+            return Err(OAuthError::invalid_grant("authorization code was issued to another client"));
+        }
+        if grant.redirect_uri != redirect_uri {
+            return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
+        }
+        if !grant.code_challenge.is_satisfied_by(&verifier) {
+            return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge"));
+        }
+        self.check_resource(request.resource.as_deref(), &grant.resource)?;
+
+        let refresh = RefreshGrant {
+            client_id: grant.client_id,
+            subject: grant.subject,
+            scope: grant.scope,
+            resource: grant.resource,
+            family: grant.family,
+            issued_at: self.clock.now(),
+        };
+        let issuance = self.prepare(client, &refresh, refresh.scope.clone());
+        self.store_session(&issuance).await?;
+        if let Some(token) = &issuance.refresh_token
+            && self.stores.refresh.insert(&TokenDigest::of(token), &refresh).await? == Admission::FamilyRevoked
+        {
+            self.stores.sessions.remove(&TokenDigest::of(&issuance.access_token)).await?;
+            return Err(OAuthError::invalid_grant("authorization code was already used"));
+        }
+        tracing::info!(client_id = %client.client_id, "authorization code exchanged");
+        Ok(self.response(&issuance))
+    }
+
+    fn prepare(&self, client: &Client, grant: &RefreshGrant, scope: Scope) -> Issuance {
+        let now = self.clock.now();
+        Issuance {
+            access_token: generate_secret(),
+            refresh_token: client.allows_grant(GRANT_REFRESH_TOKEN).then(generate_secret),
+            session: AccessSession {
+                subject: grant.subject.clone(),
+                client_id: grant.client_id.clone(),
+                scope,
+                audience: grant.resource.clone(),
+                family: grant.family.clone(),
+                issued_at: now,
+                expires_at: now + self.policy.access_token_ttl,
+            },
+        }
+    }
+
+    async fn store_session(&self, issuance: &Issuance) -> Result<(), OAuthError> {
+        match self.stores.sessions.insert(&TokenDigest::of(&issuance.access_token), &issuance.session).await? {
+            Admission::Stored => Ok(()),
+            Admission::FamilyRevoked => Err(OAuthError::invalid_grant("this authorization was revoked")),
+        }
+    }
+
+    fn expires_in(&self, expires_at: DateTime<Utc>) -> i64 {
+        (expires_at - self.clock.now()).num_seconds().max(0)
+    }
+
+    fn response(&self, issuance: &Issuance) -> TokenResponse {
+        TokenResponse {
+            access_token: issuance.access_token.clone(),
+            token_type: "Bearer",
+            expires_in: self.expires_in(issuance.session.expires_at),
+            refresh_token: issuance.refresh_token.clone(),
+            scope: issuance.session.scope.to_string(),
+        }
+    }
+
+    async fn refresh(&self, client: &Client, request: &TokenRequest) -> Result<TokenResponse, OAuthError> {
+        let presented = required(&request.refresh_token, "refresh_token")?;
+        let digest = TokenDigest::of(presented);
+        let RefreshRecord { grant, state } = self
+            .stores
+            .refresh
+            .get(&digest)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_grant("refresh token is invalid, expired or revoked"))?;
+        if grant.client_id != client.client_id {
+            return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
+        }
+        self.check_resource(request.resource.as_deref(), &grant.resource)?;
+        // A narrower scope applies to the new access token only; the refresh token keeps the
+        // original grant (RFC 6749 section 6).
+        let scope = match request.scope.as_deref() {
+            None => grant.scope.clone(),
+            Some(raw) => Scope::parse(raw)
+                .ok()
+                .filter(|s| !s.is_empty() && s.is_subset_of(&grant.scope))
+                .ok_or_else(|| OAuthError::new(ErrorCode::InvalidScope, format!("scope may only narrow: {}", grant.scope)))?,
+        };
+
+        if let RefreshState::Rotated { at, successor } = state {
+            return self.reused(presented, &grant.family, at, &successor).await;
+        }
+
+        let successor_grant = RefreshGrant { issued_at: self.clock.now(), ..grant.clone() };
+        let issuance = self.prepare(client, &successor_grant, scope);
+        let successor_token = issuance.refresh_token.clone().unwrap_or_else(generate_secret);
+        let sealed = SealedSuccessor::seal(
+            presented,
+            &SuccessorPair {
+                access_token: issuance.access_token.clone(),
+                refresh_token: successor_token.clone(),
+                access_expires_at: issuance.session.expires_at,
+                scope: issuance.session.scope.to_string(),
+            },
+        );
+        // The access token is stored first so that a grace-window retry racing this call never
+        // receives a token that does not work yet; a losing call removes it again.
+        self.store_session(&issuance).await?;
+        let rotation = self
+            .stores
+            .refresh
+            .rotate(
+                &digest,
+                self.clock.now(),
+                &sealed,
+                Successor { token: &TokenDigest::of(&successor_token), grant: &successor_grant },
+            )
+            .await;
+        let rotation = match rotation {
+            Ok(rotation) => rotation,
+            Err(e) => {
+                let _ = self.stores.sessions.remove(&TokenDigest::of(&issuance.access_token)).await;
+                return Err(e.into());
+            }
+        };
+        if rotation != Rotation::Rotated {
+            self.stores.sessions.remove(&TokenDigest::of(&issuance.access_token)).await?;
+        }
+        match rotation {
+            Rotation::Rotated => {
+                tracing::info!(client_id = %client.client_id, "refresh token rotated");
+                Ok(TokenResponse { refresh_token: Some(successor_token), ..self.response(&issuance) })
+            }
+            Rotation::AlreadyRotated { at, successor } => self.reused(presented, &grant.family, at, &successor).await,
+            Rotation::Unknown => Err(OAuthError::invalid_grant("refresh token is invalid, expired or revoked")),
+        }
+    }
+
+    /// A refresh token was presented again after its rotation. Within the grace window, and
+    /// while its successor is unused, the client gets that successor again; otherwise this is
+    /// treated as theft and the whole family is revoked.
+    async fn reused(
+        &self,
+        presented: &str,
+        family: &FamilyId,
+        rotated_at: DateTime<Utc>,
+        sealed: &SealedSuccessor,
+    ) -> Result<TokenResponse, OAuthError> {
+        let within_grace = self.clock.now() - rotated_at <= self.policy.refresh_grace && !self.policy.refresh_grace.is_zero();
+        if within_grace && let Some(pair) = sealed.open(presented) {
+            let successor = self.stores.refresh.get(&TokenDigest::of(&pair.refresh_token)).await?;
+            if successor.is_some_and(|s| s.state == RefreshState::Active) {
+                tracing::info!("refresh retried within the grace window; returning the same successor");
+                return Ok(TokenResponse {
+                    expires_in: self.expires_in(pair.access_expires_at),
+                    access_token: pair.access_token,
+                    token_type: "Bearer",
+                    refresh_token: Some(pair.refresh_token),
+                    scope: pair.scope,
+                });
+            }
+        }
+        tracing::warn!("rotated refresh token reused; revoking its family");
+        self.revoke_family(family).await?;
+        Err(OAuthError::invalid_grant("refresh token was already used; the authorization has been revoked"))
+    }
+
+    pub(super) async fn revoke_family(&self, family: &FamilyId) -> Result<(), OAuthError> {
+        // Refresh first: once no refresh token can mint new access tokens, removing the
+        // sessions is final.
+        self.stores.refresh.revoke_family(family).await?;
+        self.stores.sessions.revoke_family(family).await?;
+        Ok(())
+    }
+}

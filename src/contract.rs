@@ -1,0 +1,525 @@
+//! The storage contract: the same cases for every adapter. An adapter's test file calls
+//! `contract_suite!(name, factory)`, where `factory(lifetimes)` returns a fresh, empty
+//! [`Backend`].
+
+use std::any::Any;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use mcp_oauth_domain::client::{Client, RegistrationRequest};
+use mcp_oauth_domain::clock::{Clock, ManualClock};
+use mcp_oauth_domain::grace::{SealedSuccessor, SuccessorPair};
+use mcp_oauth_domain::pkce::{CodeChallenge, CodeVerifier};
+use mcp_oauth_domain::ports::*;
+use mcp_oauth_domain::redirect_uri::RedirectUri;
+use mcp_oauth_domain::resource::{Issuer, ResourceUri};
+use mcp_oauth_domain::scope::Scope;
+use mcp_oauth_domain::secret::{TokenDigest, generate_secret};
+use mcp_oauth_domain::service::{
+    AuthorizationServer, ClientCredentials, ConsentDecision, Policy, Stores, TokenRequest, TokenResponse,
+};
+use mcp_oauth_domain::{ErrorCode, OAuthError};
+
+/// A fresh store, and whatever must stay alive while it is used (a server process, a file).
+pub struct Backend {
+    pub stores: Stores,
+    pub keep_alive: Box<dyn Any + Send + Sync>,
+}
+
+/// Lifetimes short enough to watch expire in real time on every backend.
+pub const SHORT: Duration = Duration::from_millis(400);
+
+pub fn short_lifetimes() -> Lifetimes {
+    Lifetimes { client: SHORT, pending_auth: SHORT, exchange: SHORT, session: SHORT, refresh: SHORT }
+}
+
+#[macro_export]
+macro_rules! contract_suite {
+    ($name:ident, $factory:expr) => {
+        mod $name {
+            use super::*;
+            $crate::contract_cases!($factory;
+                clients_round_trip, pending_requests_are_taken_once, records_expire,
+                codes_redeem_once_then_report_replay, racing_redemptions_have_one_winner,
+                sessions_and_family_revocation, refresh_rotation_and_reuse, racing_rotations_store_one_successor,
+                refresh_family_revocation, service_grace_window_retry, service_reuse_after_grace_revokes_family,
+                service_racing_refreshes_share_one_successor, service_code_replay_revokes_tokens);
+        }
+    };
+}
+
+#[macro_export]
+macro_rules! contract_cases {
+    ($factory:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                $crate::contract::$case(&$factory).await;
+            }
+        )*
+    };
+}
+
+fn sample_client(id: &str) -> Client {
+    let metadata = RegistrationRequest {
+        redirect_uris: Some(vec!["http://127.0.0.1:3000/callback".into()]),
+        client_name: Some("Contract client".into()),
+        ..Default::default()
+    }
+    .validate(&Scope::parse("mcp").unwrap())
+    .unwrap();
+    Client {
+        client_id: id.into(),
+        secret_digest: Some(TokenDigest::of("secret")),
+        metadata,
+        issued_at: Utc::now(),
+        expires_at: Utc::now() + TimeDelta::days(30),
+    }
+}
+
+fn resource() -> ResourceUri {
+    ResourceUri::parse("http://localhost:3232/mcp").unwrap()
+}
+
+fn challenge() -> CodeChallenge {
+    CodeChallenge::of(&CodeVerifier::parse(&"v".repeat(43)).unwrap())
+}
+
+pub fn sample_pending() -> PendingAuthorization {
+    PendingAuthorization {
+        client_id: "client".into(),
+        redirect_uri: RedirectUri::parse("http://127.0.0.1:3000/callback").unwrap(),
+        code_challenge: challenge(),
+        scope: Scope::parse("mcp").unwrap(),
+        resource: resource(),
+        state: Some("xyz".into()),
+        csrf_digest: TokenDigest::of("csrf"),
+        created_at: Utc::now(),
+    }
+}
+
+fn sample_grant(family: &FamilyId) -> AuthorizationGrant {
+    AuthorizationGrant {
+        client_id: "client".into(),
+        redirect_uri: "http://127.0.0.1:3000/callback".into(),
+        code_challenge: challenge(),
+        scope: Scope::parse("mcp").unwrap(),
+        resource: resource(),
+        subject: "alice".into(),
+        family: family.clone(),
+        issued_at: Utc::now(),
+    }
+}
+
+fn sample_session(family: &FamilyId) -> AccessSession {
+    AccessSession {
+        subject: "alice".into(),
+        client_id: "client".into(),
+        scope: Scope::parse("mcp").unwrap(),
+        audience: resource(),
+        family: family.clone(),
+        issued_at: Utc::now(),
+        expires_at: Utc::now() + TimeDelta::hours(1),
+    }
+}
+
+fn sample_refresh(family: &FamilyId) -> RefreshGrant {
+    RefreshGrant {
+        client_id: "client".into(),
+        subject: "alice".into(),
+        scope: Scope::parse("mcp").unwrap(),
+        resource: resource(),
+        family: family.clone(),
+        issued_at: Utc::now(),
+    }
+}
+
+fn sealed_for(token: &str) -> SealedSuccessor {
+    SealedSuccessor::seal(
+        token,
+        &SuccessorPair {
+            access_token: generate_secret(),
+            refresh_token: generate_secret(),
+            access_expires_at: Utc::now(),
+            scope: "mcp".into(),
+        },
+    )
+}
+
+async fn fresh<F, Fut>(factory: &F) -> Backend
+where
+    F: Fn(Lifetimes) -> Fut,
+    Fut: Future<Output = Backend>,
+{
+    factory(Lifetimes::default()).await
+}
+
+pub async fn clients_round_trip<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    let backend = fresh(factory).await;
+    let clients = &backend.stores.clients;
+    let client = sample_client("client-1");
+    clients.insert(&client).await.unwrap();
+    assert_eq!(clients.get("client-1").await.unwrap(), Some(client));
+    assert_eq!(clients.get("client-2").await.unwrap(), None);
+}
+
+pub async fn pending_requests_are_taken_once<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    let backend = fresh(factory).await;
+    let pending = &backend.stores.pending;
+    let key = TokenDigest::of(&generate_secret());
+    let request = sample_pending();
+    pending.insert(&key, &request).await.unwrap();
+    assert_eq!(pending.get(&key).await.unwrap(), Some(request.clone()));
+    assert_eq!(pending.take(&key).await.unwrap(), Some(request));
+    assert_eq!(pending.take(&key).await.unwrap(), None);
+    assert_eq!(pending.get(&key).await.unwrap(), None);
+    assert_eq!(pending.get(&TokenDigest::of("unknown")).await.unwrap(), None);
+}
+
+pub async fn records_expire<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    let backend = factory(short_lifetimes()).await;
+    let s = &backend.stores;
+    let family = FamilyId::generate();
+    let (request, code, access, refresh) = (TokenDigest::of("r"), TokenDigest::of("c"), TokenDigest::of("a"), TokenDigest::of("f"));
+    s.clients.insert(&sample_client("expiring")).await.unwrap();
+    s.pending.insert(&request, &sample_pending()).await.unwrap();
+    s.exchanges.insert(&code, &sample_grant(&family)).await.unwrap();
+    assert_eq!(s.sessions.insert(&access, &sample_session(&family)).await.unwrap(), Admission::Stored);
+    assert_eq!(s.refresh.insert(&refresh, &sample_refresh(&family)).await.unwrap(), Admission::Stored);
+    assert!(s.clients.get("expiring").await.unwrap().is_some());
+    assert!(s.pending.get(&request).await.unwrap().is_some());
+    assert!(s.sessions.get(&access).await.unwrap().is_some());
+    assert!(s.refresh.get(&refresh).await.unwrap().is_some());
+
+    tokio::time::sleep(SHORT + Duration::from_millis(300)).await;
+    assert_eq!(s.clients.get("expiring").await.unwrap(), None);
+    assert_eq!(s.pending.get(&request).await.unwrap(), None);
+    assert_eq!(s.pending.take(&request).await.unwrap(), None);
+    assert_eq!(s.exchanges.redeem(&code).await.unwrap(), Redemption::Unknown);
+    assert_eq!(s.sessions.get(&access).await.unwrap(), None);
+    assert_eq!(s.refresh.get(&refresh).await.unwrap(), None);
+    let next = TokenDigest::of("next");
+    let sealed = sealed_for("f");
+    let grant = sample_refresh(&family);
+    let rotation = s.refresh.rotate(&refresh, Utc::now(), &sealed, Successor { token: &next, grant: &grant }).await;
+    assert_eq!(rotation.unwrap(), Rotation::Unknown);
+    assert_eq!(s.refresh.get(&next).await.unwrap(), None);
+}
+
+pub async fn codes_redeem_once_then_report_replay<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    let backend = fresh(factory).await;
+    let exchanges = &backend.stores.exchanges;
+    let code = TokenDigest::of(&generate_secret());
+    let grant = sample_grant(&FamilyId::generate());
+    exchanges.insert(&code, &grant).await.unwrap();
+    assert_eq!(exchanges.redeem(&code).await.unwrap(), Redemption::Redeemed(grant.clone()));
+    assert_eq!(exchanges.redeem(&code).await.unwrap(), Redemption::Replayed(grant.clone()));
+    assert_eq!(exchanges.redeem(&code).await.unwrap(), Redemption::Replayed(grant));
+    assert_eq!(exchanges.redeem(&TokenDigest::of("unknown")).await.unwrap(), Redemption::Unknown);
+}
+
+pub async fn racing_redemptions_have_one_winner<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    let backend = fresh(factory).await;
+    let exchanges = backend.stores.exchanges.clone();
+    let code = TokenDigest::of(&generate_secret());
+    exchanges.insert(&code, &sample_grant(&FamilyId::generate())).await.unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(64));
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let (exchanges, barrier) = (exchanges.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                exchanges.redeem(&code).await.unwrap()
+            })
+        })
+        .collect();
+    let mut redeemed = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Redemption::Redeemed(_) => redeemed += 1,
+            Redemption::Replayed(_) => {}
+            Redemption::Unknown => panic!("a racing redemption lost the code"),
+        }
+    }
+    assert_eq!(redeemed, 1, "exactly one of 64 racing redemptions wins");
+}
+
+pub async fn sessions_and_family_revocation<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    let backend = fresh(factory).await;
+    let sessions = &backend.stores.sessions;
+    let (family, other) = (FamilyId::generate(), FamilyId::generate());
+    let (a1, a2, b1) = (TokenDigest::of("a1"), TokenDigest::of("a2"), TokenDigest::of("b1"));
+    for (token, fam) in [(&a1, &family), (&a2, &family), (&b1, &other)] {
+        assert_eq!(sessions.insert(token, &sample_session(fam)).await.unwrap(), Admission::Stored);
+    }
+    let stored = sessions.get(&a1).await.unwrap().expect("a stored session is readable");
+    assert_eq!((stored.subject.as_str(), &stored.family, &stored.audience), ("alice", &family, &resource()));
+    sessions.remove(&a2).await.unwrap();
+    assert_eq!(sessions.get(&a2).await.unwrap(), None);
+    sessions.remove(&TokenDigest::of("unknown")).await.unwrap();
+
+    sessions.revoke_family(&family).await.unwrap();
+    assert_eq!(sessions.get(&a1).await.unwrap(), None);
+    assert!(sessions.get(&b1).await.unwrap().is_some(), "another family is untouched");
+    let late = TokenDigest::of("late");
+    assert_eq!(sessions.insert(&late, &sample_session(&family)).await.unwrap(), Admission::FamilyRevoked);
+    assert_eq!(sessions.get(&late).await.unwrap(), None);
+    sessions.revoke_family(&FamilyId::generate()).await.unwrap();
+}
+
+pub async fn refresh_rotation_and_reuse<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    let backend = fresh(factory).await;
+    let refresh = &backend.stores.refresh;
+    let family = FamilyId::generate();
+    let (r1, r2, r3) = (TokenDigest::of("r1"), TokenDigest::of("r2"), TokenDigest::of("r3"));
+    let grant = sample_refresh(&family);
+    assert_eq!(refresh.insert(&r1, &grant).await.unwrap(), Admission::Stored);
+    assert_eq!(refresh.get(&r1).await.unwrap(), Some(RefreshRecord { grant: grant.clone(), state: RefreshState::Active }));
+
+    let at = Utc::now();
+    let sealed = sealed_for("r1");
+    let rotated = refresh.rotate(&r1, at, &sealed, Successor { token: &r2, grant: &grant }).await.unwrap();
+    assert_eq!(rotated, Rotation::Rotated);
+    let record = refresh.get(&r1).await.unwrap().unwrap();
+    match record.state {
+        RefreshState::Rotated { at: stored_at, successor } => {
+            assert_eq!((stored_at - at).num_milliseconds().abs(), 0);
+            assert_eq!(successor, sealed);
+        }
+        RefreshState::Active => panic!("the used token must be marked rotated"),
+    }
+    assert_eq!(refresh.get(&r2).await.unwrap().unwrap().state, RefreshState::Active);
+
+    let again = refresh.rotate(&r1, Utc::now(), &sealed_for("r1"), Successor { token: &r3, grant: &grant }).await.unwrap();
+    match again {
+        Rotation::AlreadyRotated { successor, .. } => assert_eq!(successor, sealed, "the first rotation's seal is kept"),
+        other => panic!("expected AlreadyRotated, got {other:?}"),
+    }
+    assert_eq!(refresh.get(&r3).await.unwrap(), None, "a losing rotation stores nothing");
+    let unknown = TokenDigest::of("unknown");
+    let missing = refresh.rotate(&unknown, Utc::now(), &sealed, Successor { token: &r3, grant: &grant }).await.unwrap();
+    assert_eq!(missing, Rotation::Unknown);
+    assert_eq!(refresh.get(&r3).await.unwrap(), None);
+}
+
+pub async fn racing_rotations_store_one_successor<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    let backend = fresh(factory).await;
+    let refresh = backend.stores.refresh.clone();
+    let family = FamilyId::generate();
+    let r1 = TokenDigest::of("r1");
+    refresh.insert(&r1, &sample_refresh(&family)).await.unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(32));
+    let tasks: Vec<_> = (0..32)
+        .map(|i| {
+            let (refresh, barrier, family) = (refresh.clone(), barrier.clone(), family.clone());
+            tokio::spawn(async move {
+                let successor = TokenDigest::of(&format!("successor-{i}"));
+                barrier.wait().await;
+                let grant = sample_refresh(&family);
+                let sealed = sealed_for("r1");
+                let rotation = refresh.rotate(&r1, Utc::now(), &sealed, Successor { token: &successor, grant: &grant }).await;
+                (successor, rotation.unwrap())
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (successor, rotation) = task.await.unwrap();
+        match rotation {
+            Rotation::Rotated => winners.push(successor),
+            Rotation::AlreadyRotated { .. } => assert_eq!(refresh.get(&successor).await.unwrap(), None),
+            Rotation::Unknown => panic!("a racing rotation lost the token"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one of 32 racing rotations wins");
+    assert_eq!(refresh.get(&winners[0]).await.unwrap().unwrap().state, RefreshState::Active);
+}
+
+pub async fn refresh_family_revocation<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    let backend = fresh(factory).await;
+    let refresh = &backend.stores.refresh;
+    let (family, other) = (FamilyId::generate(), FamilyId::generate());
+    let (r1, r2, r3, o1) = (TokenDigest::of("r1"), TokenDigest::of("r2"), TokenDigest::of("r3"), TokenDigest::of("o1"));
+    refresh.insert(&r1, &sample_refresh(&family)).await.unwrap();
+    refresh.insert(&o1, &sample_refresh(&other)).await.unwrap();
+    let grant = sample_refresh(&family);
+    refresh.rotate(&r1, Utc::now(), &sealed_for("r1"), Successor { token: &r2, grant: &grant }).await.unwrap();
+
+    refresh.revoke_family(&family).await.unwrap();
+    assert_eq!(refresh.get(&r1).await.unwrap(), None);
+    assert_eq!(refresh.get(&r2).await.unwrap(), None);
+    assert!(refresh.get(&o1).await.unwrap().is_some(), "another family is untouched");
+    let rotation = refresh.rotate(&r2, Utc::now(), &sealed_for("r2"), Successor { token: &r3, grant: &grant }).await.unwrap();
+    assert_eq!(rotation, Rotation::Unknown);
+    assert_eq!(refresh.insert(&r3, &grant).await.unwrap(), Admission::FamilyRevoked);
+    assert_eq!(refresh.get(&r3).await.unwrap(), None);
+}
+
+// The domain service over each adapter: the rules that span several ports.
+
+struct Flow {
+    server: Arc<AuthorizationServer>,
+    clock: Arc<ManualClock>,
+    credentials: ClientCredentials,
+    _backend: Backend,
+}
+
+impl Flow {
+    async fn new<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F, grace_secs: i64) -> Self {
+        let backend = fresh(factory).await;
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let policy = Policy {
+            issuer: Issuer::parse("http://localhost:3232").unwrap(),
+            resources: vec![resource()],
+            scopes: Scope::parse("mcp").unwrap(),
+            access_token_ttl: TimeDelta::hours(1),
+            refresh_grace: TimeDelta::seconds(grace_secs),
+            resource_servers: vec![],
+        };
+        let server = Arc::new(AuthorizationServer::new(backend.stores.clone(), policy, clock.clone() as Arc<dyn Clock>));
+        let registered = server
+            .register(RegistrationRequest {
+                redirect_uris: Some(vec!["http://127.0.0.1:3000/callback".into()]),
+                token_endpoint_auth_method: Some("none".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let credentials = ClientCredentials::Public { client_id: registered.client.client_id };
+        Self { server, clock, credentials, _backend: backend }
+    }
+
+    async fn code(&self, verifier: &str) -> String {
+        let ClientCredentials::Public { client_id } = &self.credentials else { unreachable!() };
+        let challenge = CodeChallenge::of(&CodeVerifier::parse(verifier).unwrap());
+        let pairs: Vec<(String, String)> = [
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", "http://127.0.0.1:3000/callback"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+            ("state", "s"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let prompt = self.server.authorize(&pairs).await.unwrap();
+        let approve = ConsentDecision::Approve { subject: "alice".into() };
+        let redirect = self.server.decide(&prompt.request_id, &prompt.csrf_token, Some(&prompt.csrf_token), approve).await.unwrap();
+        redirect.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned()
+    }
+
+    async fn tokens(&self) -> TokenResponse {
+        let verifier = "x".repeat(50);
+        let code = self.code(&verifier).await;
+        self.exchange(&code, &verifier).await.unwrap()
+    }
+
+    async fn exchange(&self, code: &str, verifier: &str) -> Result<TokenResponse, OAuthError> {
+        let request = TokenRequest {
+            grant_type: Some("authorization_code".into()),
+            code: Some(code.into()),
+            redirect_uri: Some("http://127.0.0.1:3000/callback".into()),
+            code_verifier: Some(verifier.into()),
+            ..Default::default()
+        };
+        self.server.token(&self.credentials, &request).await
+    }
+
+    async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, OAuthError> {
+        let request = TokenRequest {
+            grant_type: Some("refresh_token".into()),
+            refresh_token: Some(refresh_token.into()),
+            ..Default::default()
+        };
+        self.server.token(&self.credentials, &request).await
+    }
+
+    async fn active(&self, token: &str) -> bool {
+        let sessions = &self._backend.stores.sessions;
+        sessions.get(&TokenDigest::of(token)).await.unwrap().is_some()
+    }
+}
+
+pub async fn service_grace_window_retry<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    let flow = Flow::new(factory, 30).await;
+    let first = flow.tokens().await;
+    let r1 = first.refresh_token.clone().unwrap();
+    let second = flow.refresh(&r1).await.unwrap();
+    flow.clock.advance(TimeDelta::seconds(10));
+    let retry = flow.refresh(&r1).await.unwrap();
+    assert_eq!(retry.access_token, second.access_token, "a retry within the grace window gets the same successor");
+    assert_eq!(retry.refresh_token, second.refresh_token);
+    assert!(flow.active(&second.access_token).await);
+    let third = flow.refresh(second.refresh_token.as_deref().unwrap()).await.unwrap();
+    assert!(flow.active(&third.access_token).await, "the successor keeps working after a grace retry");
+}
+
+pub async fn service_reuse_after_grace_revokes_family<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    let flow = Flow::new(factory, 30).await;
+    let first = flow.tokens().await;
+    let r1 = first.refresh_token.clone().unwrap();
+    let second = flow.refresh(&r1).await.unwrap();
+    flow.clock.advance(TimeDelta::seconds(31));
+    let reuse = flow.refresh(&r1).await.unwrap_err();
+    assert_eq!(reuse.code, ErrorCode::InvalidGrant);
+    assert!(!flow.active(&first.access_token).await);
+    assert!(!flow.active(&second.access_token).await, "reuse revokes every descendant");
+    let after = flow.refresh(second.refresh_token.as_deref().unwrap()).await.unwrap_err();
+    assert_eq!(after.code, ErrorCode::InvalidGrant);
+
+    // Once the successor has itself been used, even an in-window retry is reuse.
+    let flow = Flow::new(factory, 30).await;
+    let first = flow.tokens().await;
+    let r1 = first.refresh_token.clone().unwrap();
+    let second = flow.refresh(&r1).await.unwrap();
+    let third = flow.refresh(second.refresh_token.as_deref().unwrap()).await.unwrap();
+    assert_eq!(flow.refresh(&r1).await.unwrap_err().code, ErrorCode::InvalidGrant);
+    assert!(!flow.active(&third.access_token).await);
+
+    // With the window off, any reuse revokes.
+    let flow = Flow::new(factory, 0).await;
+    let first = flow.tokens().await;
+    let r1 = first.refresh_token.clone().unwrap();
+    let second = flow.refresh(&r1).await.unwrap();
+    assert_eq!(flow.refresh(&r1).await.unwrap_err().code, ErrorCode::InvalidGrant);
+    assert!(!flow.active(&second.access_token).await);
+}
+
+pub async fn service_racing_refreshes_share_one_successor<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    let flow = Arc::new(Flow::new(factory, 30).await);
+    let first = flow.tokens().await;
+    let r1 = first.refresh_token.clone().unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(16));
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (flow, barrier, r1) = (flow.clone(), barrier.clone(), r1.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                flow.refresh(&r1).await
+            })
+        })
+        .collect();
+    let mut successors = std::collections::HashSet::new();
+    for task in tasks {
+        let response = task.await.unwrap().expect("every racing refresh inside the grace window succeeds");
+        assert!(flow.active(&response.access_token).await);
+        successors.insert(response.refresh_token.unwrap());
+    }
+    assert_eq!(successors.len(), 1, "racing refreshes yield one successor");
+}
+
+pub async fn service_code_replay_revokes_tokens<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    let flow = Flow::new(factory, 30).await;
+    let verifier = "y".repeat(60);
+    let code = flow.code(&verifier).await;
+    let tokens = flow.exchange(&code, &verifier).await.unwrap();
+    assert!(flow.active(&tokens.access_token).await);
+    let replay = flow.exchange(&code, &verifier).await.unwrap_err();
+    assert_eq!(replay.code, ErrorCode::InvalidGrant);
+    assert!(!flow.active(&tokens.access_token).await, "a replayed code revokes the first redemption's tokens");
+    let refresh = flow.refresh(tokens.refresh_token.as_deref().unwrap()).await.unwrap_err();
+    assert_eq!(refresh.code, ErrorCode::InvalidGrant);
+}

@@ -1,0 +1,5 @@
+//! Support for the black-box tests in `tests/`: the storage contract suite that every adapter
+//! runs, and helpers that drive the server over real HTTP on loopback.
+
+pub mod contract;
+pub mod http;
