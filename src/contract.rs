@@ -11,6 +11,7 @@ use chrono::{TimeDelta, Utc};
 use mcp_oauth_domain::client::{Client, RegistrationRequest};
 use mcp_oauth_domain::clock::{Clock, ManualClock};
 use mcp_oauth_domain::grace::{SealedSuccessor, SuccessorPair};
+use mcp_oauth_domain::params::RequestParams;
 use mcp_oauth_domain::pkce::{CodeChallenge, CodeVerifier};
 use mcp_oauth_domain::ports::*;
 use mcp_oauth_domain::redirect_uri::RedirectUri;
@@ -394,7 +395,7 @@ impl Flow {
     async fn code(&self, verifier: &str) -> String {
         let ClientCredentials::Public { client_id } = &self.credentials else { unreachable!() };
         let challenge = CodeChallenge::of(&CodeVerifier::parse(verifier).unwrap());
-        let pairs: Vec<(String, String)> = [
+        let params = RequestParams::new([
             ("response_type", "code"),
             ("client_id", client_id),
             ("redirect_uri", "http://127.0.0.1:3000/callback"),
@@ -404,8 +405,8 @@ impl Flow {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        let prompt = self.server.authorize(&pairs).await.unwrap();
+        .collect());
+        let prompt = self.server.authorize(&params).await.unwrap();
         let approve = ConsentDecision::Approve { subject: "alice".into() };
         let redirect = self.server.decide(&prompt.request_id, &prompt.csrf_token, Some(&prompt.csrf_token), approve).await.unwrap();
         redirect.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned()

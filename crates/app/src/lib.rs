@@ -1,0 +1,10 @@
+//! mcp-oauth-server: an OAuth 2.1 authorization server and MCP resource server.
+//!
+//! `config` reads the settings, `http` is the HTTP surface, `mcp` the MCP server, and
+//! `server` wires them to a storage adapter and runs them.
+
+pub mod config;
+pub mod http;
+pub mod mcp;
+pub mod pages;
+pub mod server;

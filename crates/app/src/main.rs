@@ -1,1 +1,15 @@
-fn main(){}
+use clap::Parser;
+use mcp_oauth_app::config::Config;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() {
+    let config = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&config.rust_log).unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    if let Err(error) = mcp_oauth_app::server::run(config).await {
+        eprintln!("mcp-oauth-server: {error}");
+        std::process::exit(1);
+    }
+}

@@ -80,6 +80,11 @@ impl RedirectUri {
         self.url.host_str().unwrap_or_default().to_owned()
     }
 
+    /// Scheme, host and port, as a CSP source or an Origin header would name them.
+    pub fn origin(&self) -> String {
+        self.url.origin().ascii_serialization()
+    }
+
     /// This URI with authorization-response parameters appended to its query.
     pub fn with_params<'a>(&self, params: impl IntoIterator<Item = (&'a str, &'a str)>) -> Url {
         let mut url = self.url.clone();

@@ -1,10 +1,9 @@
 //! The authorization endpoint and the consent decision (RFC 6749 section 4.1, RFC 9207).
 
-use std::collections::HashMap;
-
 use url::Url;
 
 use crate::error::{ErrorCode, OAuthError};
+use crate::params::RequestParams;
 use crate::pkce::CodeChallenge;
 use crate::ports::{AuthorizationGrant, FamilyId, PendingAuthorization};
 use crate::redirect_uri::RedirectUri;
@@ -32,7 +31,7 @@ pub struct ConsentPrompt {
     pub request_id: String,
     pub csrf_token: String,
     pub client_name: String,
-    pub redirect_host: String,
+    pub redirect_uri: RedirectUri,
     pub scope: Scope,
     pub resource: ResourceUri,
 }
@@ -56,30 +55,6 @@ pub enum ConsentError {
     Unavailable,
 }
 
-/// Single-valued access to request parameters; a repeated parameter is an error
-/// (RFC 6749 section 3.1).
-struct Params<'a> {
-    values: HashMap<&'a str, Vec<&'a str>>,
-}
-
-impl<'a> Params<'a> {
-    fn new(pairs: &'a [(String, String)]) -> Self {
-        let mut values: HashMap<&str, Vec<&str>> = HashMap::new();
-        for (name, value) in pairs {
-            values.entry(name.as_str()).or_default().push(value.as_str());
-        }
-        Self { values }
-    }
-
-    fn get(&self, name: &str) -> Result<Option<&'a str>, String> {
-        match self.values.get(name).map(Vec::as_slice) {
-            None | Some([]) => Ok(None),
-            Some([one]) => Ok(Some(one)),
-            Some(_) => Err(format!("{name} must not be repeated")),
-        }
-    }
-}
-
 impl AuthorizationServer {
     fn authorization_response(&self, redirect_uri: &RedirectUri, params: &[(&str, &str)], state: Option<&str>) -> Url {
         let mut all = params.to_vec();
@@ -99,11 +74,10 @@ impl AuthorizationServer {
     }
 
     /// Validates an authorization request and parks it until the user decides.
-    pub async fn authorize(&self, pairs: &[(String, String)]) -> Result<ConsentPrompt, AuthorizeError> {
-        let params = Params::new(pairs);
-        let page = |e: String| AuthorizeError::Page(OAuthError::invalid_request(e));
+    pub async fn authorize(&self, params: &RequestParams) -> Result<ConsentPrompt, AuthorizeError> {
+        let page = |e: &str| AuthorizeError::Page(OAuthError::invalid_request(e.to_owned()));
 
-        let client_id = params.get("client_id").map_err(page)?.ok_or_else(|| page("client_id is required".into()))?;
+        let client_id = params.single("client_id").map_err(AuthorizeError::Page)?.ok_or_else(|| page("client_id is required"))?;
         let client = self
             .stores
             .clients
@@ -111,22 +85,23 @@ impl AuthorizationServer {
             .await
             .map_err(|e| AuthorizeError::Page(e.into()))?
             .filter(|c| c.expires_at > self.clock.now())
-            .ok_or_else(|| page("this client is not registered with the authorization server".into()))?;
-        let presented = params.get("redirect_uri").map_err(page)?.ok_or_else(|| page("redirect_uri is required".into()))?;
+            .ok_or_else(|| page("this client is not registered with the authorization server"))?;
+        let presented =
+            params.single("redirect_uri").map_err(AuthorizeError::Page)?.ok_or_else(|| page("redirect_uri is required"))?;
         if client.redirect_uri_for(presented).is_none() {
-            return Err(page("redirect_uri is not registered for this client".into()));
+            return Err(page("redirect_uri is not registered for this client"));
         }
-        let redirect_uri = RedirectUri::parse(presented).map_err(|e| page(e.to_string()))?;
+        let redirect_uri = RedirectUri::parse(presented).map_err(|e| page(&e.to_string()))?;
 
         // From here on errors go back to the verified redirect URI.
-        let raw_state = params.get("state");
+        let raw_state = params.single("state");
         let state = raw_state.clone().ok().flatten();
         let redirect = |e: OAuthError| AuthorizeError::Redirect(self.error_redirect(&redirect_uri, &e, state));
-        let state = raw_state.map_err(|e| redirect(OAuthError::invalid_request(e)))?;
+        let state = raw_state.map_err(redirect)?;
         if state.is_some_and(|s| s.len() > MAX_STATE_LEN) {
             return Err(redirect(OAuthError::invalid_request("state is too long")));
         }
-        let single = |name: &str| params.get(name).map_err(|e| redirect(OAuthError::invalid_request(e)));
+        let single = |name: &str| params.single(name).map_err(redirect);
 
         match single("response_type")? {
             Some("code") => {}
@@ -141,7 +116,7 @@ impl AuthorizationServer {
         let code_challenge = CodeChallenge::parse(single("code_challenge")?, single("code_challenge_method")?)
             .map_err(|e| redirect(OAuthError::invalid_request(e.to_string())))?;
         let scope = self.requested_scope(single("scope")?, client.metadata.scope.as_ref()).map_err(redirect)?;
-        let resource = self.requested_resource(&params).map_err(redirect)?;
+        let resource = self.requested_resource(params).map_err(redirect)?;
 
         let request_id = generate_secret();
         let csrf_token = generate_secret();
@@ -166,7 +141,7 @@ impl AuthorizationServer {
             request_id,
             csrf_token,
             client_name: client.display_name().to_owned(),
-            redirect_host: pending.redirect_uri.host(),
+            redirect_uri: pending.redirect_uri,
             scope: pending.scope,
             resource: pending.resource,
         })
@@ -187,9 +162,9 @@ impl AuthorizationServer {
         Ok(requested)
     }
 
-    fn requested_resource(&self, params: &Params<'_>) -> Result<ResourceUri, OAuthError> {
+    fn requested_resource(&self, params: &RequestParams) -> Result<ResourceUri, OAuthError> {
         let invalid_target = |d: String| OAuthError::new(ErrorCode::InvalidTarget, d);
-        let raw = params.get("resource").map_err(|_| invalid_target("one resource per request is supported".into()))?;
+        let raw = params.single("resource").map_err(|_| invalid_target("one resource per request is supported".into()))?;
         self.resolve_resource(raw).map_err(invalid_target)
     }
 
@@ -205,11 +180,6 @@ impl AuthorizationServer {
                 .filter(|r| resources.contains(r))
                 .ok_or_else(|| format!("resource must be one of: {}", join(resources))),
         }
-    }
-
-    /// Looks up the pending request a consent page was rendered for, to show it again.
-    pub async fn pending_request(&self, request_id: &str) -> Result<Option<PendingAuthorization>, OAuthError> {
-        Ok(self.stores.pending.get(&TokenDigest::of(request_id)).await?)
     }
 
     /// Applies the user's decision: a code on approval, `access_denied` on denial, both

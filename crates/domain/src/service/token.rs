@@ -160,7 +160,7 @@ impl AuthorizationServer {
         TokenResponse {
             access_token: issuance.access_token.clone(),
             token_type: "Bearer",
-            expires_in: self.expires_in(issuance.session.expires_at),
+            expires_in: (issuance.session.expires_at - issuance.session.issued_at).num_seconds(),
             refresh_token: issuance.refresh_token.clone(),
             scope: issuance.session.scope.to_string(),
         }

@@ -1,0 +1,125 @@
+//! Configuration: every setting is an environment variable and a command-line flag.
+
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use mcp_oauth_domain::resource::{Issuer, ResourceUri};
+use mcp_oauth_domain::scope::Scope;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// The authorization server and the MCP resource server in one process.
+    Internal,
+}
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "mcp-oauth-server", version, about = "OAuth 2.1 authorization server and MCP resource server")]
+pub struct Config {
+    /// Port to listen on.
+    #[arg(long, env = "PORT", default_value_t = 3232)]
+    pub port: u16,
+
+    /// Address to bind.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: String,
+
+    /// Public base URI; it is the issuer exactly, and the MCP resource is BASE_URI/mcp.
+    /// Defaults to http://localhost:PORT.
+    #[arg(long, env = "BASE_URI")]
+    pub base_uri: Option<String>,
+
+    #[arg(long, env = "AUTH_MODE", value_enum, default_value = "internal")]
+    pub auth_mode: AuthMode,
+
+    /// Access-token lifetime: plain seconds or with a unit (30s, 10m, 1h, 1d).
+    #[arg(long, env = "ACCESS_TOKEN_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub access_token_ttl: Duration,
+
+    /// How long a retry of a just-rotated refresh token gets the same successor; 0 turns it off.
+    #[arg(long, env = "REFRESH_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub refresh_grace: Duration,
+
+    /// Space-separated scopes clients may request.
+    #[arg(long, env = "SCOPES", default_value = "mcp")]
+    pub scopes: String,
+
+    /// Client id with which a resource server authenticates to /introspect.
+    #[arg(long, env = "INTROSPECTION_CLIENT_ID", requires = "introspection_client_secret")]
+    pub introspection_client_id: Option<String>,
+
+    /// Its secret.
+    #[arg(long, env = "INTROSPECTION_CLIENT_SECRET", hide_env_values = true, requires = "introspection_client_id")]
+    pub introspection_client_secret: Option<String>,
+
+    /// Log filter, in tracing's EnvFilter syntax.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub rust_log: String,
+}
+
+/// Accepts `30`, `30s`, `10m`, `1h` or `1d`.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (digits, unit) = raw.split_at(split);
+    let value: u64 = digits.parse().map_err(|_| format!("`{raw}` is not a duration like 30, 30s, 10m or 1h"))?;
+    let seconds = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("unknown unit `{unit}` in `{raw}`; use s, m, h or d")),
+    };
+    value.checked_mul(seconds).map(Duration::from_secs).ok_or_else(|| format!("`{raw}` is too long"))
+}
+
+/// Settings derived from the configuration, validated once at start-up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub issuer: Issuer,
+    pub resource: ResourceUri,
+    pub scopes: Scope,
+}
+
+impl Config {
+    pub fn settings(&self) -> Result<Settings, String> {
+        let base = self.base_uri.clone().unwrap_or_else(|| format!("http://localhost:{}", self.port));
+        let issuer = Issuer::parse(&base).map_err(|e| format!("BASE_URI: {e}"))?;
+        let resource = ResourceUri::parse(&issuer.endpoint("/mcp")).map_err(|e| format!("BASE_URI: {e}"))?;
+        let scopes = Scope::parse(&self.scopes).map_err(|e| format!("SCOPES: {e}"))?;
+        if scopes.is_empty() {
+            return Err("SCOPES must name at least one scope".into());
+        }
+        if self.access_token_ttl.is_zero() {
+            return Err("ACCESS_TOKEN_TTL must be positive".into());
+        }
+        Ok(Settings { issuer, resource, scopes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_seconds_and_units() {
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn base_uri_defaults_to_localhost_on_the_port_and_loses_its_trailing_slash() {
+        let config = Config::parse_from(["x", "--port", "4000"]);
+        assert_eq!(config.settings().unwrap().issuer.as_str(), "http://localhost:4000");
+        let config = Config::parse_from(["x", "--base-uri", "https://mcp.example/"]);
+        let settings = config.settings().unwrap();
+        assert_eq!(settings.issuer.as_str(), "https://mcp.example");
+        assert_eq!(settings.resource.as_str(), "https://mcp.example/mcp");
+    }
+}

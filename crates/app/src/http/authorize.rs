@@ -1,0 +1,122 @@
+//! GET /authorize shows the consent page; POST /authorize applies the user's decision.
+
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cookie::{Cookie, SameSite};
+use mcp_oauth_domain::ErrorCode;
+use mcp_oauth_domain::params::RequestParams;
+use mcp_oauth_domain::secret::TokenDigest;
+use mcp_oauth_domain::service::{AuthorizeError, ConsentDecision, ConsentError};
+
+use super::AppState;
+use super::extract::FormParams;
+use crate::pages::{self, ConsentPage};
+
+const AUTHORIZE_PATH: &str = "/authorize";
+
+/// A 302 Found, the status RFC 6749 section 4.1.2 examples and most clients expect.
+fn found(url: &url::Url) -> Response {
+    match HeaderValue::from_str(url.as_str()) {
+        Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
+        Err(_) => pages::error(StatusCode::BAD_REQUEST, "The redirect URI cannot be used.", Some("invalid_request")),
+    }
+}
+
+/// One cookie per pending request, so two consent tabs do not overwrite each other's token.
+fn csrf_cookie_name(request_id: &str) -> String {
+    format!("mcp_oauth_csrf_{}", &TokenDigest::of(request_id).to_hex()[..16])
+}
+
+fn csrf_cookie(state: &AppState, name: String, value: String, max_age_secs: i64) -> HeaderValue {
+    let cookie = Cookie::build((name, value))
+        .path(AUTHORIZE_PATH)
+        .http_only(true)
+        .secure(state.settings.issuer.as_str().starts_with("https://"))
+        .same_site(SameSite::Strict)
+        .max_age(cookie::time::Duration::seconds(max_age_secs))
+        .build();
+    HeaderValue::from_str(&cookie.to_string()).expect("cookie names and base64url values are valid header text")
+}
+
+pub async fn show(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
+    let pairs = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+    match state.auth.authorize(&RequestParams::new(pairs)).await {
+        Ok(prompt) => {
+            let scope = prompt.scope.to_string();
+            let resource = prompt.resource.to_string();
+            let redirect_host = prompt.redirect_uri.host();
+            let page = ConsentPage {
+                style: pages::style(),
+                // Relative, so the post reaches the host that set the CSRF cookie, even when
+                // the user opened the page on another name for this server.
+                action: "authorize",
+                client_name: &prompt.client_name,
+                redirect_host: &redirect_host,
+                scope: &scope,
+                resource: &resource,
+                request_id: &prompt.request_id,
+                csrf_token: &prompt.csrf_token,
+            };
+            let mut response = pages::consent(page, &prompt.redirect_uri.origin());
+            let lifetime = mcp_oauth_domain::ports::PENDING_AUTH_LIFETIME.as_secs() as i64;
+            let cookie = csrf_cookie(&state, csrf_cookie_name(&prompt.request_id), prompt.csrf_token, lifetime);
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+            response
+        }
+        Err(AuthorizeError::Redirect(url)) => found(&url),
+        Err(AuthorizeError::Page(error)) => {
+            let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            let status = if error.code == ErrorCode::TemporarilyUnavailable { status } else { StatusCode::BAD_REQUEST };
+            pages::error(status, &error.description, Some(error.code.as_str()))
+        }
+    }
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+pub async fn decide(State(state): State<Arc<AppState>>, headers: HeaderMap, form: Result<FormParams, super::extract::BodyRejection>) -> Response {
+    let bad_form = |message: &str| pages::error(StatusCode::BAD_REQUEST, message, Some("invalid_request"));
+    let Ok(FormParams(params)) = form else {
+        return bad_form("The form could not be read. Start again from your application.");
+    };
+    let field = |name: &str| params.single(name).ok().flatten().unwrap_or_default().to_owned();
+    let (request_id, csrf_field) = (field("request_id"), field("csrf_token"));
+    if request_id.is_empty() || csrf_field.is_empty() {
+        return bad_form("The form is incomplete. Start again from your application.");
+    }
+    let decision = match field("decision").as_str() {
+        "approve" => ConsentDecision::Approve { subject: field("username") },
+        "deny" => ConsentDecision::Deny,
+        _ => return bad_form("Choose Approve or Deny."),
+    };
+    let cookie_name = csrf_cookie_name(&request_id);
+    let cookie = cookie_value(&headers, &cookie_name);
+    match state.auth.decide(&request_id, &csrf_field, cookie.as_deref(), decision).await {
+        Ok(url) => {
+            let mut response = found(&url);
+            response.headers_mut().append(header::SET_COOKIE, csrf_cookie(&state, cookie_name, String::new(), 0));
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(error) => {
+            let status = match error {
+                ConsentError::Expired | ConsentError::BadInput(_) => StatusCode::BAD_REQUEST,
+                ConsentError::Forged => StatusCode::FORBIDDEN,
+                ConsentError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            pages::error(status, &error.to_string(), None)
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Reads client credentials from a request: HTTP Basic (RFC 6749 section 2.3.1, with
+//! form-urlencoded id and secret) or the form body. Using both is refused.
+
+use axum::http::{HeaderMap, header};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use mcp_oauth_domain::OAuthError;
+use mcp_oauth_domain::params::RequestParams;
+use mcp_oauth_domain::service::ClientCredentials;
+
+fn form_decode(value: &str) -> Option<String> {
+    url::form_urlencoded::parse(format!("v={value}").as_bytes()).next().map(|(_, v)| v.into_owned())
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let malformed = || OAuthError::invalid_client("malformed Basic credentials", true);
+    let value = value.to_str().map_err(|_| malformed())?;
+    let Some((scheme, encoded)) = value.split_once(' ') else { return Ok(None) };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    let id = form_decode(id).ok_or_else(malformed)?;
+    let secret = form_decode(secret).ok_or_else(malformed)?;
+    Ok(Some((id, secret)))
+}
+
+pub fn client_credentials(headers: &HeaderMap, params: &RequestParams) -> Result<ClientCredentials, OAuthError> {
+    let form_id = params.owned("client_id")?;
+    let form_secret = params.owned("client_secret")?;
+    match (basic_credentials(headers)?, form_id, form_secret) {
+        (Some(_), _, Some(_)) => Err(OAuthError::invalid_request("use one client authentication method, not two")),
+        (Some((client_id, _)), Some(form_id), None) if form_id != client_id => {
+            Err(OAuthError::invalid_request("client_id differs from the Basic credentials"))
+        }
+        (Some((client_id, secret)), _, None) => Ok(ClientCredentials::Basic { client_id, secret }),
+        (None, Some(client_id), Some(secret)) => Ok(ClientCredentials::Post { client_id, secret }),
+        (None, Some(client_id), None) => Ok(ClientCredentials::Public { client_id }),
+        (None, None, Some(_)) => Err(OAuthError::invalid_request("client_secret without client_id")),
+        (None, None, None) => Ok(ClientCredentials::Missing),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> RequestParams {
+        RequestParams::new(pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect())
+    }
+
+    fn basic(user: &str, pass: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let value = format!("Basic {}", STANDARD.encode(format!("{user}:{pass}")));
+        headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let creds = client_credentials(&basic("my%20id", "s%3Acret"), &params(&[])).unwrap();
+        assert_eq!(creds, ClientCredentials::Basic { client_id: "my id".into(), secret: "s:cret".into() });
+    }
+
+    #[test]
+    fn form_credentials_and_public_clients() {
+        let post = client_credentials(&HeaderMap::new(), &params(&[("client_id", "a"), ("client_secret", "b")]));
+        assert_eq!(post.unwrap(), ClientCredentials::Post { client_id: "a".into(), secret: "b".into() });
+        let public = client_credentials(&HeaderMap::new(), &params(&[("client_id", "a")]));
+        assert_eq!(public.unwrap(), ClientCredentials::Public { client_id: "a".into() });
+        assert_eq!(client_credentials(&HeaderMap::new(), &params(&[])).unwrap(), ClientCredentials::Missing);
+    }
+
+    #[test]
+    fn two_methods_at_once_are_refused() {
+        assert!(client_credentials(&basic("a", "b"), &params(&[("client_secret", "b")])).is_err());
+        assert!(client_credentials(&basic("a", "b"), &params(&[("client_id", "other")])).is_err());
+        let mut garbage = HeaderMap::new();
+        garbage.insert(header::AUTHORIZATION, "Basic !!!".parse().unwrap());
+        let error = client_credentials(&garbage, &params(&[])).unwrap_err();
+        assert!(error.basic_auth_challenge);
+    }
+}

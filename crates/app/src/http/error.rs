@@ -1,0 +1,49 @@
+//! Where protocol errors become HTTP responses: JSON bodies with RFC codes, never HTML.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mcp_oauth_domain::OAuthError;
+use serde_json::json;
+
+/// An OAuth error answered directly (not by redirect), as RFC 6749 section 5.2 describes.
+#[derive(Debug)]
+pub struct OAuthResponse(pub OAuthError);
+
+impl From<OAuthError> for OAuthResponse {
+    fn from(error: OAuthError) -> Self {
+        Self(error)
+    }
+}
+
+impl IntoResponse for OAuthResponse {
+    fn into_response(self) -> Response {
+        let error = self.0;
+        let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            tracing::warn!(error = %error, "request failed");
+        }
+        let body = json!({ "error": error.code.as_str(), "error_description": error.description });
+        let mut response = (status, no_store(), Json(body)).into_response();
+        if error.basic_auth_challenge {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"mcp-oauth-server\", charset=\"UTF-8\""));
+        }
+        response
+    }
+}
+
+/// `Cache-Control: no-store` and `Pragma: no-cache`, for anything carrying tokens or errors
+/// about them (RFC 6749 section 5.1).
+pub fn no_store() -> [(header::HeaderName, HeaderValue); 2] {
+    [
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        (header::PRAGMA, HeaderValue::from_static("no-cache")),
+    ]
+}
+
+/// A JSON error for requests that are not OAuth-shaped (unknown routes, panics, limits).
+pub fn plain_json_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (status, Json(json!({ "error": error, "error_description": description }))).into_response()
+}

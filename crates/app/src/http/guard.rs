@@ -1,0 +1,60 @@
+//! The bearer guard in front of /mcp (RFC 6750, RFC 9728 section 5.1): only valid tokens issued
+//! for this resource pass, and the validated token rides along in the request extensions.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use mcp_oauth_domain::validation::{TokenRejection, TokenValidator};
+use serde_json::json;
+
+pub struct BearerGuard {
+    pub validator: Arc<dyn TokenValidator>,
+    /// Where clients find the protected-resource metadata, named in every challenge.
+    pub resource_metadata: String,
+    pub scope: String,
+}
+
+impl BearerGuard {
+    fn challenge(&self, error: Option<&str>) -> Response {
+        let mut value = format!("Bearer resource_metadata=\"{}\", scope=\"{}\"", self.resource_metadata, self.scope);
+        if let Some(description) = error {
+            value.push_str(&format!(", error=\"invalid_token\", error_description=\"{description}\""));
+        }
+        let body = jsonrpc_error(-32001, error.unwrap_or("authorization required"));
+        let mut response = (StatusCode::UNAUTHORIZED, body).into_response();
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+pub fn jsonrpc_error(code: i64, message: &str) -> axum::Json<serde_json::Value> {
+    axum::Json(json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } }))
+}
+
+fn bearer_token(request: &Request) -> Option<&str> {
+    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+pub async fn require_bearer(State(guard): State<Arc<BearerGuard>>, mut request: Request, next: Next) -> Response {
+    let Some(token) = bearer_token(&request) else { return guard.challenge(None) };
+    match guard.validator.validate(token).await {
+        Ok(validated) => {
+            request.extensions_mut().insert(validated);
+            next.run(request).await
+        }
+        Err(TokenRejection::Invalid(reason)) => guard.challenge(Some(reason)),
+        Err(TokenRejection::Unavailable(cause)) => {
+            tracing::warn!(%cause, "token validation unavailable");
+            let body = jsonrpc_error(-32000, "token validation is temporarily unavailable; retry shortly");
+            (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], body).into_response()
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Discovery documents: authorization-server metadata (RFC 8414) and protected-resource
+//! metadata (RFC 9728).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use mcp_oauth_domain::client::TokenEndpointAuthMethod;
+use serde_json::{Value, json};
+
+use super::AppState;
+
+pub async fn authorization_server(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let issuer = &state.settings.issuer;
+    let scopes: Vec<&str> = state.settings.scopes.iter().collect();
+    let secret_methods = ["client_secret_basic", "client_secret_post"];
+    Json(json!({
+        "issuer": issuer.as_str(),
+        "authorization_endpoint": issuer.endpoint("/authorize"),
+        "token_endpoint": issuer.endpoint("/token"),
+        "registration_endpoint": issuer.endpoint("/register"),
+        "introspection_endpoint": issuer.endpoint("/introspect"),
+        "revocation_endpoint": issuer.endpoint("/revoke"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": TokenEndpointAuthMethod::ALL,
+        "introspection_endpoint_auth_methods_supported": secret_methods,
+        "revocation_endpoint_auth_methods_supported": TokenEndpointAuthMethod::ALL,
+        "scopes_supported": scopes,
+        "authorization_response_iss_parameter_supported": true,
+    }))
+}
+
+pub async fn protected_resource(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let scopes: Vec<&str> = state.settings.scopes.iter().collect();
+    Json(json!({
+        "resource": state.settings.resource.as_str(),
+        "authorization_servers": [state.settings.issuer.as_str()],
+        "scopes_supported": scopes,
+        "bearer_methods_supported": ["header"],
+        "resource_name": "mcp-oauth-server MCP endpoint",
+    }))
+}

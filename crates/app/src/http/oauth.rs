@@ -1,0 +1,74 @@
+//! Registration, token, introspection and revocation endpoints: thin translations between
+//! HTTP and the domain's authorization server.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use mcp_oauth_domain::client::RegistrationRequest;
+use mcp_oauth_domain::service::TokenRequest;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::client_auth::client_credentials;
+use super::error::{OAuthResponse, no_store};
+use super::extract::{FormParams, JsonBody};
+
+pub async fn register(
+    State(state): State<Arc<AppState>>,
+    JsonBody(request): JsonBody<RegistrationRequest>,
+) -> Result<Response, OAuthResponse> {
+    let registered = state.auth.register(request).await?;
+    let client = registered.client;
+    let mut body = serde_json::to_value(&client.metadata).unwrap_or_else(|_| json!({}));
+    if let Value::Object(fields) = &mut body {
+        fields.insert("client_id".into(), json!(client.client_id));
+        fields.insert("client_id_issued_at".into(), json!(client.issued_at.timestamp()));
+        if let Some(secret) = registered.client_secret {
+            fields.insert("client_secret".into(), json!(secret));
+            fields.insert("client_secret_expires_at".into(), json!(client.expires_at.timestamp()));
+        }
+    }
+    Ok((StatusCode::CREATED, no_store(), Json(body)).into_response())
+}
+
+pub async fn token(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    FormParams(params): FormParams,
+) -> Result<Response, OAuthResponse> {
+    let credentials = client_credentials(&headers, &params)?;
+    let request = TokenRequest {
+        grant_type: params.owned("grant_type")?,
+        code: params.owned("code")?,
+        redirect_uri: params.owned("redirect_uri")?,
+        code_verifier: params.owned("code_verifier")?,
+        refresh_token: params.owned("refresh_token")?,
+        scope: params.owned("scope")?,
+        resource: params.owned("resource")?,
+    };
+    let response = state.auth.token(&credentials, &request).await?;
+    Ok((no_store(), Json(response)).into_response())
+}
+
+pub async fn introspect(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    FormParams(params): FormParams,
+) -> Result<Response, OAuthResponse> {
+    let credentials = client_credentials(&headers, &params)?;
+    let answer = state.auth.introspect(&credentials, params.single("token")?, params.single("token_type_hint")?).await?;
+    Ok((no_store(), Json(answer)).into_response())
+}
+
+pub async fn revoke(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    FormParams(params): FormParams,
+) -> Result<Response, OAuthResponse> {
+    let credentials = client_credentials(&headers, &params)?;
+    state.auth.revoke(&credentials, params.single("token")?, params.single("token_type_hint")?).await?;
+    Ok((StatusCode::OK, no_store()).into_response())
+}

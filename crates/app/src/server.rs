@@ -1,0 +1,111 @@
+//! Wiring: configuration to stores, stores to the domain, the domain to routes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use chrono::TimeDelta;
+use mcp_oauth_adapters::memory::MemoryStore;
+use mcp_oauth_domain::clock::{Clock, SystemClock};
+use mcp_oauth_domain::secret::TokenDigest;
+use mcp_oauth_domain::service::{AuthorizationServer, Policy, ResourceServerCredential, Stores};
+use mcp_oauth_domain::validation::LocalTokenValidator;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, Settings};
+use crate::http::guard::BearerGuard;
+use crate::http::{self, AppState};
+
+const SWEEP_PERIOD: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+}
+
+fn to_delta(duration: Duration) -> TimeDelta {
+    TimeDelta::from_std(duration).unwrap_or(TimeDelta::MAX)
+}
+
+/// Hosts that may appear in the `Host` header of /mcp requests (DNS-rebinding protection).
+fn allowed_hosts(settings: &Settings) -> Vec<String> {
+    let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    if let Ok(url) = url::Url::parse(settings.issuer.as_str())
+        && let Some(host) = url.host_str()
+    {
+        hosts.push(host.trim_matches(['[', ']']).to_owned());
+    }
+    hosts
+}
+
+/// Opens the storage the configuration names.
+pub fn open_stores(_config: &Config) -> Result<Stores, StartupError> {
+    let store = MemoryStore::default();
+    store.spawn_sweeper(SWEEP_PERIOD);
+    Ok(store.stores())
+}
+
+/// Builds the whole application for a configuration over the given stores.
+pub fn build(config: &Config, stores: Stores) -> Result<Router, StartupError> {
+    let settings = config.settings().map_err(StartupError::Config)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let resource_servers = match (&config.introspection_client_id, &config.introspection_client_secret) {
+        (Some(id), Some(secret)) => {
+            vec![ResourceServerCredential { client_id: id.clone(), secret_digest: TokenDigest::of(secret) }]
+        }
+        _ => vec![],
+    };
+    let policy = Policy {
+        issuer: settings.issuer.clone(),
+        resources: vec![settings.resource.clone()],
+        scopes: settings.scopes.clone(),
+        access_token_ttl: to_delta(config.access_token_ttl),
+        refresh_grace: to_delta(config.refresh_grace),
+        resource_servers,
+    };
+    let auth = Arc::new(AuthorizationServer::new(stores.clone(), policy, clock.clone()));
+    let validator = Arc::new(LocalTokenValidator::new(stores.sessions.clone(), settings.resource.clone(), clock));
+    let guard = Arc::new(BearerGuard {
+        validator,
+        resource_metadata: settings.issuer.endpoint("/.well-known/oauth-protected-resource/mcp"),
+        scope: settings.scopes.to_string(),
+    });
+    let mcp = Router::new().fallback_service(crate::mcp::service(allowed_hosts(&settings)));
+    let state = Arc::new(AppState { auth, settings });
+    Ok(http::router(state, guard, mcp))
+}
+
+/// Binds the configured address and serves until the process is asked to stop.
+pub async fn run(config: Config) -> Result<(), StartupError> {
+    let app = build(&config, open_stores(&config)?)?;
+    let addr = format!("{}:{}", config.host, config.port);
+    let listener = TcpListener::bind(&addr).await.map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
+    let local: SocketAddr = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;
+    tracing::info!(%local, mode = ?config.auth_mode, "mcp-oauth-server listening");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(|source| StartupError::Bind {
+        addr: local.to_string(),
+        source,
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

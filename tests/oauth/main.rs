@@ -1,0 +1,8 @@
+//! Every OAuth endpoint and its error paths, over real HTTP on loopback.
+
+mod authorize;
+mod end_to_end;
+mod introspect_revoke;
+mod metadata_guard;
+mod register;
+mod token;
