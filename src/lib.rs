@@ -3,3 +3,4 @@
 
 pub mod contract;
 pub mod http;
+pub mod process;

@@ -1,0 +1,42 @@
+//! Start-up as a user meets it: bad configuration is a clear message and exit code 1.
+
+use std::process::Command;
+
+fn run(env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_mcp-oauth-server"))
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("the binary runs");
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn a_base_uri_that_is_not_a_url_is_refused_by_name() {
+    let (code, stderr) = run(&[("BASE_URI", "not a url"), ("PORT", "0")]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("BASE_URI"), "{stderr}");
+}
+
+#[test]
+fn a_malformed_duration_is_refused_by_name() {
+    let (code, stderr) = run(&[("ACCESS_TOKEN_TTL", "soon"), ("PORT", "0")]);
+    assert_eq!(code, Some(2), "clap reports argument errors with exit code 2");
+    assert!(stderr.contains("ACCESS_TOKEN_TTL") || stderr.contains("access-token-ttl"), "{stderr}");
+}
+
+#[test]
+fn an_unknown_mode_is_refused() {
+    let (code, stderr) = run(&[("AUTH_MODE", "sideways"), ("PORT", "0")]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("sideways"), "{stderr}");
+}
+
+#[test]
+fn a_port_in_use_is_reported() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let (code, stderr) = run(&[("PORT", &port)]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("cannot listen"), "{stderr}");
+}

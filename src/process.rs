@@ -1,0 +1,94 @@
+//! Runs the real `mcp-oauth-server` binary as a child process on a free loopback port.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The server binary, built by `cargo test --workspace` next to this test executable (the app
+/// crate's own integration tests make cargo build it).
+pub fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("tests run from target/<profile>/deps");
+    let binary = profile_dir.join("mcp-oauth-server");
+    assert!(binary.exists(), "{} is missing: run `cargo build --workspace --bins` first", binary.display());
+    binary
+}
+
+/// A free port on loopback, released for the child to take.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct ServerProcess {
+    pub base: String,
+    pub port: u16,
+    pub log: PathBuf,
+    child: Child,
+}
+
+impl ServerProcess {
+    /// Starts the binary with `env` on `port` and waits until /health answers.
+    pub async fn start(port: u16, env: &[(&str, &str)]) -> Self {
+        let log = std::env::temp_dir().join(format!("mcp-oauth-server-{port}-{}.log", std::process::id()));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let child = Command::new(server_binary())
+            .env_clear()
+            .env("PORT", port.to_string())
+            .env("BASE_URI", &base)
+            .envs(env.iter().copied())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("the server binary starts");
+        let mut process = Self { base, port, log, child };
+        process.wait_ready().await;
+        process
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = reqwest::Client::new();
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the server exited with {status}: {}", self.logs());
+            }
+            if client.get(format!("{}/health", self.base)).send().await.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the server did not become ready: {}", self.logs());
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Asks the server to stop (SIGTERM) and waits for it.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+    }
+
+    /// Ends the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
