@@ -47,3 +47,37 @@ pub fn no_store() -> [(header::HeaderName, HeaderValue); 2] {
 pub fn plain_json_error(status: StatusCode, error: &str, description: &str) -> Response {
     (status, Json(json!({ "error": error, "error_description": description }))).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+    use mcp_oauth_domain::{OAuthError, StorageError};
+
+    use super::*;
+
+    async fn render(error: OAuthError) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+        let response = OAuthResponse(error).into_response();
+        let (parts, body) = response.into_parts();
+        let body = to_bytes(body, 1 << 16).await.unwrap();
+        (parts.status, parts.headers, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_storage_outage_is_503_temporarily_unavailable() {
+        let (status, headers, body) = render(StorageError::Unavailable("connection refused".into()).into()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error"], "temporarily_unavailable");
+        assert!(!body.to_string().contains("connection refused"), "backend details stay in the logs");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    }
+
+    #[tokio::test]
+    async fn invalid_client_challenges_basic_only_when_basic_was_used() {
+        let (status, headers, _) = render(OAuthError::invalid_client("nope", true)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(headers[header::WWW_AUTHENTICATE].to_str().unwrap().starts_with("Basic"));
+        let (status, headers, _) = render(OAuthError::invalid_client("nope", false)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(headers.get(header::WWW_AUTHENTICATE).is_none());
+    }
+}
