@@ -2,5 +2,6 @@
 //! runs, and helpers that drive the server over real HTTP on loopback.
 
 pub mod contract;
+pub mod forwarder;
 pub mod http;
 pub mod process;

@@ -74,7 +74,7 @@ pub fn build(config: &Config, stores: Stores) -> Result<Router, StartupError> {
         resource_metadata: settings.issuer.endpoint("/.well-known/oauth-protected-resource/mcp"),
         scope: settings.scopes.to_string(),
     });
-    let mcp = Router::new().fallback_service(crate::mcp::service(allowed_hosts(&settings)));
+    let mcp = Router::new().fallback_service(crate::mcp::sessions::service(allowed_hosts(&settings), crate::mcp::McpSettings::default()));
     let state = Arc::new(AppState { auth, settings });
     Ok(http::router(state, guard, mcp))
 }

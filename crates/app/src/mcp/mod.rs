@@ -1,79 +1,213 @@
-//! The MCP server behind the bearer guard, on rmcp's Streamable HTTP transport.
+//! The MCP server behind the bearer guard: the reference feature set and the conformance
+//! fixtures, on rmcp's Streamable HTTP transport.
 
-use std::sync::Arc;
+// Sampling, logging and resource subscriptions are deprecated for the 2026-07-28 revision but
+// are part of the feature set for every earlier revision this server speaks.
+#![allow(deprecated)]
 
-use mcp_oauth_domain::validation::ValidatedToken;
+mod media;
+mod prompts;
+mod resources;
+pub mod sessions;
+mod tools;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ErrorData, ServerHandler, schemars, tool, tool_handler, tool_router};
-use serde::Deserialize;
+use rmcp::model::{
+    CompleteRequestParams, CompleteResult, CompletionInfo, GetPromptRequestParams, GetPromptResponse, Implementation,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, LoggingLevel, LoggingMessageNotificationParam,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference,
+    ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams,
+    UnsubscribeRequestParams,
+};
+use rmcp::service::{Peer, RequestContext};
+use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
+use tokio::task::JoinHandle;
+
+/// Settings that shape the MCP server's behaviour.
+#[derive(Debug, Clone)]
+pub struct McpSettings {
+    /// How often a subscribed resource reports `notifications/resources/updated`.
+    pub resource_update_interval: Duration,
+}
+
+impl Default for McpSettings {
+    fn default() -> Self {
+        Self { resource_update_interval: Duration::from_secs(10) }
+    }
+}
+
+/// State of one MCP session: rmcp creates one server per session.
+#[derive(Default)]
+struct SessionState {
+    log_level: Mutex<Option<LoggingLevel>>,
+    subscriptions: Mutex<HashMap<String, JoinHandle<()>>>,
+}
+
+impl Drop for SessionState {
+    fn drop(&mut self) {
+        let subscriptions = self.subscriptions.get_mut().unwrap_or_else(|p| p.into_inner());
+        for (_, task) in subscriptions.drain() {
+            task.abort();
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct McpServer {
     tool_router: ToolRouter<Self>,
+    settings: Arc<McpSettings>,
+    state: Arc<SessionState>,
 }
 
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct EchoArgs {
-    /// The message to echo back.
-    pub message: String,
+fn severity(level: LoggingLevel) -> u8 {
+    match level {
+        LoggingLevel::Debug => 0,
+        LoggingLevel::Info => 1,
+        LoggingLevel::Notice => 2,
+        LoggingLevel::Warning => 3,
+        LoggingLevel::Error => 4,
+        LoggingLevel::Critical => 5,
+        LoggingLevel::Alert => 6,
+        LoggingLevel::Emergency => 7,
+    }
 }
 
-fn caller(parts: &axum::http::request::Parts) -> Result<&ValidatedToken, ErrorData> {
-    parts
-        .extensions
-        .get::<ValidatedToken>()
-        .ok_or_else(|| ErrorData::internal_error("the request carries no validated token", None))
-}
-
-#[tool_router]
 impl McpServer {
-    pub fn new() -> Self {
-        Self { tool_router: Self::tool_router() }
+    pub fn new(settings: Arc<McpSettings>) -> Self {
+        Self { tool_router: Self::tool_router(), settings, state: Arc::default() }
     }
 
-    #[tool(description = "Echoes back the input")]
-    async fn echo(&self, Parameters(args): Parameters<EchoArgs>) -> Result<CallToolResult, ErrorData> {
-        Ok(CallToolResult::success(vec![ContentBlock::text(format!("Echo: {}", args.message))]))
-    }
-
-    #[tool(description = "Returns who is calling: the subject, client and scopes of the bearer token")]
-    async fn whoami(
-        &self,
-        rmcp::handler::server::tool::Extension(parts): rmcp::handler::server::tool::Extension<axum::http::request::Parts>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let token = caller(&parts)?;
-        let body = serde_json::json!({
-            "sub": token.subject,
-            "client_id": token.client_id,
-            "scope": token.scope.to_string(),
-            "aud": token.audience,
-            "exp": token.expires_at.timestamp(),
-        });
-        Ok(CallToolResult::success(vec![ContentBlock::text(body.to_string())]))
-    }
-}
-
-impl Default for McpServer {
-    fn default() -> Self {
-        Self::new()
+    /// Sends a log notification unless the client asked for a higher minimum level.
+    async fn log(&self, peer: &Peer<RoleServer>, level: LoggingLevel, message: &str) {
+        let minimum = *self.state.log_level.lock().unwrap_or_else(|p| p.into_inner());
+        if minimum.is_some_and(|min| severity(level) < severity(min)) {
+            return;
+        }
+        let param = LoggingMessageNotificationParam::new(level, serde_json::json!(message)).with_logger("mcp-oauth-server");
+        let _ = peer.notify_logging_message(param).await;
     }
 }
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
-        let mut info = ServerConfig::new(ServerCapabilities::builder().enable_tools().build());
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .enable_prompts()
+            .enable_logging()
+            .enable_completions()
+            .build();
+        let mut info = ServerConfig::new(capabilities);
         info.server_info = Implementation::new("mcp-oauth-server", env!("CARGO_PKG_VERSION"));
+        info.instructions = Some(
+            "A reference MCP server behind OAuth 2.1: tools, resources, prompts, completion, logging, \
+             subscriptions, sampling and elicitation."
+                .into(),
+        );
         info
     }
-}
 
-/// The Streamable HTTP service for /mcp. `allowed_hosts` guards against DNS rebinding.
-pub fn service(allowed_hosts: Vec<String>) -> StreamableHttpService<McpServer, LocalSessionManager> {
-    let config = StreamableHttpServerConfig::default().with_allowed_hosts(allowed_hosts);
-    StreamableHttpService::new(|| Ok(McpServer::new()), Arc::new(LocalSessionManager::default()), config)
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let offset = match request.and_then(|r| r.cursor) {
+            Some(cursor) => resources::decode_cursor(&cursor)?,
+            None => 0,
+        };
+        let all = resources::catalogue();
+        let end = (offset + resources::PAGE_SIZE).min(all.len());
+        let page = all[offset..end].to_vec();
+        let next = (end < all.len()).then(|| resources::encode_cursor(end));
+        let mut result = ListResourcesResult::with_all_items(page);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(resources::templates()))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        Ok(ReadResourceResult::new(vec![resources::read(&request.uri)?]).into())
+    }
+
+    async fn subscribe(&self, request: SubscribeRequestParams, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        resources::read(&request.uri)?;
+        let (peer, uri, period) = (context.peer.clone(), request.uri.clone(), self.settings.resource_update_interval);
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                if peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri.clone())).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut subscriptions = self.state.subscriptions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(previous) = subscriptions.insert(request.uri, task) {
+            previous.abort();
+        }
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, request: UnsubscribeRequestParams, _context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        let mut subscriptions = self.state.subscriptions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(task) = subscriptions.remove(&request.uri) {
+            task.abort();
+        }
+        Ok(())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(prompts::list()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        Ok(prompts::get(&request.name, request.arguments.as_ref())?.into())
+    }
+
+    async fn complete(&self, request: CompleteRequestParams, _context: RequestContext<RoleServer>) -> Result<CompleteResult, ErrorData> {
+        let (argument, prefix) = (request.argument.name.as_str(), request.argument.value.as_str());
+        let values = match &request.r#ref {
+            Reference::Prompt(prompt) => prompts::complete_prompt_argument(&prompt.name, argument, prefix),
+            // Resource templates and any future reference kinds complete by argument name.
+            _ => prompts::complete_prompt_argument("", argument, prefix),
+        };
+        let total = values.len() as u32;
+        let shown: Vec<String> = values.into_iter().take(CompletionInfo::MAX_VALUES).collect();
+        let has_more = (shown.len() as u32) < total;
+        let info = CompletionInfo::with_pagination(shown, Some(total), has_more).map_err(|e| ErrorData::internal_error(e, None))?;
+        Ok(CompleteResult::new(info))
+    }
+
+    async fn set_level(&self, request: SetLevelRequestParams, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        *self.state.log_level.lock().unwrap_or_else(|p| p.into_inner()) = Some(request.level);
+        self.log(&context.peer, LoggingLevel::Debug, &format!("Logging level set to: {:?}", request.level)).await;
+        Ok(())
+    }
 }
