@@ -4,4 +4,5 @@
 pub mod contract;
 pub mod forwarder;
 pub mod http;
+pub mod mcp;
 pub mod process;

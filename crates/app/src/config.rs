@@ -52,6 +52,19 @@ pub struct Config {
     #[arg(long, env = "INTROSPECTION_CLIENT_SECRET", hide_env_values = true, requires = "introspection_client_id")]
     pub introspection_client_secret: Option<String>,
 
+    /// An MCP session unused this long is closed; its id then answers 404.
+    #[arg(long, env = "MCP_SESSION_IDLE_TIMEOUT", default_value = "30m", value_parser = parse_duration)]
+    pub mcp_session_idle_timeout: Duration,
+
+    /// How often a subscribed resource reports notifications/resources/updated.
+    #[arg(long, env = "RESOURCE_UPDATE_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub resource_update_interval: Duration,
+
+    /// Comma-separated browser origins allowed to call /mcp (e.g. https://app.example);
+    /// requests with another Origin get 403. Empty: the Origin header is not checked.
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
     /// Log filter, in tracing's EnvFilter syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub rust_log: String,
@@ -92,6 +105,9 @@ impl Config {
         }
         if self.access_token_ttl.is_zero() {
             return Err("ACCESS_TOKEN_TTL must be positive".into());
+        }
+        if self.mcp_session_idle_timeout.is_zero() || self.resource_update_interval.is_zero() {
+            return Err("MCP_SESSION_IDLE_TIMEOUT and RESOURCE_UPDATE_INTERVAL must be positive".into());
         }
         Ok(Settings { issuer, resource, scopes })
     }

@@ -16,6 +16,8 @@ use tokio::net::TcpListener;
 use crate::config::{Config, Settings};
 use crate::http::guard::BearerGuard;
 use crate::http::{self, AppState};
+use crate::mcp::McpSettings;
+use crate::mcp::sessions::{self, SessionOwners};
 
 const SWEEP_PERIOD: Duration = Duration::from_secs(60);
 
@@ -74,9 +76,31 @@ pub fn build(config: &Config, stores: Stores) -> Result<Router, StartupError> {
         resource_metadata: settings.issuer.endpoint("/.well-known/oauth-protected-resource/mcp"),
         scope: settings.scopes.to_string(),
     });
-    let mcp = Router::new().fallback_service(crate::mcp::sessions::service(allowed_hosts(&settings), crate::mcp::McpSettings::default()));
+    let mcp_settings = McpSettings {
+        resource_update_interval: config.resource_update_interval,
+        session_idle_timeout: config.mcp_session_idle_timeout,
+    };
+    let owners = Arc::new(SessionOwners::new(config.mcp_session_idle_timeout));
+    spawn_owner_sweeper(Arc::downgrade(&owners));
+    let service = sessions::service(allowed_hosts(&settings), config.allowed_origins.clone(), mcp_settings, Arc::default());
+    let mcp = Router::new()
+        .fallback_service(service)
+        .layer(axum::middleware::from_fn_with_state(owners, sessions::bind_to_owner))
+        .layer(axum::middleware::from_fn(crate::mcp::edge::jsonrpc_errors));
     let state = Arc::new(AppState { auth, settings });
     Ok(http::router(state, guard, mcp))
+}
+
+fn spawn_owner_sweeper(owners: std::sync::Weak<SessionOwners>) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(SWEEP_PERIOD);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let Some(owners) = owners.upgrade() else { break };
+            owners.sweep();
+        }
+    });
 }
 
 /// Binds the configured address and serves until the process is asked to stop.

@@ -54,6 +54,7 @@ fn cors() -> CorsLayer {
         .expose_headers([header::WWW_AUTHENTICATE, HeaderName::from_static("mcp-session-id")])
 }
 
+/// `mcp` is the MCP service with its own layers; the bearer guard goes outermost.
 pub fn router(state: Arc<AppState>, guard: Arc<BearerGuard>, mcp: Router) -> Router {
     let oauth = Router::new()
         .route("/register", post(oauth::register))

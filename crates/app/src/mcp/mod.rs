@@ -5,6 +5,7 @@
 // are part of the feature set for every earlier revision this server speaks.
 #![allow(deprecated)]
 
+pub mod edge;
 mod media;
 mod prompts;
 mod resources;
@@ -17,13 +18,13 @@ use std::time::Duration;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
-    CompleteRequestParams, CompleteResult, CompletionInfo, GetPromptRequestParams, GetPromptResponse, Implementation,
+    CompleteRequestParams, CompleteResult, CompletionInfo, CustomRequest, CustomResult, GetPromptRequestParams, GetPromptResponse, Implementation,
     ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, LoggingLevel, LoggingMessageNotificationParam,
     PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference,
-    ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams,
+    Notification, ResourceUpdatedNotificationParam, ServerCapabilities, ServerJsonRpcMessage, ServerNotification, ServerConfig, SetLevelRequestParams, SubscribeRequestParams,
     UnsubscribeRequestParams,
 };
-use rmcp::service::{Peer, RequestContext};
+use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 use tokio::task::JoinHandle;
 
@@ -32,11 +33,13 @@ use tokio::task::JoinHandle;
 pub struct McpSettings {
     /// How often a subscribed resource reports `notifications/resources/updated`.
     pub resource_update_interval: Duration,
+    /// A session unused this long is closed.
+    pub session_idle_timeout: Duration,
 }
 
 impl Default for McpSettings {
     fn default() -> Self {
-        Self { resource_update_interval: Duration::from_secs(10) }
+        Self { resource_update_interval: Duration::from_secs(10), session_idle_timeout: Duration::from_secs(30 * 60) }
     }
 }
 
@@ -60,8 +63,28 @@ impl Drop for SessionState {
 pub struct McpServer {
     tool_router: ToolRouter<Self>,
     settings: Arc<McpSettings>,
+    streams: Arc<sessions::RequestStreams>,
     state: Arc<SessionState>,
 }
+
+/// Client-to-server request methods of the MCP revisions this server speaks.
+const STANDARD_METHODS: [&str; 15] = [
+    "initialize",
+    "ping",
+    "completion/complete",
+    "logging/setLevel",
+    "prompts/get",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "tools/call",
+    "tools/list",
+    "server/discover",
+    "subscriptions/listen",
+];
 
 fn severity(level: LoggingLevel) -> u8 {
     match level {
@@ -77,18 +100,32 @@ fn severity(level: LoggingLevel) -> u8 {
 }
 
 impl McpServer {
-    pub fn new(settings: Arc<McpSettings>) -> Self {
-        Self { tool_router: Self::tool_router(), settings, state: Arc::default() }
+    pub fn new(settings: Arc<McpSettings>, streams: Arc<sessions::RequestStreams>) -> Self {
+        Self { tool_router: Self::tool_router(), settings, streams, state: Arc::default() }
     }
 
-    /// Sends a log notification unless the client asked for a higher minimum level.
-    async fn log(&self, peer: &Peer<RoleServer>, level: LoggingLevel, message: &str) {
+    /// Sends a log notification about the request in `context`, on that request's own
+    /// response stream where it has one, unless the client asked for a higher minimum level.
+    async fn log(&self, context: &RequestContext<RoleServer>, level: LoggingLevel, message: &str) {
         let minimum = *self.state.log_level.lock().unwrap_or_else(|p| p.into_inner());
         if minimum.is_some_and(|min| severity(level) < severity(min)) {
             return;
         }
         let param = LoggingMessageNotificationParam::new(level, serde_json::json!(message)).with_logger("mcp-oauth-server");
-        let _ = peer.notify_logging_message(param).await;
+        let session = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.headers.get(sessions::SESSION_HEADER))
+            .and_then(|v| v.to_str().ok());
+        if let Some(session) = session {
+            let notification = ServerJsonRpcMessage::notification(ServerNotification::LoggingMessageNotification(
+                Notification::new(param.clone()),
+            ));
+            if self.streams.send(session, &context.id, notification).is_ok() {
+                return;
+            }
+        }
+        let _ = context.peer.notify_logging_message(param).await;
     }
 }
 
@@ -205,9 +242,23 @@ impl ServerHandler for McpServer {
         Ok(CompleteResult::new(info))
     }
 
+    /// rmcp hands over a request of a method it knows when its params do not decode; that is
+    /// invalid params (-32602), not an unknown method.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        if STANDARD_METHODS.contains(&request.method.as_str()) {
+            Err(ErrorData::invalid_params(format!("invalid params for {}", request.method), None))
+        } else {
+            Err(ErrorData::new(rmcp::model::ErrorCode::METHOD_NOT_FOUND, format!("method not found: {}", request.method), None))
+        }
+    }
+
     async fn set_level(&self, request: SetLevelRequestParams, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
         *self.state.log_level.lock().unwrap_or_else(|p| p.into_inner()) = Some(request.level);
-        self.log(&context.peer, LoggingLevel::Debug, &format!("Logging level set to: {:?}", request.level)).await;
+        self.log(&context, LoggingLevel::Debug, &format!("Logging level set to: {:?}", request.level)).await;
         Ok(())
     }
 }

@@ -100,11 +100,12 @@ pub fn read(uri: &str) -> Result<ResourceContents, ErrorData> {
         WATCHED => return Ok(ResourceContents::text("The watched resource's current content.", uri)),
         _ => {}
     }
-    if let Some(id) = uri.strip_prefix("test://template/").and_then(|rest| rest.strip_suffix("/data")) {
-        if !id.is_empty() && !id.contains('/') {
-            let body = json!({ "id": id, "templateTest": true, "data": format!("Data for ID: {id}") });
-            return Ok(ResourceContents::text(body.to_string(), uri).with_mime_type("application/json"));
-        }
+    if let Some(id) = uri.strip_prefix("test://template/").and_then(|rest| rest.strip_suffix("/data"))
+        && !id.is_empty()
+        && !id.contains('/')
+    {
+        let body = json!({ "id": id, "templateTest": true, "data": format!("Data for ID: {id}") });
+        return Ok(ResourceContents::text(body.to_string(), uri).with_mime_type("application/json"));
     }
     Err(ErrorData::resource_not_found(format!("resource not found: {uri}"), Some(json!({ "uri": uri }))))
 }

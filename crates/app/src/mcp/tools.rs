@@ -148,7 +148,7 @@ impl McpServer {
     }
 
     async fn sample(&self, context: &RequestContext<RoleServer>, prompt: String, max_tokens: u32) -> Result<String, String> {
-        if !context.peer.peer_info().is_some_and(|i| i.capabilities.sampling.is_some()) {
+        if context.peer.peer_info().is_none_or(|i| i.capabilities.sampling.is_none()) {
             return Err("the client does not support sampling".into());
         }
         let params: CreateMessageRequestParams = serde_json::from_value(json!({
@@ -164,7 +164,7 @@ impl McpServer {
     }
 
     async fn elicit(&self, context: &RequestContext<RoleServer>, message: &str, schema: Value) -> Result<ElicitResult, String> {
-        if !context.peer.peer_info().is_some_and(|i| i.capabilities.elicitation.is_some()) {
+        if context.peer.peer_info().is_none_or(|i| i.capabilities.elicitation.is_none()) {
             return Err("the client does not support elicitation".into());
         }
         let params: ElicitRequestParams =
@@ -269,7 +269,7 @@ impl McpServer {
                 "homepage": { "type": "string", "format": "uri", "title": "Homepage", "description": "Your homepage", "default": "https://example.com" },
                 "birthdate": { "type": "string", "format": "date", "title": "Birthdate", "description": "Your birthdate", "default": "1815-12-10" },
                 "integer": { "type": "integer", "title": "Favourite integer", "minimum": 1, "maximum": 100, "default": 42 },
-                "number": { "type": "number", "title": "Favourite number", "minimum": 0, "maximum": 1000, "default": 3.14 },
+                "number": { "type": "number", "title": "Favourite number", "minimum": 0, "maximum": 1000, "default": 2.5 },
                 "color": { "type": "string", "title": "Favourite colour", "enum": ["red", "green", "blue"], "default": "blue" },
                 "size": { "type": "string", "title": "Size", "oneOf": [
                     { "const": "s", "title": "Small" }, { "const": "m", "title": "Medium" }, { "const": "l", "title": "Large" }
@@ -335,11 +335,11 @@ impl McpServer {
 
     #[tool(description = "Sends log notifications while it runs")]
     async fn test_tool_with_logging(&self, context: RequestContext<RoleServer>) -> CallToolResult {
-        self.log(&context.peer, LoggingLevel::Info, "Tool execution started").await;
+        self.log(&context, LoggingLevel::Info, "Tool execution started").await;
         tokio::time::sleep(Duration::from_millis(50)).await;
-        self.log(&context.peer, LoggingLevel::Info, "Tool processing data").await;
+        self.log(&context, LoggingLevel::Info, "Tool processing data").await;
         tokio::time::sleep(Duration::from_millis(50)).await;
-        self.log(&context.peer, LoggingLevel::Info, "Tool execution completed").await;
+        self.log(&context, LoggingLevel::Info, "Tool execution completed").await;
         CallToolResult::success(vec![text("Tool with logging executed successfully")])
     }
 

@@ -1,0 +1,63 @@
+//! Sessions belong to the user whose token created them.
+
+use std::time::Duration;
+
+use mcp_oauth_tests::mcp::RawSession;
+use serde_json::json;
+
+use crate::{server_and_token, token_for};
+
+fn ping() -> serde_json::Value {
+    json!({ "jsonrpc": "2.0", "id": 7, "method": "ping" })
+}
+
+#[tokio::test]
+async fn another_users_session_looks_exactly_like_an_unknown_one() {
+    let (server, alice) = server_and_token(&[], "alice").await;
+    let bob = token_for(&server, "bob").await;
+    let session = RawSession::open(&server.resource(), &alice).await;
+    let (status, messages) = session.call(ping()).await;
+    assert_eq!((status, messages[0]["result"].clone()), (200, json!({})));
+
+    let as_bob = RawSession { token: bob.clone(), ..RawSession { url: session.url.clone(), token: String::new(), id: session.id.clone(), http: reqwest::Client::new() } };
+    let foreign = as_bob.post_json(ping()).await;
+    let foreign_status = foreign.status();
+    let foreign_body = foreign.text().await.unwrap();
+    let stranger = RawSession { url: session.url.clone(), token: bob, id: Some("no-such-session".into()), http: reqwest::Client::new() };
+    let unknown = stranger.post_json(ping()).await;
+    assert_eq!(foreign_status, 404);
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(foreign_body, unknown.text().await.unwrap(), "the same answer as an unknown session");
+    assert_eq!(as_bob.request(reqwest::Method::DELETE).send().await.unwrap().status(), 404, "bob cannot end it");
+    assert_eq!(as_bob.request(reqwest::Method::GET).send().await.unwrap().status(), 404, "nor listen to it");
+
+    // Alice's session is untouched by all of that, and alice with a fresh token still owns it.
+    assert_eq!(session.call(ping()).await.0, 200);
+    let alice_again = RawSession { token: token_for(&server, "alice").await, ..session };
+    assert_eq!(alice_again.call(ping()).await.0, 200);
+}
+
+#[tokio::test]
+async fn delete_ends_the_session_and_stale_ids_get_404() {
+    let (server, token) = server_and_token(&[], "alice").await;
+    let session = RawSession::open(&server.resource(), &token).await;
+    assert_eq!(session.call(ping()).await.0, 200);
+    let deleted = session.request(reqwest::Method::DELETE).send().await.unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    assert_eq!(session.call(ping()).await.0, 404, "a deleted session answers 404");
+    let stale = RawSession { id: Some("4b0e6a1c-0000-4000-8000-000000000000".into()), ..session };
+    assert_eq!(stale.call(ping()).await.0, 404);
+}
+
+#[tokio::test]
+async fn idle_sessions_expire() {
+    let (server, token) = server_and_token(&["--mcp-session-idle-timeout", "1"], "alice").await;
+    let session = RawSession::open(&server.resource(), &token).await;
+    assert_eq!(session.call(ping()).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(session.call(ping()).await.0, 200, "use keeps a session alive");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(session.call(ping()).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(session.call(ping()).await.0, 404, "an idle session has expired");
+}
