@@ -29,6 +29,10 @@ pub struct Config {
     #[arg(long, env = "BASE_URI")]
     pub base_uri: Option<String>,
 
+    /// Where state is kept: `memory`, or `sqlite://path/to/file.db` (created if missing).
+    #[arg(long, env = "STORAGE_URL", default_value = "memory")]
+    pub storage_url: String,
+
     #[arg(long, env = "AUTH_MODE", value_enum, default_value = "internal")]
     pub auth_mode: AuthMode,
 

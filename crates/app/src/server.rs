@@ -7,6 +7,8 @@ use std::time::Duration;
 use axum::Router;
 use chrono::TimeDelta;
 use mcp_oauth_adapters::memory::MemoryStore;
+use mcp_oauth_adapters::sqlite::SqliteStore;
+use mcp_oauth_domain::ports::Lifetimes;
 use mcp_oauth_domain::clock::{Clock, SystemClock};
 use mcp_oauth_domain::secret::TokenDigest;
 use mcp_oauth_domain::service::{AuthorizationServer, Policy, ResourceServerCredential, Stores};
@@ -25,6 +27,8 @@ const SWEEP_PERIOD: Duration = Duration::from_secs(60);
 pub enum StartupError {
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("{0}")]
+    Storage(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
 }
@@ -44,11 +48,21 @@ fn allowed_hosts(settings: &Settings) -> Vec<String> {
     hosts
 }
 
-/// Opens the storage the configuration names.
-pub fn open_stores(_config: &Config) -> Result<Stores, StartupError> {
-    let store = MemoryStore::default();
-    store.spawn_sweeper(SWEEP_PERIOD);
-    Ok(store.stores())
+/// Opens the storage the configuration names and starts its sweeper.
+pub async fn open_stores(config: &Config) -> Result<Stores, StartupError> {
+    let url = config.storage_url.trim();
+    if url == "memory" {
+        let store = MemoryStore::default();
+        store.spawn_sweeper(SWEEP_PERIOD);
+        return Ok(store.stores());
+    }
+    if url.starts_with("sqlite:") {
+        let store = SqliteStore::open(url, Lifetimes::default()).await.map_err(|e| StartupError::Storage(e.to_string()))?;
+        store.spawn_sweeper(SWEEP_PERIOD);
+        tracing::info!(url, "using SQLite storage");
+        return Ok(store.stores());
+    }
+    Err(StartupError::Config(format!("STORAGE_URL `{url}` is not `memory` or a sqlite:// URL")))
 }
 
 /// Builds the whole application for a configuration over the given stores.
@@ -105,7 +119,7 @@ fn spawn_owner_sweeper(owners: std::sync::Weak<SessionOwners>) {
 
 /// Binds the configured address and serves until the process is asked to stop.
 pub async fn run(config: Config) -> Result<(), StartupError> {
-    let app = build(&config, open_stores(&config)?)?;
+    let app = build(&config, open_stores(&config).await?)?;
     let addr = format!("{}:{}", config.host, config.port);
     let listener = TcpListener::bind(&addr).await.map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
     let local: SocketAddr = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;

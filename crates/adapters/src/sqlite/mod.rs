@@ -1,0 +1,406 @@
+//! The SQLite adapter, for one node whose state survives restarts and crashes.
+//!
+//! The SQL uses `$N` placeholders and integer epoch-millisecond times so that a Postgres
+//! adapter can reuse most of it. One-time operations are single atomic statements; writes of
+//! several statements run under `BEGIN IMMEDIATE`, so a read never has to upgrade to a write
+//! lock (the case a busy timeout cannot resolve).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use mcp_oauth_domain::StorageError;
+use mcp_oauth_domain::client::Client;
+use mcp_oauth_domain::grace::SealedSuccessor;
+use mcp_oauth_domain::ports::{
+    AccessSession, Admission, AuthorizationGrant, ClientStore, ExchangeStore, FamilyId, Lifetimes, PendingAuthStore,
+    PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore, Rotation, SessionStore,
+    Successor,
+};
+use mcp_oauth_domain::secret::TokenDigest;
+use mcp_oauth_domain::service::Stores;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, Sqlite, Transaction};
+use std::sync::Arc;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// Why a database could not be opened; the message names the file.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot use SQLite database {location}: {reason}")]
+pub struct OpenError {
+    pub location: String,
+    pub reason: String,
+}
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    lifetimes: Lifetimes,
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn unavailable(error: sqlx::Error) -> StorageError {
+    StorageError::Unavailable(error.to_string())
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<String, StorageError> {
+    serde_json::to_string(value).map_err(|e| StorageError::Corrupt(e.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(row: &SqliteRow, column: &str) -> Result<T, StorageError> {
+    let text: String = row.try_get(column).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| StorageError::Corrupt(e.to_string()))
+}
+
+fn datetime(millis: i64) -> Result<DateTime<Utc>, StorageError> {
+    DateTime::from_timestamp_millis(millis).ok_or_else(|| StorageError::Corrupt(format!("bad time {millis}")))
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://path/to/file.db` or
+    /// `sqlite::memory:`) and upgrades its schema.
+    pub async fn open(url: &str, lifetimes: Lifetimes) -> Result<Self, OpenError> {
+        let fail = |reason: String| OpenError { location: url.to_owned(), reason };
+        let in_memory = url.contains(":memory:");
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| fail(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(if in_memory { SqliteJournalMode::Memory } else { SqliteJournalMode::Wal })
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        // An in-memory database lives as long as its one connection.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(if in_memory { 1 } else { 8 })
+            .min_connections(if in_memory { 1 } else { 0 })
+            .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
+            .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        MIGRATOR.run(&pool).await.map_err(|e| fail(format!("schema migration failed: {e}")))?;
+        Ok(Self { pool, lifetimes })
+    }
+
+    pub fn stores(&self) -> Stores {
+        let me = Arc::new(self.clone());
+        Stores { clients: me.clone(), pending: me.clone(), exchanges: me.clone(), sessions: me.clone(), refresh: me }
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Deletes every expired row; returns how many.
+    pub async fn sweep(&self) -> Result<u64, StorageError> {
+        let now = now_ms();
+        let mut removed = 0;
+        for statement in [
+            "DELETE FROM clients WHERE expires_at <= $1",
+            "DELETE FROM pending_authorizations WHERE expires_at <= $1",
+            "DELETE FROM authorization_codes WHERE expires_at <= $1",
+            "DELETE FROM access_sessions WHERE expires_at <= $1",
+            "DELETE FROM refresh_tokens WHERE expires_at <= $1",
+            "DELETE FROM revoked_families WHERE expires_at <= $1",
+        ] {
+            removed += sqlx::query(statement).bind(now).execute(&self.pool).await.map_err(unavailable)?.rows_affected();
+        }
+        Ok(removed)
+    }
+
+    /// Sweeps every `period` while the runtime runs.
+    pub fn spawn_sweeper(&self, period: Duration) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            loop {
+                ticks.tick().await;
+                if let Err(e) = store.sweep().await {
+                    tracing::warn!(error = %e, "sqlite sweep failed");
+                }
+            }
+        })
+    }
+
+    async fn immediate(&self) -> Result<Transaction<'static, Sqlite>, StorageError> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(unavailable)
+    }
+
+    /// Writes a family's tombstone and deletes its rows from `table`, in one transaction.
+    async fn revoke(&self, family: &FamilyId, delete_members: &'static str, lifetime: Duration) -> Result<(), StorageError> {
+        let now = now_ms();
+        let mut tx = self.immediate().await?;
+        sqlx::query(
+            "INSERT INTO revoked_families (family, expires_at) VALUES ($1, $2) \
+             ON CONFLICT (family) DO UPDATE SET expires_at = MAX(revoked_families.expires_at, excluded.expires_at)",
+        )
+        .bind(&family.0)
+        .bind(now + ms(lifetime))
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        sqlx::query(delete_members).bind(&family.0).execute(&mut *tx).await.map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
+    }
+}
+
+#[async_trait]
+impl ClientStore for SqliteStore {
+    async fn insert(&self, client: &Client) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO clients (client_id, body, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (client_id) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at",
+        )
+        .bind(&client.client_id)
+        .bind(encode(client)?)
+        .bind(now_ms() + ms(self.lifetimes.client))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn get(&self, client_id: &str) -> Result<Option<Client>, StorageError> {
+        let row = sqlx::query("SELECT body FROM clients WHERE client_id = $1 AND expires_at > $2")
+            .bind(client_id)
+            .bind(now_ms())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| decode(&r, "body")).transpose()
+    }
+}
+
+#[async_trait]
+impl PendingAuthStore for SqliteStore {
+    async fn insert(&self, request: &TokenDigest, pending: &PendingAuthorization) -> Result<(), StorageError> {
+        sqlx::query("INSERT INTO pending_authorizations (digest, body, expires_at) VALUES ($1, $2, $3)")
+            .bind(request.to_hex())
+            .bind(encode(pending)?)
+            .bind(now_ms() + ms(self.lifetimes.pending_auth))
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn get(&self, request: &TokenDigest) -> Result<Option<PendingAuthorization>, StorageError> {
+        let row = sqlx::query("SELECT body FROM pending_authorizations WHERE digest = $1 AND expires_at > $2")
+            .bind(request.to_hex())
+            .bind(now_ms())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| decode(&r, "body")).transpose()
+    }
+
+    async fn take(&self, request: &TokenDigest) -> Result<Option<PendingAuthorization>, StorageError> {
+        let row = sqlx::query("DELETE FROM pending_authorizations WHERE digest = $1 AND expires_at > $2 RETURNING body")
+            .bind(request.to_hex())
+            .bind(now_ms())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| decode(&r, "body")).transpose()
+    }
+}
+
+#[async_trait]
+impl ExchangeStore for SqliteStore {
+    async fn insert(&self, code: &TokenDigest, grant: &AuthorizationGrant) -> Result<(), StorageError> {
+        sqlx::query("INSERT INTO authorization_codes (digest, body, expires_at) VALUES ($1, $2, $3)")
+            .bind(code.to_hex())
+            .bind(encode(grant)?)
+            .bind(now_ms() + ms(self.lifetimes.exchange))
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn redeem(&self, code: &TokenDigest) -> Result<Redemption, StorageError> {
+        let row = sqlx::query(
+            "UPDATE authorization_codes SET redemptions = redemptions + 1 \
+             WHERE digest = $1 AND expires_at > $2 RETURNING body, redemptions",
+        )
+        .bind(code.to_hex())
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let Some(row) = row else { return Ok(Redemption::Unknown) };
+        let grant = decode(&row, "body")?;
+        let redemptions: i64 = row.try_get("redemptions").map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        Ok(if redemptions == 1 { Redemption::Redeemed(grant) } else { Redemption::Replayed(grant) })
+    }
+}
+
+/// Inserts unless the family has a live tombstone, in one statement.
+const INSERT_SESSION: &str = "INSERT INTO access_sessions (digest, family, body, expires_at) \
+     SELECT $1, $2, $3, $4 WHERE NOT EXISTS \
+     (SELECT 1 FROM revoked_families WHERE family = $2 AND expires_at > $5)";
+
+const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (digest, family, body, expires_at) \
+     SELECT $1, $2, $3, $4 WHERE NOT EXISTS \
+     (SELECT 1 FROM revoked_families WHERE family = $2 AND expires_at > $5)";
+
+fn admission(rows: u64) -> Admission {
+    if rows == 1 { Admission::Stored } else { Admission::FamilyRevoked }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn insert(&self, token: &TokenDigest, session: &AccessSession) -> Result<Admission, StorageError> {
+        let now = now_ms();
+        let result = sqlx::query(INSERT_SESSION)
+            .bind(token.to_hex())
+            .bind(&session.family.0)
+            .bind(encode(session)?)
+            .bind(now + ms(self.lifetimes.session))
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(admission(result.rows_affected()))
+    }
+
+    async fn get(&self, token: &TokenDigest) -> Result<Option<AccessSession>, StorageError> {
+        let row = sqlx::query("SELECT body FROM access_sessions WHERE digest = $1 AND expires_at > $2")
+            .bind(token.to_hex())
+            .bind(now_ms())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| decode(&r, "body")).transpose()
+    }
+
+    async fn remove(&self, token: &TokenDigest) -> Result<(), StorageError> {
+        sqlx::query("DELETE FROM access_sessions WHERE digest = $1")
+            .bind(token.to_hex())
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn revoke_family(&self, family: &FamilyId) -> Result<(), StorageError> {
+        self.revoke(family, "DELETE FROM access_sessions WHERE family = $1", self.lifetimes.session).await
+    }
+}
+
+fn refresh_record(row: &SqliteRow) -> Result<RefreshRecord, StorageError> {
+    let grant = decode(row, "body")?;
+    let rotated_at: Option<i64> = row.try_get("rotated_at").map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    let successor: Option<String> = row.try_get("successor").map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    let state = match (rotated_at, successor) {
+        (None, _) => RefreshState::Active,
+        (Some(at), Some(sealed)) => RefreshState::Rotated {
+            at: datetime(at)?,
+            successor: SealedSuccessor::try_from(sealed).map_err(|e| StorageError::Corrupt(e.to_string()))?,
+        },
+        (Some(_), None) => return Err(StorageError::Corrupt("a rotated refresh token without its successor".into())),
+    };
+    Ok(RefreshRecord { grant, state })
+}
+
+#[async_trait]
+impl RefreshStore for SqliteStore {
+    async fn insert(&self, token: &TokenDigest, grant: &RefreshGrant) -> Result<Admission, StorageError> {
+        let now = now_ms();
+        let result = sqlx::query(INSERT_REFRESH)
+            .bind(token.to_hex())
+            .bind(&grant.family.0)
+            .bind(encode(grant)?)
+            .bind(now + ms(self.lifetimes.refresh))
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(admission(result.rows_affected()))
+    }
+
+    async fn get(&self, token: &TokenDigest) -> Result<Option<RefreshRecord>, StorageError> {
+        let row = sqlx::query(
+            "SELECT body, rotated_at, successor FROM refresh_tokens WHERE digest = $1 AND expires_at > $2",
+        )
+        .bind(token.to_hex())
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        row.map(|r| refresh_record(&r)).transpose()
+    }
+
+    async fn rotate(
+        &self,
+        token: &TokenDigest,
+        at: DateTime<Utc>,
+        sealed: &SealedSuccessor,
+        successor: Successor<'_>,
+    ) -> Result<Rotation, StorageError> {
+        let now = now_ms();
+        let mut tx = self.immediate().await?;
+        let claimed = sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = $1, successor = $2 \
+             WHERE digest = $3 AND expires_at > $4 AND rotated_at IS NULL",
+        )
+        .bind(at.timestamp_millis())
+        .bind(String::from(sealed.clone()))
+        .bind(token.to_hex())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        let rotation = if claimed == 1 {
+            let stored = sqlx::query(INSERT_REFRESH)
+                .bind(successor.token.to_hex())
+                .bind(&successor.grant.family.0)
+                .bind(encode(successor.grant)?)
+                .bind(now + ms(self.lifetimes.refresh))
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?
+                .rows_affected();
+            if stored == 1 { Rotation::Rotated } else { Rotation::Unknown }
+        } else {
+            let row = sqlx::query(
+                "SELECT body, rotated_at, successor FROM refresh_tokens WHERE digest = $1 AND expires_at > $2",
+            )
+            .bind(token.to_hex())
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            match row.map(|r| refresh_record(&r)).transpose()? {
+                Some(RefreshRecord { state: RefreshState::Rotated { at, successor }, .. }) => {
+                    Rotation::AlreadyRotated { at, successor }
+                }
+                _ => Rotation::Unknown,
+            }
+        };
+        if rotation == Rotation::Rotated {
+            tx.commit().await.map_err(unavailable)?;
+        } else {
+            tx.rollback().await.map_err(unavailable)?;
+        }
+        Ok(rotation)
+    }
+
+    async fn revoke_family(&self, family: &FamilyId) -> Result<(), StorageError> {
+        self.revoke(family, "DELETE FROM refresh_tokens WHERE family = $1", self.lifetimes.refresh).await
+    }
+}
