@@ -121,7 +121,7 @@ impl McpServer {
             let notification = ServerJsonRpcMessage::notification(ServerNotification::LoggingMessageNotification(
                 Notification::new(param.clone()),
             ));
-            if self.streams.send(session, &context.id, notification).is_ok() {
+            if self.streams.send(session, &context.id, notification) {
                 return;
             }
         }

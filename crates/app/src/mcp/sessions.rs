@@ -39,12 +39,9 @@ fn request_key(session: &str, request: &RequestId) -> (String, String) {
 }
 
 impl RequestStreams {
-    /// Sends `message` on the response stream of `request`; gives it back if that stream is gone.
-    pub fn send(&self, session: &str, request: &RequestId, message: ServerJsonRpcMessage) -> Result<(), ServerJsonRpcMessage> {
-        match self.open.get(&request_key(session, request)) {
-            Some(sender) => sender.send(message).map_err(|e| e.0),
-            None => Err(message),
-        }
+    /// Sends `message` on the response stream of `request`; false if that stream is gone.
+    pub fn send(&self, session: &str, request: &RequestId, message: ServerJsonRpcMessage) -> bool {
+        self.open.get(&request_key(session, request)).is_some_and(|sender| sender.send(message).is_ok())
     }
 }
 
