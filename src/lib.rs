@@ -6,3 +6,4 @@ pub mod forwarder;
 pub mod http;
 pub mod mcp;
 pub mod process;
+pub mod redis_server;

@@ -1,2 +1,3 @@
 pub mod memory;
+pub mod redis;
 pub mod sqlite;

@@ -68,6 +68,12 @@ pub enum Admission {
     FamilyRevoked,
 }
 
+/// Whether the storage backend answers at all: readiness probes ask this.
+#[async_trait]
+pub trait StorageHealth: Send + Sync {
+    async fn ping(&self) -> Result<(), StorageError>;
+}
+
 #[async_trait]
 pub trait ClientStore: Send + Sync {
     async fn insert(&self, client: &Client) -> Result<(), StorageError>;

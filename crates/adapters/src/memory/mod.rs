@@ -16,7 +16,7 @@ use mcp_oauth_domain::grace::SealedSuccessor;
 use mcp_oauth_domain::ports::{
     AccessSession, Admission, AuthorizationGrant, ClientStore, ExchangeStore, FamilyId, Lifetimes,
     PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore,
-    Rotation, SessionStore, Successor,
+    Rotation, SessionStore, StorageHealth, Successor,
 };
 use mcp_oauth_domain::secret::TokenDigest;
 use mcp_oauth_domain::service::Stores;
@@ -90,7 +90,14 @@ impl MemoryStore {
 
     pub fn stores(&self) -> Stores {
         let me = Arc::new(self.clone());
-        Stores { clients: me.clone(), pending: me.clone(), exchanges: me.clone(), sessions: me.clone(), refresh: me }
+        Stores {
+            clients: me.clone(),
+            pending: me.clone(),
+            exchanges: me.clone(),
+            sessions: me.clone(),
+            refresh: me.clone(),
+            health: me,
+        }
     }
 
     /// Frees the memory of expired records now.
@@ -279,6 +286,13 @@ impl RefreshStore for MemoryStore {
 
     async fn revoke_family(&self, family: &FamilyId) -> Result<(), StorageError> {
         revoke(&self.inner.refresh_families, &self.inner.refresh, family, self.inner.lifetimes.refresh);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl StorageHealth for MemoryStore {
+    async fn ping(&self) -> Result<(), StorageError> {
         Ok(())
     }
 }

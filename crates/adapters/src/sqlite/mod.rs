@@ -16,7 +16,7 @@ use mcp_oauth_domain::grace::SealedSuccessor;
 use mcp_oauth_domain::ports::{
     AccessSession, Admission, AuthorizationGrant, ClientStore, ExchangeStore, FamilyId, Lifetimes, PendingAuthStore,
     PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore, Rotation, SessionStore,
-    Successor,
+    StorageHealth, Successor,
 };
 use mcp_oauth_domain::secret::TokenDigest;
 use mcp_oauth_domain::service::Stores;
@@ -96,7 +96,14 @@ impl SqliteStore {
 
     pub fn stores(&self) -> Stores {
         let me = Arc::new(self.clone());
-        Stores { clients: me.clone(), pending: me.clone(), exchanges: me.clone(), sessions: me.clone(), refresh: me }
+        Stores {
+            clients: me.clone(),
+            pending: me.clone(),
+            exchanges: me.clone(),
+            sessions: me.clone(),
+            refresh: me.clone(),
+            health: me,
+        }
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -402,5 +409,12 @@ impl RefreshStore for SqliteStore {
 
     async fn revoke_family(&self, family: &FamilyId) -> Result<(), StorageError> {
         self.revoke(family, "DELETE FROM refresh_tokens WHERE family = $1", self.lifetimes.refresh).await
+    }
+}
+
+#[async_trait]
+impl StorageHealth for SqliteStore {
+    async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(unavailable)
     }
 }

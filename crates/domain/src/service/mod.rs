@@ -18,7 +18,7 @@ pub use register::RegisteredClient;
 pub use token::{TokenRequest, TokenResponse};
 
 use crate::clock::Clock;
-use crate::ports::{ClientStore, ExchangeStore, PendingAuthStore, RefreshStore, SessionStore};
+use crate::ports::{ClientStore, ExchangeStore, PendingAuthStore, RefreshStore, SessionStore, StorageHealth};
 use crate::resource::{Issuer, ResourceUri};
 use crate::scope::Scope;
 use crate::secret::TokenDigest;
@@ -31,6 +31,7 @@ pub struct Stores {
     pub exchanges: Arc<dyn ExchangeStore>,
     pub sessions: Arc<dyn SessionStore>,
     pub refresh: Arc<dyn RefreshStore>,
+    pub health: Arc<dyn StorageHealth>,
 }
 
 /// A credential with which a resource server may call the introspection endpoint.

@@ -1,0 +1,72 @@
+//! Lua scripts: each runs atomically inside Redis, so check-and-set spans no round trip and
+//! stays one-time across every instance sharing the server.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Stores a token in its family unless the family is revoked.
+/// KEYS: record, family set, tombstone. ARGV: value, ttl ms, member digest, "string" | "hash".
+pub static ADMIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+        if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+        if ARGV[4] == 'hash' then
+          redis.call('HSET', KEYS[1], 'grant', ARGV[1])
+          redis.call('PEXPIRE', KEYS[1], ARGV[2])
+        else
+          redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+        end
+        redis.call('SADD', KEYS[2], ARGV[3])
+        if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+        return 1
+        "#,
+    )
+});
+
+/// Marks a code redeemed; returns {redemptions, grant} or nil.
+/// KEYS: code.
+pub static REDEEM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+        if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+        local n = redis.call('HINCRBY', KEYS[1], 'redemptions', 1)
+        return {n, redis.call('HGET', KEYS[1], 'grant')}
+        "#,
+    )
+});
+
+/// Rotates a refresh token: {1, ''} when this call won, {2, rotated} when it was rotated
+/// before, {0, ''} when unknown or revoked. HSETNX on the `rotated` field is the one-time switch.
+/// KEYS: presented, successor, family set, tombstone.
+/// ARGV: rotated value, successor grant, ttl ms, successor digest.
+pub static ROTATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+        if redis.call('EXISTS', KEYS[4]) == 1 then return {0, ''} end
+        if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
+        if redis.call('HSETNX', KEYS[1], 'rotated', ARGV[1]) == 0 then
+          return {2, redis.call('HGET', KEYS[1], 'rotated')}
+        end
+        redis.call('HSET', KEYS[2], 'grant', ARGV[2])
+        redis.call('PEXPIRE', KEYS[2], ARGV[3])
+        redis.call('SADD', KEYS[3], ARGV[4])
+        if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
+        return {1, ''}
+        "#,
+    )
+});
+
+/// Revokes a family: writes its tombstone and deletes every member.
+/// KEYS: family set, tombstone. ARGV: ttl ms, member key prefix.
+pub static REVOKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+        if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[1]) then redis.call('SET', KEYS[2], '1', 'PX', ARGV[1]) end
+        local members = redis.call('SMEMBERS', KEYS[1])
+        for _, digest in ipairs(members) do redis.call('DEL', ARGV[2] .. digest) end
+        redis.call('DEL', KEYS[1])
+        return #members
+        "#,
+    )
+});
