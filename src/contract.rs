@@ -216,8 +216,11 @@ pub async fn codes_redeem_once_then_report_replay<F: Fn(Lifetimes) -> Fut, Fut: 
     let grant = sample_grant(&FamilyId::generate());
     exchanges.insert(&code, &grant).await.unwrap();
     assert_eq!(exchanges.redeem(&code).await.unwrap(), Redemption::Redeemed(grant.clone()));
-    assert_eq!(exchanges.redeem(&code).await.unwrap(), Redemption::Replayed(grant.clone()));
-    assert_eq!(exchanges.redeem(&code).await.unwrap(), Redemption::Replayed(grant));
+    let in_flight = Redemption::Replayed { grant: grant.clone(), issued: false };
+    assert_eq!(exchanges.redeem(&code).await.unwrap(), in_flight, "the first redemption has not issued yet");
+    exchanges.mark_issued(&code).await.unwrap();
+    assert_eq!(exchanges.redeem(&code).await.unwrap(), Redemption::Replayed { grant, issued: true });
+    exchanges.mark_issued(&TokenDigest::of("unknown")).await.unwrap();
     assert_eq!(exchanges.redeem(&TokenDigest::of("unknown")).await.unwrap(), Redemption::Unknown);
 }
 
@@ -240,7 +243,7 @@ pub async fn racing_redemptions_have_one_winner<F: Fn(Lifetimes) -> Fut, Fut: Fu
     for task in tasks {
         match task.await.unwrap() {
             Redemption::Redeemed(_) => redeemed += 1,
-            Redemption::Replayed(_) => {}
+            Redemption::Replayed { .. } => {}
             Redemption::Unknown => panic!("a racing redemption lost the code"),
         }
     }

@@ -29,9 +29,26 @@ pub struct Config {
     #[arg(long, env = "BASE_URI")]
     pub base_uri: Option<String>,
 
-    /// Where state is kept: `memory`, or `sqlite://path/to/file.db` (created if missing).
-    #[arg(long, env = "STORAGE_URL", default_value = "memory")]
-    pub storage_url: String,
+    /// Where state is kept: `memory`, `redis://…`, `rediss://…` (TLS) or
+    /// `sqlite://path/to/file.db`. Unset: REDIS_URL if set, else memory.
+    #[arg(long, env = "STORAGE_URL")]
+    pub storage_url: Option<String>,
+
+    /// Selects Redis when STORAGE_URL is unset, as in the reference deployment.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Redis password, used when the URL carries none.
+    #[arg(long, env = "REDIS_PASSWORD", hide_env_values = true)]
+    pub redis_password: Option<String>,
+
+    /// Prefix of every Redis key.
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "auth:")]
+    pub redis_key_prefix: String,
+
+    /// Bound on every storage operation; past it the request gets 503.
+    #[arg(long, env = "STORAGE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub storage_timeout: Duration,
 
     #[arg(long, env = "AUTH_MODE", value_enum, default_value = "internal")]
     pub auth_mode: AuthMode,
@@ -88,6 +105,13 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
         _ => return Err(format!("unknown unit `{unit}` in `{raw}`; use s, m, h or d")),
     };
     value.checked_mul(seconds).map(Duration::from_secs).ok_or_else(|| format!("`{raw}` is too long"))
+}
+
+impl Config {
+    /// The storage URL in effect: STORAGE_URL, else REDIS_URL, else `memory`.
+    pub fn storage(&self) -> &str {
+        self.storage_url.as_deref().or(self.redis_url.as_deref()).unwrap_or("memory").trim()
+    }
 }
 
 /// Settings derived from the configuration, validated once at start-up.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use chrono::TimeDelta;
 use mcp_oauth_adapters::memory::MemoryStore;
+use mcp_oauth_adapters::redis::{RedisOptions, RedisStore};
 use mcp_oauth_adapters::sqlite::SqliteStore;
 use mcp_oauth_domain::ports::Lifetimes;
 use mcp_oauth_domain::clock::{Clock, SystemClock};
@@ -50,7 +51,19 @@ fn allowed_hosts(settings: &Settings) -> Vec<String> {
 
 /// Opens the storage the configuration names and starts its sweeper.
 pub async fn open_stores(config: &Config) -> Result<Stores, StartupError> {
-    let url = config.storage_url.trim();
+    let url = config.storage();
+    if url.starts_with("redis://") || url.starts_with("rediss://") {
+        let options = RedisOptions {
+            url: url.to_owned(),
+            password: config.redis_password.clone(),
+            prefix: config.redis_key_prefix.clone(),
+            timeout: config.storage_timeout,
+            lifetimes: Lifetimes::default(),
+        };
+        let store = RedisStore::open(options).await.map_err(|e| StartupError::Storage(e.to_string()))?;
+        tracing::info!(prefix = %config.redis_key_prefix, "using Redis storage");
+        return Ok(store.stores());
+    }
     if url == "memory" {
         let store = MemoryStore::default();
         store.spawn_sweeper(SWEEP_PERIOD);
@@ -62,7 +75,7 @@ pub async fn open_stores(config: &Config) -> Result<Stores, StartupError> {
         tracing::info!(url, "using SQLite storage");
         return Ok(store.stores());
     }
-    Err(StartupError::Config(format!("STORAGE_URL `{url}` is not `memory` or a sqlite:// URL")))
+    Err(StartupError::Config("STORAGE_URL must be `memory`, a redis:// or rediss:// URL, or a sqlite:// URL".into()))
 }
 
 /// Builds the whole application for a configuration over the given stores.
@@ -101,7 +114,7 @@ pub fn build(config: &Config, stores: Stores) -> Result<Router, StartupError> {
         .fallback_service(service)
         .layer(axum::middleware::from_fn_with_state(owners, sessions::bind_to_owner))
         .layer(axum::middleware::from_fn(crate::mcp::edge::jsonrpc_errors));
-    let state = Arc::new(AppState { auth, settings });
+    let state = Arc::new(AppState { auth, settings, health: stores.health.clone() });
     Ok(http::router(state, guard, mcp))
 }
 

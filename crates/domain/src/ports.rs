@@ -120,8 +120,10 @@ pub struct AuthorizationGrant {
 pub enum Redemption {
     /// This call redeemed the code.
     Redeemed(AuthorizationGrant),
-    /// The code was redeemed before: whatever its first redemption issued must be revoked.
-    Replayed(AuthorizationGrant),
+    /// The code was redeemed before. `issued` tells whether that first redemption has stored
+    /// its tokens yet: if so they must be revoked; if not, it is still in flight and the
+    /// replay is only refused.
+    Replayed { grant: AuthorizationGrant, issued: bool },
     Unknown,
 }
 
@@ -131,6 +133,8 @@ pub trait ExchangeStore: Send + Sync {
     /// Marks the code redeemed and reports whether this call was the first. The record stays
     /// until it expires so that later attempts are recognised as replays.
     async fn redeem(&self, code: &TokenDigest) -> Result<Redemption, StorageError>;
+    /// Records that the redemption's tokens are stored.
+    async fn mark_issued(&self, code: &TokenDigest) -> Result<(), StorageError>;
 }
 
 /// The session behind an access token.

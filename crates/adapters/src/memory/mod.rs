@@ -27,6 +27,7 @@ use expiring::ExpiringMap;
 struct Exchange {
     grant: AuthorizationGrant,
     redeemed: bool,
+    issued: bool,
 }
 
 /// The tokens of one family in one store, and whether the family was revoked.
@@ -196,7 +197,7 @@ impl PendingAuthStore for MemoryStore {
 #[async_trait]
 impl ExchangeStore for MemoryStore {
     async fn insert(&self, code: &TokenDigest, grant: &AuthorizationGrant) -> Result<(), StorageError> {
-        let exchange = Exchange { grant: grant.clone(), redeemed: false };
+        let exchange = Exchange { grant: grant.clone(), redeemed: false, issued: false };
         self.inner.exchanges.insert(*code, exchange, self.inner.lifetimes.exchange);
         Ok(())
     }
@@ -204,12 +205,17 @@ impl ExchangeStore for MemoryStore {
     async fn redeem(&self, code: &TokenDigest) -> Result<Redemption, StorageError> {
         let outcome = self.inner.exchanges.update(code, |exchange| {
             if std::mem::replace(&mut exchange.redeemed, true) {
-                Redemption::Replayed(exchange.grant.clone())
+                Redemption::Replayed { grant: exchange.grant.clone(), issued: exchange.issued }
             } else {
                 Redemption::Redeemed(exchange.grant.clone())
             }
         });
         Ok(outcome.unwrap_or(Redemption::Unknown))
+    }
+
+    async fn mark_issued(&self, code: &TokenDigest) -> Result<(), StorageError> {
+        self.inner.exchanges.update(code, |exchange| exchange.issued = true);
+        Ok(())
     }
 }
 

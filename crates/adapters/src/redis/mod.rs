@@ -102,6 +102,9 @@ fn parse_rotated(value: &str) -> Result<RefreshState, StorageError> {
 
 impl RedisStore {
     pub async fn open(options: RedisOptions) -> Result<Self, OpenError> {
+        // rediss:// needs a process-wide rustls provider; ring is the one this build carries.
+        // Installing fails harmlessly when one is already installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let fail = |reason: String| OpenError { location: redacted(&options.url), reason };
         let mut info = options.url.as_str().into_connection_info().map_err(|e| fail(e.to_string()))?;
         if info.redis_settings().password().is_none()
@@ -276,12 +279,21 @@ impl ExchangeStore for RedisStore {
 
     async fn redeem(&self, code: &TokenDigest) -> Result<Redemption, StorageError> {
         let key = self.key("exch", &code.to_hex());
-        let answer: Option<(i64, String)> = self.run(async move |c| scripts::REDEEM.key(key).invoke_async(c).await).await?;
+        let answer: Option<(i64, String, String)> =
+            self.run(async move |c| scripts::REDEEM.key(key).invoke_async(c).await).await?;
         Ok(match answer {
             None => Redemption::Unknown,
-            Some((1, grant)) => Redemption::Redeemed(decode(&grant)?),
-            Some((_, grant)) => Redemption::Replayed(decode(&grant)?),
+            Some((1, grant, _)) => Redemption::Redeemed(decode(&grant)?),
+            Some((_, grant, issued)) => Redemption::Replayed { grant: decode(&grant)?, issued: issued == "1" },
         })
+    }
+
+    async fn mark_issued(&self, code: &TokenDigest) -> Result<(), StorageError> {
+        // HSET on a key that expired in between would recreate it without a TTL; the script
+        // writes only to an existing code.
+        let key = self.key("exch", &code.to_hex());
+        let _: i64 = self.run(async move |c| scripts::MARK_ISSUED.key(key).invoke_async(c).await).await?;
+        Ok(())
     }
 }
 

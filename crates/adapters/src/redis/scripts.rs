@@ -24,14 +24,14 @@ pub static ADMIT: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// Marks a code redeemed; returns {redemptions, grant} or nil.
+/// Marks a code redeemed; returns {redemptions, grant, issued} or nil.
 /// KEYS: code.
 pub static REDEEM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
         if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
         local n = redis.call('HINCRBY', KEYS[1], 'redemptions', 1)
-        return {n, redis.call('HGET', KEYS[1], 'grant')}
+        return {n, redis.call('HGET', KEYS[1], 'grant'), redis.call('HGET', KEYS[1], 'issued') or '0'}
         "#,
     )
 });
@@ -67,6 +67,17 @@ pub static REVOKE: LazyLock<Script> = LazyLock::new(|| {
         for _, digest in ipairs(members) do redis.call('DEL', ARGV[2] .. digest) end
         redis.call('DEL', KEYS[1])
         return #members
+        "#,
+    )
+});
+
+/// Records that a redeemed code's tokens are stored, if the code still exists.
+/// KEYS: code.
+pub static MARK_ISSUED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        return redis.call('HSET', KEYS[1], 'issued', '1')
         "#,
     )
 });

@@ -240,7 +240,7 @@ impl ExchangeStore for SqliteStore {
     async fn redeem(&self, code: &TokenDigest) -> Result<Redemption, StorageError> {
         let row = sqlx::query(
             "UPDATE authorization_codes SET redemptions = redemptions + 1 \
-             WHERE digest = $1 AND expires_at > $2 RETURNING body, redemptions",
+             WHERE digest = $1 AND expires_at > $2 RETURNING body, redemptions, issued",
         )
         .bind(code.to_hex())
         .bind(now_ms())
@@ -250,7 +250,17 @@ impl ExchangeStore for SqliteStore {
         let Some(row) = row else { return Ok(Redemption::Unknown) };
         let grant = decode(&row, "body")?;
         let redemptions: i64 = row.try_get("redemptions").map_err(|e| StorageError::Corrupt(e.to_string()))?;
-        Ok(if redemptions == 1 { Redemption::Redeemed(grant) } else { Redemption::Replayed(grant) })
+        let issued: bool = row.try_get("issued").map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        Ok(if redemptions == 1 { Redemption::Redeemed(grant) } else { Redemption::Replayed { grant, issued } })
+    }
+
+    async fn mark_issued(&self, code: &TokenDigest) -> Result<(), StorageError> {
+        sqlx::query("UPDATE authorization_codes SET issued = TRUE WHERE digest = $1")
+            .bind(code.to_hex())
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 }
 

@@ -15,6 +15,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::extract::State;
+use mcp_oauth_domain::ports::StorageHealth;
 use mcp_oauth_domain::service::AuthorizationServer;
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -30,6 +32,7 @@ const OAUTH_BODY_LIMIT: usize = 64 * 1024;
 pub struct AppState {
     pub auth: Arc<AuthorizationServer>,
     pub settings: Settings,
+    pub health: Arc<dyn StorageHealth>,
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -40,8 +43,21 @@ async fn not_found() -> Response {
     plain_json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
 
+/// Liveness: the process answers.
 async fn health() -> Response {
     axum::Json(json!({ "status": "ok" })).into_response()
+}
+
+/// Readiness: storage answers too.
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    match state.health.ping().await {
+        Ok(()) => axum::Json(json!({ "status": "ready", "storage": "ok" })).into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "storage is not reachable");
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "status": "unavailable", "storage": "unreachable" })))
+                .into_response()
+        }
+    }
 }
 
 /// Browser-based MCP clients call discovery, registration, token and /mcp cross-origin. No
@@ -65,6 +81,7 @@ pub fn router(state: Arc<AppState>, guard: Arc<BearerGuard>, mcp: Router) -> Rou
         .route("/.well-known/oauth-authorization-server", get(metadata::authorization_server))
         .route("/.well-known/oauth-protected-resource", get(metadata::protected_resource))
         .route("/.well-known/oauth-protected-resource/mcp", get(metadata::protected_resource))
+        .route("/health/ready", get(ready))
         .layer(DefaultBodyLimit::max(OAUTH_BODY_LIMIT))
         .with_state(state);
     let mcp = mcp.layer(axum::middleware::from_fn_with_state(guard, guard::require_bearer));

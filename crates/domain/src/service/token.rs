@@ -87,11 +87,14 @@ impl AuthorizationServer {
         let verifier = CodeVerifier::parse(required(&request.code_verifier, "code_verifier")?)
             .map_err(|e| OAuthError::invalid_request(e.to_string()))?;
 
-        let grant = match self.stores.exchanges.redeem(&TokenDigest::of(code)).await? {
+        let code_digest = TokenDigest::of(code);
+        let grant = match self.stores.exchanges.redeem(&code_digest).await? {
             Redemption::Redeemed(grant) => grant,
-            Redemption::Replayed(grant) => {
-                tracing::warn!(client_id = %grant.client_id, "authorization code replayed; revoking its tokens");
-                self.revoke_family(&grant.family).await?;
+            Redemption::Replayed { grant, issued } => {
+                if issued {
+                    tracing::warn!(client_id = %grant.client_id, "authorization code replayed; revoking its tokens");
+                    self.revoke_family(&grant.family).await?;
+                }
                 return Err(OAuthError::invalid_grant("authorization code was already used"));
             }
             Redemption::Unknown => return Err(OAuthError::invalid_grant("authorization code is invalid or expired")),
@@ -124,6 +127,7 @@ impl AuthorizationServer {
             self.stores.sessions.remove(&TokenDigest::of(&issuance.access_token)).await?;
             return Err(OAuthError::invalid_grant("authorization code was already used"));
         }
+        self.stores.exchanges.mark_issued(&code_digest).await?;
         tracing::info!(client_id = %client.client_id, "authorization code exchanged");
         Ok(self.response(&issuance))
     }
