@@ -56,7 +56,9 @@ impl TestServer {
         let mut argv = vec!["mcp-oauth-server", "--base-uri", &base];
         argv.extend_from_slice(args);
         let config = Config::try_parse_from(argv).expect("valid test configuration");
-        let app = mcp_oauth_app::server::build(&config, stores).expect("app builds");
+        let mcp = mcp_oauth_app::server::local_mcp_backend(&config);
+        let storage = mcp_oauth_app::server::Storage { stores, mcp };
+        let app = mcp_oauth_app::server::build(&config, storage).expect("app builds");
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("server runs");
         });

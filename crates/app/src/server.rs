@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use axum::Router;
 use chrono::TimeDelta;
-use mcp_oauth_adapters::memory::MemoryStore;
-use mcp_oauth_adapters::redis::{RedisOptions, RedisStore};
+use mcp_oauth_adapters::memory::{LocalBus, MemoryMcpSessions, MemoryStore};
+use mcp_oauth_adapters::redis::{RedisBus, RedisMcpSessions, RedisOptions, RedisStore};
 use mcp_oauth_adapters::sqlite::SqliteStore;
 use mcp_oauth_domain::ports::Lifetimes;
 use mcp_oauth_domain::clock::{Clock, SystemClock};
@@ -20,7 +20,7 @@ use crate::config::{Config, Settings};
 use crate::http::guard::BearerGuard;
 use crate::http::{self, AppState};
 use crate::mcp::McpSettings;
-use crate::mcp::sessions::{self, SessionOwners};
+use crate::mcp::sessions::{self, McpBackend};
 
 const SWEEP_PERIOD: Duration = Duration::from_secs(60);
 
@@ -49,8 +49,29 @@ fn allowed_hosts(settings: &Settings) -> Vec<String> {
     hosts
 }
 
+/// Everything the server keeps: the authorization server's stores and the MCP sessions.
+pub struct Storage {
+    pub stores: Stores,
+    pub mcp: McpBackend,
+}
+
+/// MCP sessions of one process, for storage that is not shared between instances.
+pub fn local_mcp_backend(config: &Config) -> McpBackend {
+    let sessions = Arc::new(MemoryMcpSessions::new(config.mcp_session_idle_timeout));
+    let weak = Arc::downgrade(&sessions);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(SWEEP_PERIOD);
+        loop {
+            ticks.tick().await;
+            let Some(sessions) = weak.upgrade() else { break };
+            sessions.sweep();
+        }
+    });
+    McpBackend { sessions, bus: Arc::new(LocalBus::default()) }
+}
+
 /// Opens the storage the configuration names and starts its sweeper.
-pub async fn open_stores(config: &Config) -> Result<Stores, StartupError> {
+pub async fn open_storage(config: &Config) -> Result<Storage, StartupError> {
     let url = config.storage();
     if url.starts_with("redis://") || url.starts_with("rediss://") {
         let options = RedisOptions {
@@ -62,8 +83,18 @@ pub async fn open_stores(config: &Config) -> Result<Stores, StartupError> {
         };
         let store = RedisStore::open(options).await.map_err(|e| StartupError::Storage(e.to_string()))?;
         tracing::info!(prefix = %config.redis_key_prefix, "using Redis storage");
-        return Ok(store.stores());
+        let mcp = McpBackend {
+            sessions: Arc::new(RedisMcpSessions::new(store.clone(), config.mcp_session_idle_timeout)),
+            bus: Arc::new(RedisBus::start(store.clone())),
+        };
+        return Ok(Storage { stores: store.stores(), mcp });
     }
+    let stores = open_local_stores(url).await?;
+    Ok(Storage { stores, mcp: local_mcp_backend(config) })
+}
+
+/// Storage that lives in this process or on this node.
+async fn open_local_stores(url: &str) -> Result<Stores, StartupError> {
     if url == "memory" {
         let store = MemoryStore::default();
         store.spawn_sweeper(SWEEP_PERIOD);
@@ -78,8 +109,9 @@ pub async fn open_stores(config: &Config) -> Result<Stores, StartupError> {
     Err(StartupError::Config("STORAGE_URL must be `memory`, a redis:// or rediss:// URL, or a sqlite:// URL".into()))
 }
 
-/// Builds the whole application for a configuration over the given stores.
-pub fn build(config: &Config, stores: Stores) -> Result<Router, StartupError> {
+/// Builds the whole application for a configuration over the given storage.
+pub fn build(config: &Config, storage: Storage) -> Result<Router, StartupError> {
+    let Storage { stores, mcp: backend } = storage;
     let settings = config.settings().map_err(StartupError::Config)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let resource_servers = match (&config.introspection_client_id, &config.introspection_client_secret) {
@@ -107,32 +139,19 @@ pub fn build(config: &Config, stores: Stores) -> Result<Router, StartupError> {
         resource_update_interval: config.resource_update_interval,
         session_idle_timeout: config.mcp_session_idle_timeout,
     };
-    let owners = Arc::new(SessionOwners::new(config.mcp_session_idle_timeout));
-    spawn_owner_sweeper(Arc::downgrade(&owners));
-    let service = sessions::service(allowed_hosts(&settings), config.allowed_origins.clone(), mcp_settings, Arc::default());
+    let sessions = backend.sessions.clone();
+    let service = sessions::service(allowed_hosts(&settings), config.allowed_origins.clone(), mcp_settings, backend);
     let mcp = Router::new()
         .fallback_service(service)
-        .layer(axum::middleware::from_fn_with_state(owners, sessions::bind_to_owner))
+        .layer(axum::middleware::from_fn_with_state(sessions, sessions::bind_to_owner))
         .layer(axum::middleware::from_fn(crate::mcp::edge::jsonrpc_errors));
     let state = Arc::new(AppState { auth, settings, health: stores.health.clone() });
     Ok(http::router(state, guard, mcp))
 }
 
-fn spawn_owner_sweeper(owners: std::sync::Weak<SessionOwners>) {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(SWEEP_PERIOD);
-        ticks.tick().await;
-        loop {
-            ticks.tick().await;
-            let Some(owners) = owners.upgrade() else { break };
-            owners.sweep();
-        }
-    });
-}
-
 /// Binds the configured address and serves until the process is asked to stop.
 pub async fn run(config: Config) -> Result<(), StartupError> {
-    let app = build(&config, open_stores(&config).await?)?;
+    let app = build(&config, open_storage(&config).await?)?;
     let addr = format!("{}:{}", config.host, config.port);
     let listener = TcpListener::bind(&addr).await.map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
     let local: SocketAddr = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;

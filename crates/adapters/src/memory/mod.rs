@@ -3,6 +3,9 @@
 //! operations atomic within the process.
 
 mod expiring;
+mod mcp_sessions;
+
+pub use mcp_sessions::{LocalBus, MemoryMcpSessions, payloads};
 
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};

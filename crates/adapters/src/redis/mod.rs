@@ -9,7 +9,10 @@
 //! `family:installation:{family}` and `family:refresh:{family}` (sets of digests), and
 //! `revoked:{family}` (tombstones).
 
+mod mcp_sessions;
 mod scripts;
+
+pub use mcp_sessions::{RedisBus, RedisMcpSessions};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,6 +58,7 @@ pub struct OpenError {
 
 #[derive(Clone)]
 pub struct RedisStore {
+    client: redis::Client,
     connection: ConnectionManager,
     prefix: Arc<str>,
     timeout: Duration,
@@ -119,11 +123,12 @@ impl RedisStore {
             .set_response_timeout(Some(options.timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
-        let connection = tokio::time::timeout(options.timeout * 2, ConnectionManager::new_with_config(client, config))
+        let connection = tokio::time::timeout(options.timeout * 2, ConnectionManager::new_with_config(client.clone(), config))
             .await
             .map_err(|_| fail("timed out connecting".into()))?
             .map_err(|e| fail(e.to_string()))?;
         let store = Self {
+            client,
             connection,
             prefix: options.prefix.into(),
             timeout: options.timeout,

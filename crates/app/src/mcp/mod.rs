@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use mcp_oauth_domain::mcp_sessions::McpSessionStore;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
     CompleteRequestParams, CompleteResult, CompletionInfo, CustomRequest, CustomResult, GetPromptRequestParams, GetPromptResponse, Implementation,
@@ -43,9 +44,11 @@ impl Default for McpSettings {
     }
 }
 
-/// State of one MCP session: rmcp creates one server per session.
+/// What this instance's copy of a session runs: rmcp creates one server per session copy.
+/// What every copy must agree on (log level, subscriptions) lives in the session store.
 #[derive(Default)]
 struct SessionState {
+    /// For sessionless (2026-07-28) requests, which have no shared session to keep it in.
     log_level: Mutex<Option<LoggingLevel>>,
     subscriptions: Mutex<HashMap<String, JoinHandle<()>>>,
 }
@@ -64,7 +67,22 @@ pub struct McpServer {
     tool_router: ToolRouter<Self>,
     settings: Arc<McpSettings>,
     streams: Arc<sessions::RequestStreams>,
+    sessions: Arc<dyn McpSessionStore>,
     state: Arc<SessionState>,
+}
+
+/// The MCP session a request belongs to, if any.
+fn session_of(context: &RequestContext<RoleServer>) -> Option<String> {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.headers.get(sessions::SESSION_HEADER))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn storage_error(error: mcp_oauth_domain::StorageError) -> ErrorData {
+    ErrorData::internal_error(format!("session storage: {error}"), None)
 }
 
 /// Client-to-server request methods of the MCP revisions this server speaks.
@@ -100,24 +118,30 @@ fn severity(level: LoggingLevel) -> u8 {
 }
 
 impl McpServer {
-    pub fn new(settings: Arc<McpSettings>, streams: Arc<sessions::RequestStreams>) -> Self {
-        Self { tool_router: Self::tool_router(), settings, streams, state: Arc::default() }
+    pub fn new(settings: Arc<McpSettings>, streams: Arc<sessions::RequestStreams>, sessions: Arc<dyn McpSessionStore>) -> Self {
+        Self { tool_router: Self::tool_router(), settings, streams, sessions, state: Arc::default() }
+    }
+
+    async fn minimum_level(&self, session: Option<&str>) -> Option<LoggingLevel> {
+        match session {
+            Some(session) => {
+                let stored = self.sessions.log_level(session).await.ok().flatten()?;
+                serde_json::from_value(serde_json::Value::String(stored)).ok()
+            }
+            None => *self.state.log_level.lock().unwrap_or_else(|p| p.into_inner()),
+        }
     }
 
     /// Sends a log notification about the request in `context`, on that request's own
     /// response stream where it has one, unless the client asked for a higher minimum level.
     async fn log(&self, context: &RequestContext<RoleServer>, level: LoggingLevel, message: &str) {
-        let minimum = *self.state.log_level.lock().unwrap_or_else(|p| p.into_inner());
+        let session = session_of(context);
+        let minimum = self.minimum_level(session.as_deref()).await;
         if minimum.is_some_and(|min| severity(level) < severity(min)) {
             return;
         }
         let param = LoggingMessageNotificationParam::new(level, serde_json::json!(message)).with_logger("mcp-oauth-server");
-        let session = context
-            .extensions
-            .get::<axum::http::request::Parts>()
-            .and_then(|parts| parts.headers.get(sessions::SESSION_HEADER))
-            .and_then(|v| v.to_str().ok());
-        if let Some(session) = session {
+        if let Some(session) = session.as_deref() {
             let notification = ServerJsonRpcMessage::notification(ServerNotification::LoggingMessageNotification(
                 Notification::new(param.clone()),
             ));
@@ -184,14 +208,25 @@ impl ServerHandler for McpServer {
         Ok(ReadResourceResult::new(vec![resources::read(&request.uri)?]).into())
     }
 
+    /// The subscription is recorded in the session store, so any instance can end it; the
+    /// updater runs here and stops when the store no longer lists it.
     async fn subscribe(&self, request: SubscribeRequestParams, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
         resources::read(&request.uri)?;
-        let (peer, uri, period) = (context.peer.clone(), request.uri.clone(), self.settings.resource_update_interval);
+        let session = session_of(&context).ok_or_else(|| ErrorData::invalid_request("subscriptions need a session", None))?;
+        self.sessions.set_subscribed(&session, &request.uri, true).await.map_err(storage_error)?;
+        let (peer, uri, period, sessions) =
+            (context.peer.clone(), request.uri.clone(), self.settings.resource_update_interval, self.sessions.clone());
         let task = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(period);
             ticks.tick().await;
             loop {
                 ticks.tick().await;
+                match sessions.is_subscribed(&session, &uri).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    // An outage pauses updates; it does not end the subscription.
+                    Err(_) => continue,
+                }
                 if peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri.clone())).await.is_err() {
                     break;
                 }
@@ -204,7 +239,10 @@ impl ServerHandler for McpServer {
         Ok(())
     }
 
-    async fn unsubscribe(&self, request: UnsubscribeRequestParams, _context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+    async fn unsubscribe(&self, request: UnsubscribeRequestParams, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        if let Some(session) = session_of(&context) {
+            self.sessions.set_subscribed(&session, &request.uri, false).await.map_err(storage_error)?;
+        }
         let mut subscriptions = self.state.subscriptions.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(task) = subscriptions.remove(&request.uri) {
             task.abort();
@@ -257,7 +295,13 @@ impl ServerHandler for McpServer {
     }
 
     async fn set_level(&self, request: SetLevelRequestParams, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
-        *self.state.log_level.lock().unwrap_or_else(|p| p.into_inner()) = Some(request.level);
+        match session_of(&context) {
+            Some(session) => {
+                let level = serde_json::to_value(request.level).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+                self.sessions.set_log_level(&session, &level).await.map_err(storage_error)?;
+            }
+            None => *self.state.log_level.lock().unwrap_or_else(|p| p.into_inner()) = Some(request.level),
+        }
         self.log(&context, LoggingLevel::Debug, &format!("Logging level set to: {:?}", request.level)).await;
         Ok(())
     }

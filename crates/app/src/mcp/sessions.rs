@@ -1,25 +1,29 @@
 //! MCP sessions on rmcp's Streamable HTTP transport: who owns each session, when it expires,
 //! and on which stream a request's notifications travel.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use dashmap::DashMap;
-use futures::Stream;
+use futures::{Stream, StreamExt};
+use mcp_oauth_domain::mcp_sessions::{McpSessionStore, SessionBus};
 use mcp_oauth_domain::secret::generate_secret;
 use mcp_oauth_domain::validation::ValidatedToken;
-use rmcp::model::{ClientJsonRpcMessage, RequestId, ServerJsonRpcMessage};
+use rmcp::RoleServer;
+use rmcp::model::{ClientJsonRpcMessage, JsonRpcNotification, RequestId, ServerJsonRpcMessage, ServerNotification};
+use rmcp::transport::Transport;
 use rmcp::transport::streamable_http_server::session::local::{LocalSessionManager, LocalSessionManagerError};
 use rmcp::transport::streamable_http_server::session::{
-    EventStore, RestoreOutcome, ServerSseMessage, SessionId, SessionManager,
+    EventStore, RestoreOutcome, ServerSseMessage, SessionId, SessionManager, SessionState, SessionStoreError,
 };
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::{McpServer, McpSettings};
@@ -45,27 +49,39 @@ impl RequestStreams {
     }
 }
 
-/// One request's response stream: notifications queued through [`RequestStreams`] go out
-/// before whatever rmcp sends after them, and are flushed before the stream ends.
-struct RequestStream {
+/// A response stream: messages queued on `side` go out before whatever rmcp sends after them,
+/// and are flushed before the stream ends with rmcp's.
+struct MergedStream {
     inner: Pin<Box<dyn Stream<Item = ServerSseMessage> + Send + Sync>>,
     side: mpsc::UnboundedReceiver<ServerJsonRpcMessage>,
-    /// An rmcp message held back while queued notifications go first.
+    /// An rmcp message held back while queued messages go first.
     held: Option<ServerSseMessage>,
     inner_done: bool,
-    registration: Option<((String, String), Arc<RequestStreams>)>,
+    on_end: Option<Box<dyn FnOnce() + Send + Sync>>,
 }
 
-fn sse(message: ServerJsonRpcMessage) -> ServerSseMessage {
-    ServerSseMessage::from_message(message)
+impl MergedStream {
+    fn new(
+        inner: impl Stream<Item = ServerSseMessage> + Send + Sync + 'static,
+        side: mpsc::UnboundedReceiver<ServerJsonRpcMessage>,
+        on_end: Option<Box<dyn FnOnce() + Send + Sync>>,
+    ) -> Self {
+        Self { inner: Box::pin(inner), side, held: None, inner_done: false, on_end }
+    }
+
+    fn finish(&mut self) {
+        if let Some(on_end) = self.on_end.take() {
+            on_end();
+        }
+    }
 }
 
-impl Stream for RequestStream {
+impl Stream for MergedStream {
     type Item = ServerSseMessage;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if let Poll::Ready(Some(message)) = self.side.poll_recv(cx) {
-            return Poll::Ready(Some(sse(message)));
+            return Poll::Ready(Some(ServerSseMessage::from_message(message)));
         }
         if let Some(item) = self.held.take() {
             return Poll::Ready(Some(item));
@@ -76,7 +92,7 @@ impl Stream for RequestStream {
                     return Poll::Ready(Some(match self.side.try_recv() {
                         Ok(queued) => {
                             self.held = Some(item);
-                            sse(queued)
+                            ServerSseMessage::from_message(queued)
                         }
                         Err(_) => item,
                     }));
@@ -86,37 +102,164 @@ impl Stream for RequestStream {
             }
         }
         match self.side.try_recv() {
-            Ok(message) => Poll::Ready(Some(sse(message))),
+            Ok(message) => Poll::Ready(Some(ServerSseMessage::from_message(message))),
             Err(_) => {
-                if let Some((key, streams)) = self.registration.take() {
-                    streams.open.remove(&key);
-                }
+                self.finish();
                 Poll::Ready(None)
             }
         }
     }
 }
 
-impl Drop for RequestStream {
+impl Drop for MergedStream {
     fn drop(&mut self) {
-        if let Some((key, streams)) = self.registration.take() {
-            streams.open.remove(&key);
+        self.finish();
+    }
+}
+
+/// What instances tell each other about the sessions they share.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum BusMessage {
+    /// A client-to-server message (a response to a server request, a notification) that
+    /// arrived at `origin`; the copy of the session that awaits it may live elsewhere.
+    Inbox { session: String, origin: String, message: ClientJsonRpcMessage },
+    /// A notification tied to no request, for whichever instance holds the client's GET stream.
+    Outbox { session: String, message: ServerJsonRpcMessage },
+    /// The session ended at `origin`: close every other copy.
+    Close { session: String, origin: String },
+}
+
+type LocalTransport = <LocalSessionManager as SessionManager>::Transport;
+
+/// Notifications about no particular request travel on the GET stream, wherever it is open.
+fn unscoped(message: &ServerJsonRpcMessage) -> bool {
+    matches!(
+        message,
+        ServerJsonRpcMessage::Notification(JsonRpcNotification {
+            notification: ServerNotification::ResourceUpdatedNotification(_)
+                | ServerNotification::ResourceListChangedNotification(_)
+                | ServerNotification::ToolListChangedNotification(_)
+                | ServerNotification::PromptListChangedNotification(_)
+                | ServerNotification::LoggingMessageNotification(_),
+            ..
+        })
+    )
+}
+
+/// The transport between a session's server and rmcp's worker, which sends notifications
+/// tied to no request through the bus instead, so they reach the GET stream on any instance.
+pub struct OutboxTransport {
+    inner: LocalTransport,
+    session: String,
+    bus: Arc<dyn SessionBus>,
+}
+
+impl Transport<RoleServer> for OutboxTransport {
+    type Error = std::io::Error;
+
+    fn send(&mut self, item: ServerJsonRpcMessage) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        let sending: Pin<Box<dyn Future<Output = Result<(), Self::Error>> + Send>> = if unscoped(&item) {
+            let bus = self.bus.clone();
+            let payload = serde_json::to_string(&BusMessage::Outbox { session: self.session.clone(), message: item });
+            Box::pin(async move {
+                bus.publish(payload.map_err(std::io::Error::other)?).await.map_err(std::io::Error::other)
+            })
+        } else {
+            let sent = self.inner.send(item);
+            Box::pin(async move { sent.await.map_err(std::io::Error::other) })
+        };
+        sending
+    }
+
+    fn receive(&mut self) -> impl Future<Output = Option<ClientJsonRpcMessage>> + Send {
+        self.inner.receive()
+    }
+
+    async fn close(&mut self) -> Result<(), Self::Error> {
+        self.inner.close().await.map_err(std::io::Error::other)
+    }
+}
+
+/// rmcp's local session manager, extended so that a session can be served by several
+/// instances: each POST stream is registered in [`RequestStreams`], client messages and
+/// session ends are shared over the bus, and GET streams receive the bus's notifications.
+pub struct RoutedSessionManager {
+    inner: Arc<LocalSessionManager>,
+    streams: Arc<RequestStreams>,
+    standalone: Arc<DashMap<String, Vec<mpsc::UnboundedSender<ServerJsonRpcMessage>>>>,
+    bus: Arc<dyn SessionBus>,
+    /// Tells this instance's bus messages from the others'.
+    instance: String,
+}
+
+impl RoutedSessionManager {
+    fn new(inner: LocalSessionManager, streams: Arc<RequestStreams>, bus: Arc<dyn SessionBus>) -> Self {
+        let manager = Self {
+            inner: Arc::new(inner),
+            streams,
+            standalone: Arc::default(),
+            bus,
+            instance: generate_secret(),
+        };
+        manager.spawn_listener();
+        manager
+    }
+
+    fn spawn_listener(&self) {
+        let (inner, standalone, instance) = (self.inner.clone(), self.standalone.clone(), self.instance.clone());
+        let mut payloads = self.bus.listen();
+        tokio::spawn(async move {
+            while let Some(payload) = payloads.next().await {
+                let Ok(message) = serde_json::from_str::<BusMessage>(&payload) else {
+                    tracing::warn!("ignoring an unreadable session bus message");
+                    continue;
+                };
+                match message {
+                    BusMessage::Inbox { session, origin, message } if origin != instance => {
+                        let id = SessionId::from(session);
+                        if inner.has_session(&id).await.unwrap_or(false) {
+                            let _ = inner.accept_message(&id, message).await;
+                        }
+                    }
+                    BusMessage::Outbox { session, message } => {
+                        if let Some(mut listeners) = standalone.get_mut(&session) {
+                            listeners.retain(|listener| listener.send(message.clone()).is_ok());
+                        }
+                    }
+                    BusMessage::Close { session, origin } if origin != instance => {
+                        let _ = inner.close_session(&SessionId::from(session)).await;
+                    }
+                    _ => {}
+                }
+            }
+        });
+    }
+
+    fn wrap(&self, id: &SessionId, inner: LocalTransport) -> OutboxTransport {
+        OutboxTransport { inner, session: id.to_string(), bus: self.bus.clone() }
+    }
+
+    async fn publish(&self, message: BusMessage) {
+        match serde_json::to_string(&message) {
+            Ok(payload) => {
+                if let Err(error) = self.bus.publish(payload).await {
+                    tracing::warn!(%error, "session bus publish failed");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "session bus message not serialisable"),
         }
     }
 }
 
-/// rmcp's local session manager, with each POST stream registered in [`RequestStreams`].
-pub struct RoutedSessionManager {
-    inner: LocalSessionManager,
-    streams: Arc<RequestStreams>,
-}
-
 impl SessionManager for RoutedSessionManager {
     type Error = LocalSessionManagerError;
-    type Transport = <LocalSessionManager as SessionManager>::Transport;
+    type Transport = OutboxTransport;
 
     async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
-        self.inner.create_session().await
+        let (id, transport) = self.inner.create_session().await?;
+        let transport = self.wrap(&id, transport);
+        Ok((id, transport))
     }
 
     async fn initialize_session(&self, id: &SessionId, message: ClientJsonRpcMessage) -> Result<ServerJsonRpcMessage, Self::Error> {
@@ -128,7 +271,9 @@ impl SessionManager for RoutedSessionManager {
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
-        self.inner.close_session(id).await
+        let closed = self.inner.close_session(id).await;
+        self.publish(BusMessage::Close { session: id.to_string(), origin: self.instance.clone() }).await;
+        closed
     }
 
     async fn create_stream(
@@ -154,22 +299,37 @@ impl SessionManager for RoutedSessionManager {
                 return Err(e);
             }
         };
-        let (registration, side) = match registration {
-            Some((key, receiver)) => (Some((key, self.streams.clone())), receiver),
-            None => (None, mpsc::unbounded_channel().1),
-        };
-        Ok(RequestStream { inner: Box::pin(inner), side, held: None, inner_done: false, registration })
+        Ok(match registration {
+            Some((key, receiver)) => {
+                let streams = self.streams.clone();
+                MergedStream::new(inner, receiver, Some(Box::new(move || {
+                    streams.open.remove(&key);
+                })))
+            }
+            None => MergedStream::new(inner, mpsc::unbounded_channel().1, None),
+        })
     }
 
     async fn accept_message(&self, id: &SessionId, message: ClientJsonRpcMessage) -> Result<(), Self::Error> {
-        self.inner.accept_message(id, message).await
+        let accepted = self.inner.accept_message(id, message.clone()).await;
+        self.publish(BusMessage::Inbox { session: id.to_string(), origin: self.instance.clone(), message }).await;
+        accepted
     }
 
     async fn create_standalone_stream(
         &self,
         id: &SessionId,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        self.inner.create_standalone_stream(id).await
+        let inner = self.inner.create_standalone_stream(id).await?;
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.standalone.entry(id.to_string()).or_default().push(sender);
+        let (standalone, session) = (self.standalone.clone(), id.to_string());
+        Ok(MergedStream::new(inner, receiver, Some(Box::new(move || {
+            standalone.remove_if_mut(&session, |_, listeners| {
+                listeners.retain(|l| !l.is_closed());
+                listeners.is_empty()
+            });
+        }))))
     }
 
     async fn resume(
@@ -181,7 +341,11 @@ impl SessionManager for RoutedSessionManager {
     }
 
     async fn restore_session(&self, id: SessionId) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
-        self.inner.restore_session(id).await
+        Ok(match self.inner.restore_session(id.clone()).await? {
+            RestoreOutcome::Restored(transport) => RestoreOutcome::Restored(self.wrap(&id, transport)),
+            RestoreOutcome::AlreadyPresent => RestoreOutcome::AlreadyPresent,
+            _ => RestoreOutcome::NotSupported,
+        })
     }
 
     fn event_store(&self) -> Option<Arc<dyn EventStore>> {
@@ -189,69 +353,71 @@ impl SessionManager for RoutedSessionManager {
     }
 }
 
-/// Which user owns each session, and when each was last used.
-pub struct SessionOwners {
-    owners: DashMap<String, (String, Instant)>,
-    idle_timeout: Duration,
-}
+/// rmcp's hook for restoring a session on another instance, kept in the session store.
+struct SharedSessionState(Arc<dyn McpSessionStore>);
 
-impl SessionOwners {
-    pub fn new(idle_timeout: Duration) -> Self {
-        Self { owners: DashMap::new(), idle_timeout }
+#[async_trait::async_trait]
+impl rmcp::transport::streamable_http_server::session::SessionStore for SharedSessionState {
+    async fn load(&self, session_id: &str) -> Result<Option<SessionState>, SessionStoreError> {
+        match self.0.load_state(session_id).await? {
+            Some(text) => Ok(Some(serde_json::from_str(&text)?)),
+            None => Ok(None),
+        }
     }
 
-    /// Whether `subject` owns the live session `id`; a use keeps it alive.
-    fn touch(&self, id: &str, subject: &str) -> bool {
-        let Some(mut entry) = self.owners.get_mut(id) else { return false };
-        let (owner, last_used) = entry.value_mut();
-        if last_used.elapsed() > self.idle_timeout {
-            drop(entry);
-            self.owners.remove(id);
-            return false;
-        }
-        if owner != subject {
-            return false;
-        }
-        *last_used = Instant::now();
-        true
+    async fn store(&self, session_id: &str, state: &SessionState) -> Result<(), SessionStoreError> {
+        Ok(self.0.save_state(session_id, &serde_json::to_string(state)?).await?)
     }
 
-    pub fn sweep(&self) {
-        self.owners.retain(|_, (_, last_used)| last_used.elapsed() <= self.idle_timeout);
+    async fn delete(&self, session_id: &str) -> Result<(), SessionStoreError> {
+        Ok(self.0.end(session_id).await?)
     }
 }
 
 /// Binds sessions to the token's subject. A request on a session the caller does not own is
 /// sent on as a request on a session id nobody has, so rmcp answers it exactly as it answers
 /// an unknown session (404) and nothing reveals that the session exists.
-pub async fn bind_to_owner(State(owners): State<Arc<SessionOwners>>, mut request: Request, next: Next) -> Response {
+pub async fn bind_to_owner(State(sessions): State<Arc<dyn McpSessionStore>>, mut request: Request, next: Next) -> Response {
     let Some(subject) = request.extensions().get::<ValidatedToken>().map(|t| t.subject.clone()) else {
         return next.run(request).await;
     };
+    let unavailable = |error: mcp_oauth_domain::StorageError| {
+        tracing::warn!(%error, "MCP session storage unavailable");
+        let body = crate::http::guard::jsonrpc_error(-32000, "session storage is temporarily unavailable; retry shortly");
+        (StatusCode::SERVICE_UNAVAILABLE, [(axum::http::header::RETRY_AFTER, "1")], body).into_response()
+    };
     let session = request.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let deleting = request.method() == axum::http::Method::DELETE;
-    if let Some(id) = &session
-        && !owners.touch(id, &subject)
-    {
-        if deleting {
-            // rmcp acknowledges deleting an unknown session; the transport spec wants 404, as
-            // for any other request on a session that is not there.
-            return (axum::http::StatusCode::NOT_FOUND, "Not Found: Session not found").into_response();
+    if let Some(id) = &session {
+        match sessions.touch(id, &subject).await {
+            Ok(true) => {}
+            Ok(false) if deleting => {
+                // rmcp acknowledges deleting an unknown session; the transport spec wants 404,
+                // as for any other request on a session that is not there.
+                return (StatusCode::NOT_FOUND, "Not Found: Session not found").into_response();
+            }
+            Ok(false) => {
+                let nobody = HeaderValue::from_str(&format!("unknown-{}", generate_secret())).expect("base64url is header-safe");
+                request.headers_mut().insert(SESSION_HEADER, nobody);
+            }
+            Err(error) => return unavailable(error),
         }
-        let nobody = HeaderValue::from_str(&format!("unknown-{}", generate_secret())).expect("base64url is header-safe");
-        request.headers_mut().insert(SESSION_HEADER, nobody);
     }
     let response = next.run(request).await;
-    match (&session, response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok())) {
-        (None, Some(created)) => {
-            owners.owners.insert(created.to_owned(), (subject, Instant::now()));
-        }
-        (Some(id), _) if deleting && response.status().is_success() => {
-            owners.owners.remove(id);
-        }
-        _ => {}
+    if session.is_none()
+        && let Some(created) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok())
+        && let Err(error) = sessions.claim(created, &subject).await
+    {
+        return unavailable(error);
     }
     response
+}
+
+/// Where the MCP server keeps its sessions and how its instances talk.
+#[derive(Clone)]
+pub struct McpBackend {
+    pub sessions: Arc<dyn McpSessionStore>,
+    pub bus: Arc<dyn SessionBus>,
 }
 
 /// The Streamable HTTP service for /mcp. `allowed_hosts` guards against DNS rebinding.
@@ -259,15 +425,18 @@ pub fn service(
     allowed_hosts: Vec<String>,
     allowed_origins: Vec<String>,
     settings: McpSettings,
-    streams: Arc<RequestStreams>,
+    backend: McpBackend,
 ) -> StreamableHttpService<McpServer, RoutedSessionManager> {
+    let streams = Arc::new(RequestStreams::default());
     let mut local = LocalSessionManager::default();
     local.session_config.keep_alive = Some(settings.session_idle_timeout);
-    let manager = Arc::new(RoutedSessionManager { inner: local, streams: streams.clone() });
+    let manager = Arc::new(RoutedSessionManager::new(local, streams.clone(), backend.bus.clone()));
     let mut config = StreamableHttpServerConfig::default().with_allowed_hosts(allowed_hosts);
     if !allowed_origins.is_empty() {
         config = config.with_allowed_origins(allowed_origins);
     }
+    config.session_store = Some(Arc::new(SharedSessionState(backend.sessions.clone())));
     let settings = Arc::new(settings);
-    StreamableHttpService::new(move || Ok(McpServer::new(settings.clone(), streams.clone())), manager, config)
+    let sessions = backend.sessions;
+    StreamableHttpService::new(move || Ok(McpServer::new(settings.clone(), streams.clone(), sessions.clone())), manager, config)
 }

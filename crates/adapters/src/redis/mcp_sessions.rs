@@ -1,0 +1,165 @@
+//! MCP sessions shared by every instance: `mcp:session:{id}` (hash: owner, state, level) and
+//! `mcp:subs:{id}` (set of subscribed URIs), both with the idle timeout as TTL, renewed by
+//! the owner's every use; and a bus on the pub/sub channel `mcp:bus`.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use mcp_oauth_domain::StorageError;
+use mcp_oauth_domain::mcp_sessions::{McpSessionStore, Payloads, SessionBus};
+use redis::Script;
+use tokio::sync::broadcast;
+
+use super::{RedisStore, ms};
+
+/// Renews the session if `subject` owns it. KEYS: session hash, subscriptions. ARGV: subject, ttl.
+static TOUCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+        if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+        redis.call('PEXPIRE', KEYS[1], ARGV[2])
+        redis.call('PEXPIRE', KEYS[2], ARGV[2])
+        return 1
+        "#,
+    )
+});
+
+pub struct RedisMcpSessions {
+    store: RedisStore,
+    idle_timeout: Duration,
+}
+
+impl RedisMcpSessions {
+    pub fn new(store: RedisStore, idle_timeout: Duration) -> Self {
+        Self { store, idle_timeout }
+    }
+
+    fn keys(&self, session: &str) -> (String, String) {
+        (self.store.key("mcp:session", session), self.store.key("mcp:subs", session))
+    }
+
+    async fn set_field(&self, session: &str, field: &'static str, value: &str) -> Result<(), StorageError> {
+        let (key, value, ttl) = (self.keys(session).0, value.to_owned(), ms(self.idle_timeout));
+        self.store
+            .run(async move |c| {
+                redis::pipe().atomic().hset(&key, field, value).ignore().pexpire(&key, ttl as i64).ignore().query_async(c).await
+            })
+            .await
+    }
+
+    async fn get_field(&self, session: &str, field: &'static str) -> Result<Option<String>, StorageError> {
+        let key = self.keys(session).0;
+        self.store.run(async move |c| redis::cmd("HGET").arg(&key).arg(field).query_async(c).await).await
+    }
+}
+
+#[async_trait]
+impl McpSessionStore for RedisMcpSessions {
+    async fn claim(&self, session: &str, subject: &str) -> Result<(), StorageError> {
+        self.set_field(session, "owner", subject).await
+    }
+
+    async fn touch(&self, session: &str, subject: &str) -> Result<bool, StorageError> {
+        let ((hash, subs), subject, ttl) = (self.keys(session), subject.to_owned(), ms(self.idle_timeout));
+        let owned: i64 =
+            self.store.run(async move |c| TOUCH.key(hash).key(subs).arg(subject).arg(ttl).invoke_async(c).await).await?;
+        Ok(owned == 1)
+    }
+
+    async fn end(&self, session: &str) -> Result<(), StorageError> {
+        let (hash, subs) = self.keys(session);
+        self.store.run(async move |c| redis::cmd("DEL").arg(&hash).arg(&subs).query_async(c).await).await
+    }
+
+    async fn save_state(&self, session: &str, state: &str) -> Result<(), StorageError> {
+        self.set_field(session, "state", state).await
+    }
+
+    async fn load_state(&self, session: &str) -> Result<Option<String>, StorageError> {
+        self.get_field(session, "state").await
+    }
+
+    async fn set_log_level(&self, session: &str, level: &str) -> Result<(), StorageError> {
+        self.set_field(session, "level", level).await
+    }
+
+    async fn log_level(&self, session: &str) -> Result<Option<String>, StorageError> {
+        self.get_field(session, "level").await
+    }
+
+    async fn set_subscribed(&self, session: &str, uri: &str, subscribed: bool) -> Result<(), StorageError> {
+        let (key, uri, ttl) = (self.keys(session).1, uri.to_owned(), ms(self.idle_timeout) as i64);
+        self.store
+            .run(async move |c| {
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                if subscribed {
+                    pipe.sadd(&key, uri).ignore();
+                } else {
+                    pipe.srem(&key, uri).ignore();
+                }
+                pipe.pexpire(&key, ttl).ignore().query_async(c).await
+            })
+            .await
+    }
+
+    async fn is_subscribed(&self, session: &str, uri: &str) -> Result<bool, StorageError> {
+        let (key, uri) = (self.keys(session).1, uri.to_owned());
+        self.store.run(async move |c| redis::cmd("SISMEMBER").arg(&key).arg(uri).query_async(c).await).await
+    }
+}
+
+/// The bus on Redis pub/sub. Subscribing needs a connection of its own, which a background
+/// task keeps open, reconnecting after outages.
+pub struct RedisBus {
+    store: RedisStore,
+    channel: String,
+    received: broadcast::Sender<String>,
+}
+
+impl RedisBus {
+    pub fn start(store: RedisStore) -> Self {
+        let channel = store.key("mcp", "bus");
+        let (received, _) = broadcast::channel(1024);
+        let (client, listen_on, forward) = (store.client.clone(), channel.clone(), received.clone());
+        tokio::spawn(async move {
+            loop {
+                match client.get_async_pubsub().await {
+                    Ok(mut pubsub) => match pubsub.subscribe(&listen_on).await {
+                        Ok(()) => {
+                            let mut messages = pubsub.on_message();
+                            while let Some(message) = messages.next().await {
+                                if let Ok(payload) = message.get_payload::<String>() {
+                                    let _ = forward.send(payload);
+                                }
+                            }
+                            tracing::warn!("session bus subscription lost; reconnecting");
+                        }
+                        Err(error) => tracing::warn!(%error, "session bus cannot subscribe"),
+                    },
+                    Err(error) => tracing::warn!(%error, "session bus cannot connect"),
+                }
+                if forward.receiver_count() == 0 && forward.strong_count() == 1 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        Self { store, channel, received }
+    }
+}
+
+#[async_trait]
+impl SessionBus for RedisBus {
+    async fn publish(&self, payload: String) -> Result<(), StorageError> {
+        let channel = self.channel.clone();
+        let _: i64 = self.store.run(async move |c| redis::cmd("PUBLISH").arg(&channel).arg(payload).query_async(c).await).await?;
+        Ok(())
+    }
+
+    fn listen(&self) -> Payloads {
+        crate::memory::payloads(self.received.subscribe())
+    }
+}

@@ -1,0 +1,37 @@
+//! Ports of the MCP resource server: what every instance must agree on about a session, and
+//! a bus that carries a session's messages to the instance that can deliver them.
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use futures_core::Stream;
+
+use crate::error::StorageError;
+
+/// What is kept about each MCP session. A session lives while it is used: every `touch` by
+/// its owner restarts its idle timer, and an idle session disappears everywhere.
+#[async_trait]
+pub trait McpSessionStore: Send + Sync {
+    /// Records `subject` as the owner of a new session.
+    async fn claim(&self, session: &str, subject: &str) -> Result<(), StorageError>;
+    /// Whether `subject` owns the live session; only the owner's use keeps it alive.
+    async fn touch(&self, session: &str, subject: &str) -> Result<bool, StorageError>;
+    async fn end(&self, session: &str) -> Result<(), StorageError>;
+    /// The transport's own state (the initialize request), so another instance can restore it.
+    async fn save_state(&self, session: &str, state: &str) -> Result<(), StorageError>;
+    async fn load_state(&self, session: &str) -> Result<Option<String>, StorageError>;
+    async fn set_log_level(&self, session: &str, level: &str) -> Result<(), StorageError>;
+    async fn log_level(&self, session: &str) -> Result<Option<String>, StorageError>;
+    async fn set_subscribed(&self, session: &str, uri: &str, subscribed: bool) -> Result<(), StorageError>;
+    async fn is_subscribed(&self, session: &str, uri: &str) -> Result<bool, StorageError>;
+}
+
+pub type Payloads = Pin<Box<dyn Stream<Item = String> + Send>>;
+
+/// Messages between the instances that serve the same sessions.
+#[async_trait]
+pub trait SessionBus: Send + Sync {
+    async fn publish(&self, payload: String) -> Result<(), StorageError>;
+    /// Every payload published from now on, by any instance, this one included.
+    fn listen(&self) -> Payloads;
+}
