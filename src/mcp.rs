@@ -117,11 +117,16 @@ pub struct RawSession {
 impl RawSession {
     /// Initializes a session (2025-06-18) and sends `notifications/initialized`.
     pub async fn open(url: &str, token: &str) -> Self {
+        Self::open_with(url, token, json!({})).await
+    }
+
+    /// Initializes a session declaring the given client capabilities.
+    pub async fn open_with(url: &str, token: &str, capabilities: Value) -> Self {
         let mut session = Self { url: url.to_owned(), token: token.to_owned(), id: None, http: reqwest::Client::new() };
         let response = session
             .post_json(json!({
                 "jsonrpc": "2.0", "id": 0, "method": "initialize",
-                "params": { "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "raw", "version": "1" } }
+                "params": { "protocolVersion": "2025-06-18", "capabilities": capabilities, "clientInfo": { "name": "raw", "version": "1" } }
             }))
             .await;
         assert_eq!(response.status(), 200);
@@ -154,10 +159,44 @@ impl RawSession {
         self.request(reqwest::Method::POST).header("content-type", "application/json").body(body).send().await.unwrap()
     }
 
+    /// The same session through another instance.
+    pub fn via(&self, url: &str) -> Self {
+        Self { url: url.to_owned(), token: self.token.clone(), id: self.id.clone(), http: reqwest::Client::new() }
+    }
+
     /// Sends a request and returns the status and every JSON-RPC message of the answer.
     pub async fn call(&self, body: Value) -> (u16, Vec<Value>) {
         let response = self.post_json(body).await;
         let status = response.status().as_u16();
         (status, messages(&response.text().await.unwrap()))
+    }
+}
+
+/// A response body read as SSE, one JSON-RPC message at a time, as it arrives.
+pub struct EventStream {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl EventStream {
+    pub fn new(response: reqwest::Response) -> Self {
+        Self { body: Box::pin(response.bytes_stream()), buffer: String::new() }
+    }
+
+    /// The next JSON-RPC message, or None when the stream ends or `within` passes.
+    pub async fn next_message(&mut self, within: std::time::Duration) -> Option<Value> {
+        use futures::StreamExt;
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let event: String = self.buffer.drain(..end + 2).collect();
+                let data: String = event.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim).collect();
+                if let Ok(message) = serde_json::from_str(&data) {
+                    return Some(message);
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.body.next()).await.ok()??.ok()?;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
+        }
     }
 }

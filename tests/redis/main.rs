@@ -3,5 +3,6 @@
 
 mod faults;
 mod multi_instance;
+mod multi_instance_mcp;
 mod round_trips;
 mod tls_and_auth;
