@@ -74,7 +74,7 @@ impl Forwarder {
     pub async fn start(upstreams: Vec<String>, bearer: Option<String>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let client = crate::http::http_client();
         let targets = Arc::new(Targets { upstreams, next: AtomicUsize::new(0), bearer, client });
         let app = Router::new().fallback(forward).with_state(targets);
         let task = tokio::spawn(async move {

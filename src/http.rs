@@ -34,8 +34,10 @@ impl Drop for TestServer {
     }
 }
 
-/// An HTTP client that, like an OAuth client, does not follow redirects.
+/// An HTTP client that, like an OAuth client, does not follow redirects. Every test client is
+/// made here: the workspace builds reqwest with rustls but no crypto provider of its own.
 pub fn http_client() -> reqwest::Client {
+    mcp_oauth_adapters::install_tls_provider();
     reqwest::Client::builder().redirect(Policy::none()).build().expect("client builds")
 }
 

@@ -91,7 +91,7 @@ impl ClientHandler for TestClientHandler {
 /// Connects rmcp's streamable HTTP client to `url` with `token`.
 pub async fn connect(url: &str, token: &str, handler: TestClientHandler) -> RunningService<RoleClient, TestClientHandler> {
     let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token.to_owned());
-    let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
+    let transport = StreamableHttpClientTransport::with_client(crate::http::http_client(), config);
     handler.serve(transport).await.expect("the MCP client connects")
 }
 
@@ -122,7 +122,7 @@ impl RawSession {
 
     /// Initializes a session declaring the given client capabilities.
     pub async fn open_with(url: &str, token: &str, capabilities: Value) -> Self {
-        let mut session = Self { url: url.to_owned(), token: token.to_owned(), id: None, http: reqwest::Client::new() };
+        let mut session = Self { url: url.to_owned(), token: token.to_owned(), id: None, http: crate::http::http_client() };
         let response = session
             .post_json(json!({
                 "jsonrpc": "2.0", "id": 0, "method": "initialize",
@@ -161,7 +161,7 @@ impl RawSession {
 
     /// The same session through another instance.
     pub fn via(&self, url: &str) -> Self {
-        Self { url: url.to_owned(), token: self.token.clone(), id: self.id.clone(), http: reqwest::Client::new() }
+        Self { url: url.to_owned(), token: self.token.clone(), id: self.id.clone(), http: crate::http::http_client() }
     }
 
     /// Sends a request and returns the status and every JSON-RPC message of the answer.

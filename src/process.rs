@@ -49,7 +49,7 @@ impl ServerProcess {
 
     async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        let client = reqwest::Client::new();
+        let client = crate::http::http_client();
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("the server exited with {status}: {}", self.logs());

@@ -63,7 +63,7 @@ async fn malformed_json_rpc_gets_json_rpc_errors() {
     assert_eq!(response.status(), 413);
     assert_eq!(response.json::<serde_json::Value>().await.unwrap()["jsonrpc"], "2.0");
 
-    let unknown = RawSession { id: Some("no-such-session".into()), ..RawSession { url: session.url.clone(), token: session.token.clone(), id: None, http: reqwest::Client::new() } };
+    let unknown = RawSession { id: Some("no-such-session".into()), ..RawSession { url: session.url.clone(), token: session.token.clone(), id: None, http: mcp_oauth_tests::http::http_client() } };
     let response = unknown.post_json(json!({ "jsonrpc": "2.0", "id": 8, "method": "ping" })).await;
     assert_eq!(response.status(), 404);
     assert_eq!(response.json::<serde_json::Value>().await.unwrap()["error"]["code"], -32001, "an unknown session is a JSON-RPC error too");
@@ -100,7 +100,7 @@ async fn a_requests_logs_and_progress_travel_on_its_own_response_stream() {
 #[tokio::test]
 async fn the_2026_07_28_revision_is_served_statelessly() {
     let (server, token) = server_and_token(&[], "alice").await;
-    let response = reqwest::Client::new()
+    let response = mcp_oauth_tests::http::http_client()
         .post(server.resource())
         .bearer_auth(&token)
         .header("accept", "application/json, text/event-stream")

@@ -12,7 +12,7 @@ const RS: (&str, &str) = ("resource-server", "rs-secret");
 
 async fn whoami(server: &TestServer, token: &str) -> serde_json::Value {
     let config = StreamableHttpClientTransportConfig::with_uri(server.resource()).auth_header(token.to_owned());
-    let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
+    let transport = StreamableHttpClientTransport::with_client(mcp_oauth_tests::http::http_client(), config);
     let client = ().serve(transport).await.expect("the MCP client connects with the token");
     let result = client.call_tool(CallToolRequestParams::new("whoami")).await.expect("whoami answers");
     client.cancel().await.ok();

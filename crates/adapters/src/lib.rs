@@ -1,3 +1,10 @@
+pub mod external;
 pub mod memory;
 pub mod redis;
 pub mod sqlite;
+
+/// rustls needs one process-wide crypto provider; ring is the one this build carries.
+/// Installing again is a harmless no-op.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -11,14 +11,44 @@ use mcp_oauth_domain::scope::Scope;
 pub enum AuthMode {
     /// The authorization server and the MCP resource server in one process.
     Internal,
+    /// The authorization server alone, issuing tokens for RESOURCES.
+    AuthServer,
+    /// The MCP resource server alone, trusting the authorization server at AUTH_SERVER_URL.
+    External,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum TokenValidation {
+    /// RFC 7662 introspection at the authorization server.
+    Introspection,
+    /// RFC 9068 JWT access tokens, verified with the provider's JWKS.
+    Jwt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum IntrospectionAuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Runs the authorization server on port 3001 and the MCP server on port 3232 in one
+    /// process, talking to each other over HTTP as in a split deployment.
+    Split,
 }
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "mcp-oauth-server", version, about = "OAuth 2.1 authorization server and MCP resource server")]
 pub struct Config {
-    /// Port to listen on.
-    #[arg(long, env = "PORT", default_value_t = 3232)]
-    pub port: u16,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Port to listen on: 3232, or 3001 in auth_server mode.
+    #[arg(long, env = "PORT")]
+    pub port: Option<u16>,
 
     /// Address to bind.
     #[arg(long, env = "HOST", default_value = "127.0.0.1")]
@@ -53,6 +83,43 @@ pub struct Config {
     #[arg(long, env = "AUTH_MODE", value_enum, default_value = "internal")]
     pub auth_mode: AuthMode,
 
+    /// auth_server mode: comma-separated resources tokens may be issued for (their `aud`).
+    #[arg(long, env = "RESOURCES", value_delimiter = ',', default_value = "http://localhost:3232/mcp")]
+    pub resources: Vec<String>,
+
+    /// external mode: the authorization server's issuer URL.
+    #[arg(long, env = "AUTH_SERVER_URL")]
+    pub auth_server_url: Option<String>,
+
+    /// external mode: how tokens are validated.
+    #[arg(long, env = "TOKEN_VALIDATION", value_enum, default_value = "introspection")]
+    pub token_validation: TokenValidation,
+
+    /// external mode: overrides the introspection endpoint found by discovery.
+    #[arg(long, env = "INTROSPECTION_URL")]
+    pub introspection_url: Option<String>,
+
+    /// external mode: how to authenticate to the introspection endpoint.
+    #[arg(long, env = "INTROSPECTION_AUTH_METHOD", value_enum, default_value = "client_secret_basic")]
+    pub introspection_auth_method: IntrospectionAuthMethod,
+
+    /// external mode: longest time an introspection answer is reused, which bounds how long a
+    /// revocation takes to be seen.
+    #[arg(long, env = "INTROSPECTION_CACHE_TTL", default_value = "30s", value_parser = parse_duration)]
+    pub introspection_cache_ttl: Duration,
+
+    /// external mode (jwt): overrides the jwks_uri found by discovery.
+    #[arg(long, env = "JWKS_URL")]
+    pub jwks_url: Option<String>,
+
+    /// external mode (jwt): an unknown key id refetches the JWKS at most this often.
+    #[arg(long, env = "JWKS_REFRESH_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub jwks_refresh_interval: Duration,
+
+    /// external mode (jwt): accepted `typ` header values, when a token has one.
+    #[arg(long, env = "JWT_TYP", value_delimiter = ',', default_value = "at+jwt,application/at+jwt")]
+    pub jwt_typ: Vec<String>,
+
     /// Access-token lifetime: plain seconds or with a unit (30s, 10m, 1h, 1d).
     #[arg(long, env = "ACCESS_TOKEN_TTL", default_value = "1h", value_parser = parse_duration)]
     pub access_token_ttl: Duration,
@@ -65,7 +132,8 @@ pub struct Config {
     #[arg(long, env = "SCOPES", default_value = "mcp")]
     pub scopes: String,
 
-    /// Client id with which a resource server authenticates to /introspect.
+    /// Client id with which a resource server authenticates to /introspect (in external mode:
+    /// the credential this server sends).
     #[arg(long, env = "INTROSPECTION_CLIENT_ID", requires = "introspection_client_secret")]
     pub introspection_client_id: Option<String>,
 
@@ -108,6 +176,10 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
 }
 
 impl Config {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(if self.auth_mode == AuthMode::AuthServer { 3001 } else { 3232 })
+    }
+
     /// The storage URL in effect: STORAGE_URL, else REDIS_URL, else `memory`.
     pub fn storage(&self) -> &str {
         self.storage_url.as_deref().or(self.redis_url.as_deref()).unwrap_or("memory").trim()
@@ -117,14 +189,21 @@ impl Config {
 /// Settings derived from the configuration, validated once at start-up.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// This server's own identifier: the issuer (internal, auth_server modes), and the base of
+    /// its MCP resource.
     pub issuer: Issuer,
+    /// This server's MCP resource, `BASE_URI/mcp`.
     pub resource: ResourceUri,
+    /// The resources tokens are issued for (internal: just `resource`).
+    pub resources: Vec<ResourceUri>,
     pub scopes: Scope,
+    /// external mode: the authorization server trusted for tokens.
+    pub auth_server: Option<url::Url>,
 }
 
 impl Config {
     pub fn settings(&self) -> Result<Settings, String> {
-        let base = self.base_uri.clone().unwrap_or_else(|| format!("http://localhost:{}", self.port));
+        let base = self.base_uri.clone().unwrap_or_else(|| format!("http://localhost:{}", self.port()));
         let issuer = Issuer::parse(&base).map_err(|e| format!("BASE_URI: {e}"))?;
         let resource = ResourceUri::parse(&issuer.endpoint("/mcp")).map_err(|e| format!("BASE_URI: {e}"))?;
         let scopes = Scope::parse(&self.scopes).map_err(|e| format!("SCOPES: {e}"))?;
@@ -137,7 +216,36 @@ impl Config {
         if self.mcp_session_idle_timeout.is_zero() || self.resource_update_interval.is_zero() {
             return Err("MCP_SESSION_IDLE_TIMEOUT and RESOURCE_UPDATE_INTERVAL must be positive".into());
         }
-        Ok(Settings { issuer, resource, scopes })
+        let resources = match self.auth_mode {
+            AuthMode::AuthServer => self
+                .resources
+                .iter()
+                .filter(|r| !r.trim().is_empty())
+                .map(|r| ResourceUri::parse(r.trim()).map_err(|e| format!("RESOURCES: {e}")))
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => vec![resource.clone()],
+        };
+        if resources.is_empty() {
+            return Err("RESOURCES must name at least one resource".into());
+        }
+        let auth_server = match (self.auth_mode, &self.auth_server_url) {
+            (AuthMode::External, None) => return Err("AUTH_SERVER_URL is required in external mode".into()),
+            (AuthMode::External, Some(raw)) => {
+                let url = url::Url::parse(raw).map_err(|e| format!("AUTH_SERVER_URL `{raw}` is not a URL: {e}"))?;
+                if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                    return Err(format!("AUTH_SERVER_URL `{raw}` must be an http(s) URL"));
+                }
+                Some(url)
+            }
+            _ => None,
+        };
+        if self.auth_mode == AuthMode::External
+            && self.token_validation == TokenValidation::Introspection
+            && self.introspection_client_id.is_none()
+        {
+            return Err("external mode with introspection needs INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET".into());
+        }
+        Ok(Settings { issuer, resource, resources, scopes, auth_server })
     }
 }
 
@@ -159,11 +267,39 @@ mod tests {
 
     #[test]
     fn base_uri_defaults_to_localhost_on_the_port_and_loses_its_trailing_slash() {
+        assert_eq!(Config::parse_from(["x", "--auth-mode", "auth_server"]).port(), 3001);
+        assert_eq!(Config::parse_from(["x"]).port(), 3232);
         let config = Config::parse_from(["x", "--port", "4000"]);
         assert_eq!(config.settings().unwrap().issuer.as_str(), "http://localhost:4000");
         let config = Config::parse_from(["x", "--base-uri", "https://mcp.example/"]);
         let settings = config.settings().unwrap();
         assert_eq!(settings.issuer.as_str(), "https://mcp.example");
         assert_eq!(settings.resource.as_str(), "https://mcp.example/mcp");
+    }
+}
+
+#[cfg(test)]
+mod mode_tests {
+    use super::*;
+
+    #[test]
+    fn external_mode_needs_a_url_for_its_authorization_server() {
+        let missing = Config::parse_from(["x", "--auth-mode", "external"]).settings().unwrap_err();
+        assert!(missing.contains("AUTH_SERVER_URL is required"), "{missing}");
+        let bad = Config::parse_from(["x", "--auth-mode", "external", "--auth-server-url", "not a url"]).settings().unwrap_err();
+        assert!(bad.contains("not a URL"), "{bad}");
+        let ok = Config::parse_from([
+            "x", "--auth-mode", "external", "--auth-server-url", "http://localhost:3001",
+            "--introspection-client-id", "rs", "--introspection-client-secret", "s",
+        ]);
+        assert!(ok.settings().is_ok());
+    }
+
+    #[test]
+    fn the_authorization_server_issues_for_configured_resources() {
+        let config = Config::parse_from(["x", "--auth-mode", "auth_server", "--resources", "http://a:1/mcp,https://b.example/mcp"]);
+        let settings = config.settings().unwrap();
+        assert_eq!(settings.resources.len(), 2);
+        assert_eq!(settings.issuer.as_str(), "http://localhost:3001");
     }
 }

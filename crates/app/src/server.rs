@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use chrono::TimeDelta;
+use mcp_oauth_adapters::external::{ExternalSettings, ExternalValidator, IntrospectionAuth, ValidationMethod};
 use mcp_oauth_adapters::memory::{LocalBus, MemoryMcpSessions, MemoryStore};
 use mcp_oauth_adapters::redis::{RedisBus, RedisMcpSessions, RedisOptions, RedisStore};
 use mcp_oauth_adapters::sqlite::SqliteStore;
@@ -13,12 +14,12 @@ use mcp_oauth_domain::ports::Lifetimes;
 use mcp_oauth_domain::clock::{Clock, SystemClock};
 use mcp_oauth_domain::secret::TokenDigest;
 use mcp_oauth_domain::service::{AuthorizationServer, Policy, ResourceServerCredential, Stores};
-use mcp_oauth_domain::validation::LocalTokenValidator;
+use mcp_oauth_domain::validation::{LocalTokenValidator, TokenValidator};
 use tokio::net::TcpListener;
 
-use crate::config::{Config, Settings};
+use crate::config::{AuthMode, Config, IntrospectionAuthMethod, Settings, TokenValidation};
 use crate::http::guard::BearerGuard;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, ProtectedResource, ResourceRoutes};
 use crate::mcp::McpSettings;
 use crate::mcp::sessions::{self, McpBackend};
 
@@ -109,27 +110,78 @@ async fn open_local_stores(url: &str) -> Result<Stores, StartupError> {
     Err(StartupError::Config("STORAGE_URL must be `memory`, a redis:// or rediss:// URL, or a sqlite:// URL".into()))
 }
 
-/// Builds the whole application for a configuration over the given storage.
+/// Builds the whole application for a configuration over the given storage: the
+/// authorization server (internal, auth_server modes), the MCP resource server (internal,
+/// external modes), or both.
 pub fn build(config: &Config, storage: Storage) -> Result<Router, StartupError> {
     let Storage { stores, mcp: backend } = storage;
     let settings = config.settings().map_err(StartupError::Config)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let resource_servers = match (&config.introspection_client_id, &config.introspection_client_secret) {
-        (Some(id), Some(secret)) => {
-            vec![ResourceServerCredential { client_id: id.clone(), secret_digest: TokenDigest::of(secret) }]
+    let oauth = (config.auth_mode != AuthMode::External).then(|| {
+        let resource_servers = match (&config.introspection_client_id, &config.introspection_client_secret) {
+            (Some(id), Some(secret)) => {
+                vec![ResourceServerCredential { client_id: id.clone(), secret_digest: TokenDigest::of(secret) }]
+            }
+            _ => vec![],
+        };
+        let policy = Policy {
+            issuer: settings.issuer.clone(),
+            resources: settings.resources.clone(),
+            scopes: settings.scopes.clone(),
+            access_token_ttl: to_delta(config.access_token_ttl),
+            refresh_grace: to_delta(config.refresh_grace),
+            resource_servers,
+        };
+        let auth = Arc::new(AuthorizationServer::new(stores.clone(), policy, clock.clone()));
+        Arc::new(AppState { auth, settings: settings.clone() })
+    });
+    let resource = match config.auth_mode {
+        AuthMode::AuthServer => None,
+        AuthMode::Internal => {
+            let validator = Arc::new(LocalTokenValidator::new(stores.sessions.clone(), settings.resource.clone(), clock));
+            Some(resource_routes(config, &settings, validator, settings.issuer.as_str().to_owned(), backend))
         }
-        _ => vec![],
+        AuthMode::External => {
+            let issuer = settings.auth_server.clone().expect("external settings name the authorization server");
+            let validator = Arc::new(ExternalValidator::new(external_settings(config, &settings, issuer.clone())));
+            let named = issuer.as_str().trim_end_matches('/').to_owned();
+            Some(resource_routes(config, &settings, validator, named, backend))
+        }
     };
-    let policy = Policy {
-        issuer: settings.issuer.clone(),
-        resources: vec![settings.resource.clone()],
-        scopes: settings.scopes.clone(),
-        access_token_ttl: to_delta(config.access_token_ttl),
-        refresh_grace: to_delta(config.refresh_grace),
-        resource_servers,
-    };
-    let auth = Arc::new(AuthorizationServer::new(stores.clone(), policy, clock.clone()));
-    let validator = Arc::new(LocalTokenValidator::new(stores.sessions.clone(), settings.resource.clone(), clock));
+    Ok(http::router(oauth, resource, stores.health.clone()))
+}
+
+fn external_settings(config: &Config, settings: &Settings, issuer: url::Url) -> ExternalSettings {
+    ExternalSettings {
+        issuer,
+        resource: settings.resource.clone(),
+        method: match config.token_validation {
+            TokenValidation::Introspection => ValidationMethod::Introspection,
+            TokenValidation::Jwt => ValidationMethod::Jwt,
+        },
+        introspection_url: config.introspection_url.clone(),
+        credentials: config.introspection_client_id.clone().zip(config.introspection_client_secret.clone()),
+        introspection_auth: match config.introspection_auth_method {
+            IntrospectionAuthMethod::ClientSecretBasic => IntrospectionAuth::ClientSecretBasic,
+            IntrospectionAuthMethod::ClientSecretPost => IntrospectionAuth::ClientSecretPost,
+        },
+        cache_ttl: config.introspection_cache_ttl,
+        jwks_url: config.jwks_url.clone(),
+        jwks_refresh_interval: config.jwks_refresh_interval,
+        jwt_types: config.jwt_typ.clone(),
+        leeway: TimeDelta::seconds(60),
+    }
+}
+
+/// `/mcp` behind its bearer guard, and its protected-resource metadata naming
+/// `authorization_server`.
+fn resource_routes(
+    config: &Config,
+    settings: &Settings,
+    validator: Arc<dyn TokenValidator>,
+    authorization_server: String,
+    backend: McpBackend,
+) -> ResourceRoutes {
     let guard = Arc::new(BearerGuard {
         validator,
         resource_metadata: settings.issuer.endpoint("/.well-known/oauth-protected-resource/mcp"),
@@ -140,19 +192,55 @@ pub fn build(config: &Config, storage: Storage) -> Result<Router, StartupError> 
         session_idle_timeout: config.mcp_session_idle_timeout,
     };
     let sessions = backend.sessions.clone();
-    let service = sessions::service(allowed_hosts(&settings), config.allowed_origins.clone(), mcp_settings, backend);
+    let service = sessions::service(allowed_hosts(settings), config.allowed_origins.clone(), mcp_settings, backend);
     let mcp = Router::new()
         .fallback_service(service)
         .layer(axum::middleware::from_fn_with_state(sessions, sessions::bind_to_owner))
         .layer(axum::middleware::from_fn(crate::mcp::edge::jsonrpc_errors));
-    let state = Arc::new(AppState { auth, settings, health: stores.health.clone() });
-    Ok(http::router(state, guard, mcp))
+    let metadata = Arc::new(ProtectedResource {
+        resource: settings.resource.to_string(),
+        authorization_servers: vec![authorization_server],
+        scopes: settings.scopes.iter().map(str::to_owned).collect(),
+    });
+    ResourceRoutes { guard, mcp, metadata }
+}
+
+/// Runs what the configuration asks for until the process is asked to stop.
+pub async fn run(config: Config) -> Result<(), StartupError> {
+    match config.command {
+        Some(crate::config::Command::Split) => run_split(config).await,
+        None => serve(config).await,
+    }
+}
+
+/// The split deployment on one machine: the authorization server on 3001 and the MCP server on
+/// 3232, which validates tokens by introspection over HTTP with a credential made up here.
+async fn run_split(config: Config) -> Result<(), StartupError> {
+    let credential = (String::from("mcp-resource-server"), mcp_oauth_domain::secret::generate_secret());
+    let mut auth = config.clone();
+    auth.command = None;
+    auth.auth_mode = AuthMode::AuthServer;
+    auth.port = Some(3001);
+    auth.base_uri = Some("http://localhost:3001".into());
+    auth.resources = vec!["http://localhost:3232/mcp".into()];
+    auth.introspection_client_id = Some(credential.0.clone());
+    auth.introspection_client_secret = Some(credential.1.clone());
+    let mut mcp = auth.clone();
+    mcp.auth_mode = AuthMode::External;
+    mcp.port = Some(3232);
+    mcp.base_uri = Some("http://localhost:3232".into());
+    mcp.auth_server_url = Some("http://localhost:3001".into());
+    mcp.token_validation = TokenValidation::Introspection;
+    // The resource server keeps only MCP sessions; the authorization server owns the storage.
+    mcp.storage_url = Some("memory".into());
+    mcp.redis_url = None;
+    tokio::try_join!(serve(auth), serve(mcp)).map(|_| ())
 }
 
 /// Binds the configured address and serves until the process is asked to stop.
-pub async fn run(config: Config) -> Result<(), StartupError> {
+async fn serve(config: Config) -> Result<(), StartupError> {
     let app = build(&config, open_storage(&config).await?)?;
-    let addr = format!("{}:{}", config.host, config.port);
+    let addr = format!("{}:{}", config.host, config.port());
     let listener = TcpListener::bind(&addr).await.map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
     let local: SocketAddr = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;
     tracing::info!(%local, mode = ?config.auth_mode, "mcp-oauth-server listening");

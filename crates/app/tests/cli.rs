@@ -40,3 +40,13 @@ fn a_port_in_use_is_reported() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("cannot listen"), "{stderr}");
 }
+
+#[test]
+fn external_mode_without_a_usable_auth_server_url_is_refused_by_name() {
+    let (code, stderr) = run(&[("AUTH_MODE", "external"), ("PORT", "0")]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("AUTH_SERVER_URL is required"), "{stderr}");
+    let (code, stderr) = run(&[("AUTH_MODE", "external"), ("AUTH_SERVER_URL", "nope"), ("PORT", "0")]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("AUTH_SERVER_URL `nope` is not a URL"), "{stderr}");
+}

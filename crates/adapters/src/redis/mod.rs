@@ -106,9 +106,7 @@ fn parse_rotated(value: &str) -> Result<RefreshState, StorageError> {
 
 impl RedisStore {
     pub async fn open(options: RedisOptions) -> Result<Self, OpenError> {
-        // rediss:// needs a process-wide rustls provider; ring is the one this build carries.
-        // Installing fails harmlessly when one is already installed.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::install_tls_provider();
         let fail = |reason: String| OpenError { location: redacted(&options.url), reason };
         let mut info = options.url.as_str().into_connection_info().map_err(|e| fail(e.to_string()))?;
         if info.redis_settings().password().is_none()

@@ -8,7 +8,7 @@ use axum::extract::State;
 use mcp_oauth_domain::client::TokenEndpointAuthMethod;
 use serde_json::{Value, json};
 
-use super::AppState;
+use super::{AppState, ProtectedResource};
 
 pub async fn authorization_server(State(state): State<Arc<AppState>>) -> Json<Value> {
     let issuer = &state.settings.issuer;
@@ -33,12 +33,11 @@ pub async fn authorization_server(State(state): State<Arc<AppState>>) -> Json<Va
     }))
 }
 
-pub async fn protected_resource(State(state): State<Arc<AppState>>) -> Json<Value> {
-    let scopes: Vec<&str> = state.settings.scopes.iter().collect();
+pub async fn protected_resource(State(resource): State<Arc<ProtectedResource>>) -> Json<Value> {
     Json(json!({
-        "resource": state.settings.resource.as_str(),
-        "authorization_servers": [state.settings.issuer.as_str()],
-        "scopes_supported": scopes,
+        "resource": resource.resource,
+        "authorization_servers": resource.authorization_servers,
+        "scopes_supported": resource.scopes,
         "bearer_methods_supported": ["header"],
         "resource_name": "mcp-oauth-server MCP endpoint",
     }))

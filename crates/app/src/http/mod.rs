@@ -32,7 +32,20 @@ const OAUTH_BODY_LIMIT: usize = 64 * 1024;
 pub struct AppState {
     pub auth: Arc<AuthorizationServer>,
     pub settings: Settings,
-    pub health: Arc<dyn StorageHealth>,
+}
+
+/// What RFC 9728 metadata says about the MCP resource.
+pub struct ProtectedResource {
+    pub resource: String,
+    pub authorization_servers: Vec<String>,
+    pub scopes: Vec<String>,
+}
+
+/// The resource-server half: `/mcp` and its metadata.
+pub struct ResourceRoutes {
+    pub guard: Arc<BearerGuard>,
+    pub mcp: Router,
+    pub metadata: Arc<ProtectedResource>,
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -44,13 +57,13 @@ async fn not_found() -> Response {
 }
 
 /// Liveness: the process answers.
-async fn health() -> Response {
+async fn health_check() -> Response {
     axum::Json(json!({ "status": "ok" })).into_response()
 }
 
 /// Readiness: storage answers too.
-async fn ready(State(state): State<Arc<AppState>>) -> Response {
-    match state.health.ping().await {
+async fn ready(State(health): State<Arc<dyn StorageHealth>>) -> Response {
+    match health.ping().await {
         Ok(()) => axum::Json(json!({ "status": "ready", "storage": "ok" })).into_response(),
         Err(error) => {
             tracing::warn!(%error, "storage is not reachable");
@@ -70,26 +83,33 @@ fn cors() -> CorsLayer {
         .expose_headers([header::WWW_AUTHENTICATE, HeaderName::from_static("mcp-session-id")])
 }
 
-/// `mcp` is the MCP service with its own layers; the bearer guard goes outermost.
-pub fn router(state: Arc<AppState>, guard: Arc<BearerGuard>, mcp: Router) -> Router {
-    let oauth = Router::new()
-        .route("/register", post(oauth::register))
-        .route("/authorize", get(authorize::show).post(authorize::decide))
-        .route("/token", post(oauth::token))
-        .route("/introspect", post(oauth::introspect))
-        .route("/revoke", post(oauth::revoke))
-        .route("/.well-known/oauth-authorization-server", get(metadata::authorization_server))
-        .route("/.well-known/oauth-protected-resource", get(metadata::protected_resource))
-        .route("/.well-known/oauth-protected-resource/mcp", get(metadata::protected_resource))
-        .route("/health/ready", get(ready))
-        .layer(DefaultBodyLimit::max(OAUTH_BODY_LIMIT))
-        .with_state(state);
-    let mcp = mcp.layer(axum::middleware::from_fn_with_state(guard, guard::require_bearer));
-    Router::new()
-        .merge(oauth)
-        .nest("/mcp", mcp)
-        .route("/health", get(health))
-        .fallback(not_found)
-        .layer(cors())
-        .layer(CatchPanicLayer::custom(panic_response))
+/// The routes of whichever halves this process serves; what it does not serve answers 404.
+pub fn router(oauth: Option<Arc<AppState>>, resource: Option<ResourceRoutes>, health: Arc<dyn StorageHealth>) -> Router {
+    let mut app = Router::new()
+        .route("/health", get(health_check))
+        .route("/health/ready", get(ready).with_state(health));
+    if let Some(state) = oauth {
+        app = app.merge(
+            Router::new()
+                .route("/register", post(oauth::register))
+                .route("/authorize", get(authorize::show).post(authorize::decide))
+                .route("/token", post(oauth::token))
+                .route("/introspect", post(oauth::introspect))
+                .route("/revoke", post(oauth::revoke))
+                .route("/.well-known/oauth-authorization-server", get(metadata::authorization_server))
+                .layer(DefaultBodyLimit::max(OAUTH_BODY_LIMIT))
+                .with_state(state),
+        );
+    }
+    if let Some(ResourceRoutes { guard, mcp, metadata }) = resource {
+        app = app
+            .merge(
+                Router::new()
+                    .route("/.well-known/oauth-protected-resource", get(metadata::protected_resource))
+                    .route("/.well-known/oauth-protected-resource/mcp", get(metadata::protected_resource))
+                    .with_state(metadata),
+            )
+            .nest("/mcp", mcp.layer(axum::middleware::from_fn_with_state(guard, guard::require_bearer)));
+    }
+    app.fallback(not_found).layer(cors()).layer(CatchPanicLayer::custom(panic_response))
 }
