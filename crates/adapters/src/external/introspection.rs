@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::Utc;
 use mcp_oauth_domain::secret::TokenDigest;
-use mcp_oauth_domain::validation::{Expectations, TokenClaims, TokenRejection, TokenValidator, ValidatedToken, accept_claims};
+use mcp_oauth_domain::validation::{Expectations, TokenRejection, TokenValidator, ValidatedToken, accept_claims};
 use moka::Expiry;
 use moka::future::Cache;
-use serde::Deserialize;
-use serde_json::Value;
+
+use super::claims::WireClaims;
 
 const NEGATIVE_TTL: Duration = Duration::from_secs(1);
 
@@ -22,36 +22,6 @@ const NEGATIVE_TTL: Duration = Duration::from_secs(1);
 pub enum IntrospectionAuth {
     ClientSecretBasic,
     ClientSecretPost,
-}
-
-#[derive(Debug, Deserialize)]
-struct Answer {
-    active: bool,
-    #[serde(default)]
-    sub: Option<String>,
-    #[serde(default)]
-    client_id: Option<String>,
-    #[serde(default)]
-    scope: Option<String>,
-    #[serde(default)]
-    aud: Option<Value>,
-    #[serde(default)]
-    iss: Option<String>,
-    #[serde(default)]
-    exp: Option<i64>,
-    #[serde(default)]
-    iat: Option<i64>,
-    #[serde(default)]
-    nbf: Option<i64>,
-}
-
-/// `aud` is a string or an array of strings (RFC 7662 section 2.2, RFC 7519 section 4.1.3).
-pub(super) fn audiences(aud: Option<Value>) -> Vec<String> {
-    match aud {
-        Some(Value::String(one)) => vec![one],
-        Some(Value::Array(many)) => many.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
-        _ => vec![],
-    }
 }
 
 type Decision = Result<ValidatedToken, &'static str>;
@@ -113,18 +83,15 @@ impl IntrospectionValidator {
             // Our credential refused or the server failing says nothing about the token.
             return Err(unavailable(format!("HTTP {}", response.status())));
         }
-        let answer: Answer = response.json().await.map_err(|e| unavailable(e.to_string()))?;
-        let claims = TokenClaims {
-            active: answer.active,
-            subject: answer.sub,
-            client_id: answer.client_id,
-            scope: answer.scope,
-            audience: audiences(answer.aud),
-            issuer: answer.iss.or_else(|| Some(self.expected.issuer.clone())),
-            expires_at: answer.exp,
-            issued_at: answer.iat,
-            not_before: answer.nbf,
-        };
+        let answer: WireClaims = response.json().await.map_err(|e| unavailable(e.to_string()))?;
+        // RFC 7662 makes `active` the one required member: without it the answer is broken,
+        // which says nothing about the token.
+        if !answer.is_introspection_answer() {
+            return Err(unavailable("the answer has no `active` member".into()));
+        }
+        // The endpoint is the configured authorization server's own: an answer without `iss`
+        // speaks for it.
+        let claims = answer.into_claims(Some(&self.expected.issuer));
         Ok(match accept_claims(claims, &self.expected, Utc::now()) {
             Ok(token) => {
                 let remaining = (token.expires_at - Utc::now()).to_std().unwrap_or_default();

@@ -9,50 +9,12 @@ use async_trait::async_trait;
 use chrono::Utc;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use mcp_oauth_domain::validation::{Expectations, TokenClaims, TokenRejection, TokenValidator, ValidatedToken, accept_claims};
-use serde::Deserialize;
-use serde_json::Value;
+use mcp_oauth_domain::validation::{Expectations, TokenRejection, TokenValidator, ValidatedToken, accept_claims};
 use tokio::sync::{Mutex, RwLock};
 
-use super::introspection::audiences;
+use super::claims::WireClaims;
 
 const ALLOWED: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
-
-#[derive(Debug, Deserialize)]
-struct Claims {
-    #[serde(default)]
-    sub: Option<String>,
-    #[serde(default)]
-    client_id: Option<String>,
-    /// Authorized party, where a provider names the client there (OpenID Connect, Auth0).
-    #[serde(default)]
-    azp: Option<String>,
-    #[serde(default)]
-    scope: Option<String>,
-    /// Scopes as an array (Okta) or a space-separated string (Entra ID).
-    #[serde(default)]
-    scp: Option<Value>,
-    #[serde(default)]
-    aud: Option<Value>,
-    #[serde(default)]
-    iss: Option<String>,
-    #[serde(default)]
-    exp: Option<i64>,
-    #[serde(default)]
-    iat: Option<i64>,
-    #[serde(default)]
-    nbf: Option<i64>,
-}
-
-impl Claims {
-    fn scope(&self) -> Option<String> {
-        self.scope.clone().or_else(|| match &self.scp {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Array(a)) => Some(a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")),
-            _ => None,
-        })
-    }
-}
 
 #[derive(Default)]
 struct KeySet {
@@ -152,24 +114,8 @@ impl TokenValidator for JwtValidator {
         validation.validate_nbf = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+        let data = jsonwebtoken::decode::<WireClaims>(token, &key, &validation)
             .map_err(|_| TokenRejection::Invalid("JWT signature or encoding is invalid"))?;
-        let claims = data.claims;
-        let scope = claims.scope();
-        accept_claims(
-            TokenClaims {
-                active: true,
-                subject: claims.sub,
-                client_id: claims.client_id.or(claims.azp),
-                scope,
-                audience: audiences(claims.aud),
-                issuer: claims.iss,
-                expires_at: claims.exp,
-                issued_at: claims.iat,
-                not_before: claims.nbf,
-            },
-            &self.expected,
-            Utc::now(),
-        )
+        accept_claims(data.claims.into_claims(None), &self.expected, Utc::now())
     }
 }

@@ -2,6 +2,7 @@
 //! 7662 introspection and RFC 9068 JWT access tokens. The claim rules live in the domain
 //! (`accept_claims`); this module fetches and verifies.
 
+mod claims;
 mod discovery;
 mod introspection;
 mod jwt;

@@ -93,15 +93,7 @@ impl MemoryStore {
     }
 
     pub fn stores(&self) -> Stores {
-        let me = Arc::new(self.clone());
-        Stores {
-            clients: me.clone(),
-            pending: me.clone(),
-            exchanges: me.clone(),
-            sessions: me.clone(),
-            refresh: me.clone(),
-            health: me,
-        }
+        Stores::sharing(self.clone())
     }
 
     /// Frees the memory of expired records now.

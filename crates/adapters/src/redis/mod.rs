@@ -138,15 +138,7 @@ impl RedisStore {
     }
 
     pub fn stores(&self) -> Stores {
-        let me = Arc::new(self.clone());
-        Stores {
-            clients: me.clone(),
-            pending: me.clone(),
-            exchanges: me.clone(),
-            sessions: me.clone(),
-            refresh: me.clone(),
-            health: me,
-        }
+        Stores::sharing(self.clone())
     }
 
     /// Round trips to Redis made through this store and its clones so far.

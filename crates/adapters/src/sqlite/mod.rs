@@ -24,7 +24,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, Sqlite, Transaction};
-use std::sync::Arc;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
@@ -95,15 +94,7 @@ impl SqliteStore {
     }
 
     pub fn stores(&self) -> Stores {
-        let me = Arc::new(self.clone());
-        Stores {
-            clients: me.clone(),
-            pending: me.clone(),
-            exchanges: me.clone(),
-            sessions: me.clone(),
-            refresh: me.clone(),
-            health: me,
-        }
+        Stores::sharing(self.clone())
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -141,6 +132,24 @@ impl SqliteStore {
         })
     }
 
+    /// Runs `sql`, which binds a key as $1 and now as $2 and yields a `body`, and decodes it.
+    async fn fetch_body<T: DeserializeOwned>(&self, sql: &'static str, key: &str) -> Result<Option<T>, StorageError> {
+        let row = sqlx::query(sql).bind(key).bind(now_ms()).fetch_optional(&self.pool).await.map_err(unavailable)?;
+        row.map(|r| decode(&r, "body")).transpose()
+    }
+
+    /// Runs `sql`, an insert binding a key as $1, a body as $2 and its expiry as $3.
+    async fn insert_body(&self, sql: &'static str, key: &str, body: String, lifetime: Duration) -> Result<(), StorageError> {
+        sqlx::query(sql)
+            .bind(key)
+            .bind(body)
+            .bind(now_ms() + ms(lifetime))
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn immediate(&self) -> Result<Transaction<'static, Sqlite>, StorageError> {
         self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(unavailable)
     }
@@ -166,75 +175,39 @@ impl SqliteStore {
 #[async_trait]
 impl ClientStore for SqliteStore {
     async fn insert(&self, client: &Client) -> Result<(), StorageError> {
-        sqlx::query(
-            "INSERT INTO clients (client_id, body, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (client_id) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at",
-        )
-        .bind(&client.client_id)
-        .bind(encode(client)?)
-        .bind(now_ms() + ms(self.lifetimes.client))
-        .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        Ok(())
+        let sql = "INSERT INTO clients (client_id, body, expires_at) VALUES ($1, $2, $3) \
+                   ON CONFLICT (client_id) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at";
+        self.insert_body(sql, &client.client_id, encode(client)?, self.lifetimes.client).await
     }
 
     async fn get(&self, client_id: &str) -> Result<Option<Client>, StorageError> {
-        let row = sqlx::query("SELECT body FROM clients WHERE client_id = $1 AND expires_at > $2")
-            .bind(client_id)
-            .bind(now_ms())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        row.map(|r| decode(&r, "body")).transpose()
+        self.fetch_body("SELECT body FROM clients WHERE client_id = $1 AND expires_at > $2", client_id).await
     }
 }
 
 #[async_trait]
 impl PendingAuthStore for SqliteStore {
     async fn insert(&self, request: &TokenDigest, pending: &PendingAuthorization) -> Result<(), StorageError> {
-        sqlx::query("INSERT INTO pending_authorizations (digest, body, expires_at) VALUES ($1, $2, $3)")
-            .bind(request.to_hex())
-            .bind(encode(pending)?)
-            .bind(now_ms() + ms(self.lifetimes.pending_auth))
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        let sql = "INSERT INTO pending_authorizations (digest, body, expires_at) VALUES ($1, $2, $3)";
+        self.insert_body(sql, &request.to_hex(), encode(pending)?, self.lifetimes.pending_auth).await
     }
 
     async fn get(&self, request: &TokenDigest) -> Result<Option<PendingAuthorization>, StorageError> {
-        let row = sqlx::query("SELECT body FROM pending_authorizations WHERE digest = $1 AND expires_at > $2")
-            .bind(request.to_hex())
-            .bind(now_ms())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        row.map(|r| decode(&r, "body")).transpose()
+        let sql = "SELECT body FROM pending_authorizations WHERE digest = $1 AND expires_at > $2";
+        self.fetch_body(sql, &request.to_hex()).await
     }
 
     async fn take(&self, request: &TokenDigest) -> Result<Option<PendingAuthorization>, StorageError> {
-        let row = sqlx::query("DELETE FROM pending_authorizations WHERE digest = $1 AND expires_at > $2 RETURNING body")
-            .bind(request.to_hex())
-            .bind(now_ms())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        row.map(|r| decode(&r, "body")).transpose()
+        let sql = "DELETE FROM pending_authorizations WHERE digest = $1 AND expires_at > $2 RETURNING body";
+        self.fetch_body(sql, &request.to_hex()).await
     }
 }
 
 #[async_trait]
 impl ExchangeStore for SqliteStore {
     async fn insert(&self, code: &TokenDigest, grant: &AuthorizationGrant) -> Result<(), StorageError> {
-        sqlx::query("INSERT INTO authorization_codes (digest, body, expires_at) VALUES ($1, $2, $3)")
-            .bind(code.to_hex())
-            .bind(encode(grant)?)
-            .bind(now_ms() + ms(self.lifetimes.exchange))
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        let sql = "INSERT INTO authorization_codes (digest, body, expires_at) VALUES ($1, $2, $3)";
+        self.insert_body(sql, &code.to_hex(), encode(grant)?, self.lifetimes.exchange).await
     }
 
     async fn redeem(&self, code: &TokenDigest) -> Result<Redemption, StorageError> {
@@ -294,13 +267,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn get(&self, token: &TokenDigest) -> Result<Option<AccessSession>, StorageError> {
-        let row = sqlx::query("SELECT body FROM access_sessions WHERE digest = $1 AND expires_at > $2")
-            .bind(token.to_hex())
-            .bind(now_ms())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        row.map(|r| decode(&r, "body")).transpose()
+        self.fetch_body("SELECT body FROM access_sessions WHERE digest = $1 AND expires_at > $2", &token.to_hex()).await
     }
 
     async fn remove(&self, token: &TokenDigest) -> Result<(), StorageError> {

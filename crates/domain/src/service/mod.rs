@@ -34,6 +34,24 @@ pub struct Stores {
     pub health: Arc<dyn StorageHealth>,
 }
 
+impl Stores {
+    /// Every port served by one adapter value (and its clones).
+    pub fn sharing<S>(store: S) -> Self
+    where
+        S: ClientStore + PendingAuthStore + ExchangeStore + SessionStore + RefreshStore + StorageHealth + 'static,
+    {
+        let store = Arc::new(store);
+        Self {
+            clients: store.clone(),
+            pending: store.clone(),
+            exchanges: store.clone(),
+            sessions: store.clone(),
+            refresh: store.clone(),
+            health: store,
+        }
+    }
+}
+
 /// A credential with which a resource server may call the introspection endpoint.
 #[derive(Debug, Clone)]
 pub struct ResourceServerCredential {
