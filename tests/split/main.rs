@@ -2,4 +2,5 @@
 //! authorization server (introspection) and with a JWT-issuing provider.
 
 mod introspection;
+mod introspection_cache;
 mod jwt;

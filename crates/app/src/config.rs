@@ -303,3 +303,16 @@ mod mode_tests {
         assert_eq!(settings.issuer.as_str(), "http://localhost:3001");
     }
 }
+
+#[cfg(test)]
+mod storage_tests {
+    use super::*;
+
+    #[test]
+    fn storage_url_wins_then_redis_url_then_memory() {
+        assert_eq!(Config::parse_from(["x"]).storage(), "memory");
+        assert_eq!(Config::parse_from(["x", "--redis-url", "redis://r:6379"]).storage(), "redis://r:6379");
+        let both = Config::parse_from(["x", "--redis-url", "redis://r:6379", "--storage-url", "sqlite://a.db"]);
+        assert_eq!(both.storage(), "sqlite://a.db");
+    }
+}
