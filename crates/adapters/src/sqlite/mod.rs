@@ -150,6 +150,29 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Runs an admission insert (`INSERT_SESSION`, `INSERT_REFRESH`): stored unless the
+    /// family is revoked.
+    async fn admit(
+        &self,
+        sql: &'static str,
+        token: &TokenDigest,
+        family: &FamilyId,
+        body: String,
+        lifetime: Duration,
+    ) -> Result<Admission, StorageError> {
+        let now = now_ms();
+        let result = sqlx::query(sql)
+            .bind(token.to_hex())
+            .bind(&family.0)
+            .bind(body)
+            .bind(now + ms(lifetime))
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(admission(result.rows_affected()))
+    }
+
     async fn immediate(&self) -> Result<Transaction<'static, Sqlite>, StorageError> {
         self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(unavailable)
     }
@@ -253,17 +276,7 @@ fn admission(rows: u64) -> Admission {
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn insert(&self, token: &TokenDigest, session: &AccessSession) -> Result<Admission, StorageError> {
-        let now = now_ms();
-        let result = sqlx::query(INSERT_SESSION)
-            .bind(token.to_hex())
-            .bind(&session.family.0)
-            .bind(encode(session)?)
-            .bind(now + ms(self.lifetimes.session))
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        Ok(admission(result.rows_affected()))
+        self.admit(INSERT_SESSION, token, &session.family, encode(session)?, self.lifetimes.session).await
     }
 
     async fn get(&self, token: &TokenDigest) -> Result<Option<AccessSession>, StorageError> {
@@ -302,17 +315,7 @@ fn refresh_record(row: &SqliteRow) -> Result<RefreshRecord, StorageError> {
 #[async_trait]
 impl RefreshStore for SqliteStore {
     async fn insert(&self, token: &TokenDigest, grant: &RefreshGrant) -> Result<Admission, StorageError> {
-        let now = now_ms();
-        let result = sqlx::query(INSERT_REFRESH)
-            .bind(token.to_hex())
-            .bind(&grant.family.0)
-            .bind(encode(grant)?)
-            .bind(now + ms(self.lifetimes.refresh))
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        Ok(admission(result.rows_affected()))
+        self.admit(INSERT_REFRESH, token, &grant.family, encode(grant)?, self.lifetimes.refresh).await
     }
 
     async fn get(&self, token: &TokenDigest) -> Result<Option<RefreshRecord>, StorageError> {
