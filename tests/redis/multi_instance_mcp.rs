@@ -165,3 +165,30 @@ async fn an_answer_posted_to_b_reaches_the_tool_waiting_on_a() {
     let _ = listening.next_message(Duration::from_millis(1500)).await;
     assert!(listening.next_message(Duration::from_millis(2500)).await.is_none(), "unsubscribed through B");
 }
+
+/// Both copies of one session ask the client something at once, each counting its request
+/// ids from zero; each answer is posted to the other instance and must reach the copy that
+/// asked, not the other one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_requests_from_two_copies_get_their_own_answers() {
+    let cluster = Cluster::start(&[]).await;
+    let alice = token(&cluster.front(), "alice").await;
+    let (url_a, url_b) = (format!("{}/mcp", cluster.a.base), format!("{}/mcp", cluster.b.base));
+    let on_a = RawSession::open_with(&url_a, &alice, json!({ "sampling": {} })).await;
+    let on_b = on_a.via(&url_b);
+    let call = |id: i64, prompt: &str| json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": { "name": "test_sampling", "arguments": { "prompt": prompt } } });
+    let mut from_a = EventStream::new(on_a.post_json(call(40, "asked on A")).await);
+    let mut from_b = EventStream::new(on_b.post_json(call(41, "asked on B")).await);
+    let asked_a = from_a.next_message(Duration::from_secs(5)).await.expect("A asks");
+    let asked_b = from_b.next_message(Duration::from_secs(5)).await.expect("B asks");
+    assert_ne!(asked_a["id"], asked_b["id"], "the two copies' requests are told apart");
+    let answer = |request: &Value, text: &str| {
+        json!({ "jsonrpc": "2.0", "id": request["id"], "result": { "role": "assistant", "model": "m", "content": { "type": "text", "text": text } } })
+    };
+    assert_eq!(on_b.post_json(answer(&asked_a, "answer for A")).await.status(), 202);
+    assert_eq!(on_a.post_json(answer(&asked_b, "answer for B")).await.status(), 202);
+    let result_a = from_a.next_message(Duration::from_secs(5)).await.expect("A's tool finishes");
+    let result_b = from_b.next_message(Duration::from_secs(5)).await.expect("B's tool finishes");
+    assert_eq!(result_a["result"]["content"][0]["text"], "LLM response: answer for A");
+    assert_eq!(result_b["result"]["content"][0]["text"], "LLM response: answer for B");
+}

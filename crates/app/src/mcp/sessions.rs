@@ -16,7 +16,7 @@ use mcp_oauth_domain::mcp_sessions::{McpSessionStore, SessionBus};
 use mcp_oauth_domain::secret::generate_secret;
 use mcp_oauth_domain::validation::ValidatedToken;
 use rmcp::RoleServer;
-use rmcp::model::{ClientJsonRpcMessage, JsonRpcNotification, RequestId, ServerJsonRpcMessage, ServerNotification};
+use rmcp::model::{ClientJsonRpcMessage, JsonRpcError, JsonRpcNotification, RequestId, ServerJsonRpcMessage, ServerNotification};
 use rmcp::transport::Transport;
 use rmcp::transport::streamable_http_server::session::local::{LocalSessionManager, LocalSessionManagerError};
 use rmcp::transport::streamable_http_server::session::{
@@ -147,18 +147,51 @@ fn unscoped(message: &ServerJsonRpcMessage) -> bool {
     )
 }
 
-/// The transport between a session's server and rmcp's worker, which sends notifications
-/// tied to no request through the bus instead, so they reach the GET stream on any instance.
+/// The transport between a session's server and rmcp's worker. Notifications tied to no
+/// request go through the bus instead, so they reach the GET stream on any instance. Requests
+/// to the client get ids tagged with this instance: every instance holding a copy of the
+/// session counts its own ids from zero, and the client's answer, which reaches every copy,
+/// must be taken only by the copy that asked.
 pub struct OutboxTransport {
     inner: LocalTransport,
     session: String,
     bus: Arc<dyn SessionBus>,
+    instance: Arc<str>,
+}
+
+impl OutboxTransport {
+    fn tagged(&self, id: &RequestId) -> RequestId {
+        RequestId::String(format!("{}.{id}", self.instance).into())
+    }
+
+    /// The copy's own id for an answer to one of its requests; None for another copy's.
+    fn untagged(&self, id: &RequestId) -> Option<RequestId> {
+        let RequestId::String(text) = id else { return Some(id.clone()) };
+        match text.split_once('.') {
+            Some((tag, original)) if tag == &*self.instance => Some(match original.parse::<i64>() {
+                Ok(number) => RequestId::Number(number),
+                Err(_) => RequestId::String(original.into()),
+            }),
+            Some((tag, _)) if tag.len() == TAG_LEN && tag.bytes().all(|b| b.is_ascii_hexdigit()) => None,
+            _ => Some(id.clone()),
+        }
+    }
+}
+
+/// Length of an instance tag: 16 hex digits.
+const TAG_LEN: usize = 16;
+
+fn instance_tag() -> String {
+    mcp_oauth_domain::secret::TokenDigest::of(&generate_secret()).to_hex()[..TAG_LEN].to_owned()
 }
 
 impl Transport<RoleServer> for OutboxTransport {
     type Error = std::io::Error;
 
-    fn send(&mut self, item: ServerJsonRpcMessage) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+    fn send(&mut self, mut item: ServerJsonRpcMessage) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        if let ServerJsonRpcMessage::Request(request) = &mut item {
+            request.id = self.tagged(&request.id);
+        }
         let sending: Pin<Box<dyn Future<Output = Result<(), Self::Error>> + Send>> = if unscoped(&item) {
             let bus = self.bus.clone();
             let payload = serde_json::to_string(&BusMessage::Outbox { session: self.session.clone(), message: item });
@@ -172,8 +205,23 @@ impl Transport<RoleServer> for OutboxTransport {
         sending
     }
 
-    fn receive(&mut self) -> impl Future<Output = Option<ClientJsonRpcMessage>> + Send {
-        self.inner.receive()
+    async fn receive(&mut self) -> Option<ClientJsonRpcMessage> {
+        loop {
+            let mut message = self.inner.receive().await?;
+            let id = match &mut message {
+                ClientJsonRpcMessage::Response(response) => &mut response.id,
+                ClientJsonRpcMessage::Error(JsonRpcError { id: Some(id), .. }) => id,
+                _ => return Some(message),
+            };
+            match self.untagged(id) {
+                Some(own) => {
+                    *id = own;
+                    return Some(message);
+                }
+                // An answer to another copy's request: that copy has it too.
+                None => continue,
+            }
+        }
     }
 
     async fn close(&mut self) -> Result<(), Self::Error> {
@@ -200,7 +248,7 @@ impl RoutedSessionManager {
             streams,
             standalone: Arc::default(),
             bus,
-            instance: generate_secret(),
+            instance: instance_tag(),
         };
         manager.spawn_listener();
         manager
@@ -237,7 +285,7 @@ impl RoutedSessionManager {
     }
 
     fn wrap(&self, id: &SessionId, inner: LocalTransport) -> OutboxTransport {
-        OutboxTransport { inner, session: id.to_string(), bus: self.bus.clone() }
+        OutboxTransport { inner, session: id.to_string(), bus: self.bus.clone(), instance: self.instance.as_str().into() }
     }
 
     async fn publish(&self, message: BusMessage) {
