@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use mcp_oauth_domain::ports::Lifetimes;
-use mcp_oauth_tests::http::{Pkce, REDIRECT_URI, TestServer, redirect_params};
+use mcp_oauth_tests::http::{Pkce, TestServer, redirect_params};
 use mcp_oauth_tests::redis_server::TestRedis;
 
 /// Commands Redis has processed, by name, from INFO commandstats.
@@ -68,7 +68,6 @@ async fn round_trips_per_operation() {
     measure("introspect (access token)", &mut counts);
     server.revoke(&client, &access).await;
     measure("revoke (access token)", &mut counts);
-    let _ = REDIRECT_URI;
 
     println!("| Operation | Round trips |\n|---|---|");
     for (name, trips) in &counts {
