@@ -111,10 +111,11 @@ impl TokenValidator for IntrospectionValidator {
             .try_get_with(TokenDigest::of(token), self.ask(token))
             .await
             .map_err(|e: Arc<TokenRejection>| (*e).clone())?;
-        let ValidatedToken { expires_at, .. } = cached.decision.as_ref().map_err(|r| TokenRejection::Invalid(r))?;
-        if *expires_at <= Utc::now() {
+        let token = cached.decision.map_err(TokenRejection::Invalid)?;
+        // A cached answer outlives no token: it expires with it.
+        if token.expires_at <= Utc::now() {
             return Err(TokenRejection::Invalid("token expired"));
         }
-        cached.decision.map_err(TokenRejection::Invalid)
+        Ok(token)
     }
 }
