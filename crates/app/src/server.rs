@@ -59,15 +59,7 @@ pub struct Storage {
 /// MCP sessions of one process, for storage that is not shared between instances.
 pub fn local_mcp_backend(config: &Config) -> McpBackend {
     let sessions = Arc::new(MemoryMcpSessions::new(config.mcp_session_idle_timeout));
-    let weak = Arc::downgrade(&sessions);
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(SWEEP_PERIOD);
-        loop {
-            ticks.tick().await;
-            let Some(sessions) = weak.upgrade() else { break };
-            sessions.sweep();
-        }
-    });
+    sessions.spawn_sweeper(SWEEP_PERIOD);
     McpBackend { sessions, bus: Arc::new(LocalBus::default()) }
 }
 

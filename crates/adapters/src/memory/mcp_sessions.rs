@@ -1,6 +1,7 @@
 //! MCP sessions of a single process: a map, and a bus that loops back to this process.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -49,6 +50,11 @@ impl MemoryMcpSessions {
     /// Frees idle sessions.
     pub fn sweep(&self) {
         self.sessions.retain(|_, session| session.last_used.is_some_and(|t| t.elapsed() <= self.idle_timeout));
+    }
+
+    /// Sweeps every `period` until the sessions are dropped.
+    pub fn spawn_sweeper(self: &Arc<Self>, period: Duration) -> tokio::task::JoinHandle<()> {
+        super::sweep_while_alive(Arc::downgrade(self), period, Self::sweep)
     }
 }
 

@@ -103,16 +103,7 @@ impl MemoryStore {
 
     /// Sweeps every `period` until the store is dropped.
     pub fn spawn_sweeper(&self, period: Duration) -> tokio::task::JoinHandle<()> {
-        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(period);
-            ticks.tick().await;
-            loop {
-                ticks.tick().await;
-                let Some(inner) = weak.upgrade() else { break };
-                inner.sweep();
-            }
-        })
+        sweep_while_alive(Arc::downgrade(&self.inner), period, Inner::sweep)
     }
 
     /// How many records (of every kind, expired or not) are held in memory.
@@ -126,6 +117,23 @@ impl MemoryStore {
             + i.refresh.len()
             + i.refresh_families.len()
     }
+}
+
+/// Runs `sweep` on `target` every `period` until the last strong reference is dropped.
+pub(crate) fn sweep_while_alive<T: Send + Sync + 'static>(
+    target: Weak<T>,
+    period: Duration,
+    sweep: fn(&T),
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let Some(target) = target.upgrade() else { break };
+            sweep(&target);
+        }
+    })
 }
 
 /// Adds `token` to its family unless the family was revoked; `store` runs under the family's
