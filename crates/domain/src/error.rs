@@ -4,8 +4,8 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
-/// Error codes of RFC 6749 section 5.2 and 4.1.2.1, RFC 7591 section 3.2.2, RFC 8707,
-/// RFC 7009 and RFC 6750.
+/// Error codes of RFC 6749 section 5.2 and 4.1.2.1, RFC 7591 section 3.2.2, RFC 8707 and
+/// RFC 6750.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -15,7 +15,6 @@ pub enum ErrorCode {
     UnauthorizedClient,
     UnsupportedGrantType,
     UnsupportedResponseType,
-    UnsupportedTokenType,
     InvalidScope,
     InvalidTarget,
     AccessDenied,
@@ -35,7 +34,6 @@ impl ErrorCode {
             Self::UnauthorizedClient => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::UnsupportedResponseType => "unsupported_response_type",
-            Self::UnsupportedTokenType => "unsupported_token_type",
             Self::InvalidScope => "invalid_scope",
             Self::InvalidTarget => "invalid_target",
             Self::AccessDenied => "access_denied",

@@ -7,6 +7,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use mcp_oauth_domain::ErrorCode;
 use mcp_oauth_domain::validation::{TokenRejection, TokenValidator};
 use serde_json::json;
 
@@ -21,7 +22,8 @@ impl BearerGuard {
     fn challenge(&self, error: Option<&str>) -> Response {
         let mut value = format!("Bearer resource_metadata=\"{}\", scope=\"{}\"", self.resource_metadata, self.scope);
         if let Some(description) = error {
-            value.push_str(&format!(", error=\"invalid_token\", error_description=\"{description}\""));
+            let code = ErrorCode::InvalidToken.as_str();
+            value.push_str(&format!(", error=\"{code}\", error_description=\"{description}\""));
         }
         let body = jsonrpc_error(-32001, error.unwrap_or("authorization required"));
         let mut response = (StatusCode::UNAUTHORIZED, body).into_response();
