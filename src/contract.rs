@@ -183,7 +183,8 @@ pub async fn records_expire<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backen
     let backend = factory(short_lifetimes()).await;
     let s = &backend.stores;
     let family = FamilyId::generate();
-    let (request, code, access, refresh) = (TokenDigest::of("r"), TokenDigest::of("c"), TokenDigest::of("a"), TokenDigest::of("f"));
+    let (request, code, access, refresh) =
+        (TokenDigest::of("r"), TokenDigest::of("c"), TokenDigest::of("a"), TokenDigest::of("f"));
     s.clients.insert(&sample_client("expiring")).await.unwrap();
     s.pending.insert(&request, &sample_pending()).await.unwrap();
     s.exchanges.insert(&code, &sample_grant(&family)).await.unwrap();
@@ -398,20 +399,23 @@ impl Flow {
     async fn code(&self, verifier: &str) -> String {
         let ClientCredentials::Public { client_id } = &self.credentials else { unreachable!() };
         let challenge = CodeChallenge::of(&CodeVerifier::parse(verifier).unwrap());
-        let params = RequestParams::new([
-            ("response_type", "code"),
-            ("client_id", client_id),
-            ("redirect_uri", "http://127.0.0.1:3000/callback"),
-            ("code_challenge", challenge.as_str()),
-            ("code_challenge_method", "S256"),
-            ("state", "s"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect());
+        let params = RequestParams::new(
+            [
+                ("response_type", "code"),
+                ("client_id", client_id),
+                ("redirect_uri", "http://127.0.0.1:3000/callback"),
+                ("code_challenge", challenge.as_str()),
+                ("code_challenge_method", "S256"),
+                ("state", "s"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        );
         let prompt = self.server.authorize(&params).await.unwrap();
         let approve = ConsentDecision::Approve { subject: "alice".into() };
-        let redirect = self.server.decide(&prompt.request_id, &prompt.csrf_token, Some(&prompt.csrf_token), approve).await.unwrap();
+        let redirect =
+            self.server.decide(&prompt.request_id, &prompt.csrf_token, Some(&prompt.csrf_token), approve).await.unwrap();
         redirect.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned()
     }
 

@@ -221,11 +221,8 @@ impl TestServer {
 
     /// POSTs an MCP initialize to /mcp with `token`; returns the status and headers.
     pub async fn mcp_initialize(&self, token: Option<&str>) -> reqwest::Response {
-        let mut request = self
-            .http
-            .post(self.resource())
-            .header(header::ACCEPT, "application/json, text/event-stream")
-            .json(&json!({
+        let mut request =
+            self.http.post(self.resource()).header(header::ACCEPT, "application/json, text/event-stream").json(&json!({
                 "jsonrpc": "2.0", "id": 1, "method": "initialize",
                 "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
             }));
@@ -245,7 +242,11 @@ pub struct TestClient {
 }
 
 impl TestClient {
-    fn authenticate<'a>(&'a self, request: reqwest::RequestBuilder, body: &mut Vec<(&'a str, &'a str)>) -> reqwest::RequestBuilder {
+    fn authenticate<'a>(
+        &'a self,
+        request: reqwest::RequestBuilder,
+        body: &mut Vec<(&'a str, &'a str)>,
+    ) -> reqwest::RequestBuilder {
         match (self.method.as_str(), &self.secret) {
             ("client_secret_basic", Some(secret)) => {
                 let encode = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();

@@ -8,9 +8,8 @@
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
-    ClientCapabilities, ClientConfig, CreateMessageRequestParams, CreateMessageResult, ElicitRequestParams,
-    ElicitResult, Implementation, LoggingMessageNotificationParam, ProgressNotificationParam,
-    ResourceUpdatedNotificationParam,
+    ClientCapabilities, ClientConfig, CreateMessageRequestParams, CreateMessageResult, ElicitRequestParams, ElicitResult,
+    Implementation, LoggingMessageNotificationParam, ProgressNotificationParam, ResourceUpdatedNotificationParam,
 };
 use rmcp::service::{NotificationContext, RequestContext, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -100,10 +99,7 @@ pub fn messages(body: &str) -> Vec<Value> {
     if body.trim_start().starts_with('{') || body.trim_start().starts_with('[') {
         return serde_json::from_str(body).map(|v| vec![v]).unwrap_or_default();
     }
-    body.lines()
-        .filter_map(|line| line.strip_prefix("data:"))
-        .filter_map(|data| serde_json::from_str(data.trim()).ok())
-        .collect()
+    body.lines().filter_map(|line| line.strip_prefix("data:")).filter_map(|data| serde_json::from_str(data.trim()).ok()).collect()
 }
 
 /// Raw JSON-RPC over HTTP to `/mcp`, for the requests a well-behaved client never sends.

@@ -54,13 +54,7 @@ impl TestRedis {
     }
 
     pub fn options(&self, lifetimes: Lifetimes) -> RedisOptions {
-        RedisOptions {
-            url: self.url(),
-            password: None,
-            prefix: "auth:".into(),
-            timeout: Duration::from_secs(2),
-            lifetimes,
-        }
+        RedisOptions { url: self.url(), password: None, prefix: "auth:".into(), timeout: Duration::from_secs(2), lifetimes }
     }
 
     pub async fn store(&self, lifetimes: Lifetimes) -> RedisStore {

@@ -41,8 +41,9 @@ async fn the_official_conformance_suite_passes() {
     let tokens = server.tokens(&client, "conformance").await;
     let forwarder = Forwarder::start(vec![server.base.clone()], tokens["access_token"].as_str().map(str::to_owned)).await;
     let url = format!("{}/mcp", forwarder.base.replace("127.0.0.1", "localhost"));
-    let (first, second) = tokio::task::spawn_blocking(move || (run_suite("conformance-0.1", &url), run_suite("conformance-0.2", &url)))
-        .await
-        .unwrap();
+    let (first, second) =
+        tokio::task::spawn_blocking(move || (run_suite("conformance-0.1", &url), run_suite("conformance-0.2", &url)))
+            .await
+            .unwrap();
     println!("conformance 0.1.16: {first}; 0.2.0-alpha.12: {second}");
 }

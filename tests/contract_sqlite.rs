@@ -50,7 +50,8 @@ async fn a_database_made_by_an_older_migration_is_upgraded_in_place() {
     let url = url(&dir);
     {
         // Build the database as the first release did: only the first migration.
-        let options: sqlx::sqlite::SqliteConnectOptions = url.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().create_if_missing(true);
+        let options: sqlx::sqlite::SqliteConnectOptions =
+            url.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().create_if_missing(true);
         let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
         let mut first = sqlx::migrate!("./migrations");
         first.migrations = Cow::Owned(first.migrations[..1].to_vec());
@@ -65,10 +66,11 @@ async fn a_database_made_by_an_older_migration_is_upgraded_in_place() {
         pool.close().await;
     }
     let store = SqliteStore::open(&url, Lifetimes::default()).await.expect("the old database is upgraded");
-    let indexes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'refresh_tokens_family'")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+    let indexes: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'refresh_tokens_family'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
     assert_eq!(indexes, 1, "the second migration ran");
     assert!(store.stores().pending.get(&TokenDigest::of("old")).await.unwrap().is_some(), "old rows survive");
 }

@@ -15,7 +15,8 @@ fn db_url(dir: &tempfile::TempDir) -> String {
 }
 
 async fn start(port: u16, url: &str) -> ServerProcess {
-    ServerProcess::start(port, &[("STORAGE_URL", url), ("INTROSPECTION_CLIENT_ID", RS.0), ("INTROSPECTION_CLIENT_SECRET", RS.1)]).await
+    ServerProcess::start(port, &[("STORAGE_URL", url), ("INTROSPECTION_CLIENT_ID", RS.0), ("INTROSPECTION_CLIENT_SECRET", RS.1)])
+        .await
 }
 
 fn remote(process: &ServerProcess) -> TestServer {
@@ -69,7 +70,8 @@ async fn every_token_answered_with_200_survives_sigkill() {
             tokio::spawn(async move {
                 for _ in 0..200 {
                     let (base, client) = (base.clone(), client.clone());
-                    let flow = tokio::spawn(async move { TestServer::remote(base, http_client()).tokens(&client, "alice").await });
+                    let flow =
+                        tokio::spawn(async move { TestServer::remote(base, http_client()).tokens(&client, "alice").await });
                     match flow.await {
                         Ok(tokens) => issued.lock().unwrap().push(tokens["access_token"].as_str().unwrap().to_owned()),
                         Err(_) => break,

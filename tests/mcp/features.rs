@@ -44,10 +44,27 @@ async fn every_tool_answers_including_sampling_and_elicitation() {
     let tools = client.list_all_tools().await.unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
     for expected in [
-        "echo", "add", "longRunningOperation", "sampleLLM", "getTinyImage", "annotatedMessage", "getResourceReference",
-        "elicitInputs", "whoami", "test_simple_text", "test_image_content", "test_audio_content", "test_embedded_resource",
-        "test_multiple_content_types", "test_tool_with_logging", "test_tool_with_progress", "test_error_handling",
-        "test_sampling", "test_elicitation", "test_elicitation_sep1034_defaults", "test_elicitation_sep1330_enums",
+        "echo",
+        "add",
+        "longRunningOperation",
+        "sampleLLM",
+        "getTinyImage",
+        "annotatedMessage",
+        "getResourceReference",
+        "elicitInputs",
+        "whoami",
+        "test_simple_text",
+        "test_image_content",
+        "test_audio_content",
+        "test_embedded_resource",
+        "test_multiple_content_types",
+        "test_tool_with_logging",
+        "test_tool_with_progress",
+        "test_error_handling",
+        "test_sampling",
+        "test_elicitation",
+        "test_elicitation_sep1034_defaults",
+        "test_elicitation_sep1330_enums",
         "json_schema_2020_12_tool",
     ] {
         assert!(names.contains(&expected), "{expected} is listed");
@@ -65,7 +82,8 @@ async fn every_tool_answers_including_sampling_and_elicitation() {
     assert_eq!(image.content.len(), 3);
     assert_eq!(image.content[1].as_image().unwrap().mime_type, "image/png");
 
-    let annotated = client.call_tool(call("annotatedMessage", json!({"messageType": "error", "includeImage": true}))).await.unwrap();
+    let annotated =
+        client.call_tool(call("annotatedMessage", json!({"messageType": "error", "includeImage": true}))).await.unwrap();
     let annotated = serde_json::to_value(&annotated).unwrap();
     assert_eq!(annotated["content"][0]["annotations"]["priority"], 1.0);
     assert_eq!(annotated["content"][0]["annotations"]["audience"], json!(["user", "assistant"]));
@@ -73,7 +91,9 @@ async fn every_tool_answers_including_sampling_and_elicitation() {
 
     let reference = client.call_tool(call("getResourceReference", json!({"resourceId": 7}))).await.unwrap();
     let embedded = reference.content[1].as_resource().expect("an embedded resource");
-    assert!(matches!(&embedded.resource, ResourceContents::TextResourceContents { uri, .. } if uri == "test://static/resource/7"));
+    assert!(
+        matches!(&embedded.resource, ResourceContents::TextResourceContents { uri, .. } if uri == "test://static/resource/7")
+    );
 
     let sampled = client.call_tool(call("sampleLLM", json!({"prompt": "why is the sky blue?"}))).await.unwrap();
     assert_eq!(texts(&sampled), ["LLM sampling result: canned answer to: Resource sampleLLM context: why is the sky blue?"]);
@@ -99,12 +119,20 @@ async fn every_tool_answers_including_sampling_and_elicitation() {
         assert_eq!(schema["required"], json!(["name"]));
     }
 
-    for (tool, kind) in [("test_simple_text", "text"), ("test_image_content", "image"), ("test_audio_content", "audio"), ("test_embedded_resource", "resource")] {
+    for (tool, kind) in [
+        ("test_simple_text", "text"),
+        ("test_image_content", "image"),
+        ("test_audio_content", "audio"),
+        ("test_embedded_resource", "resource"),
+    ] {
         let result = serde_json::to_value(client.call_tool(call(tool, Value::Null)).await.unwrap()).unwrap();
         assert_eq!(result["content"][0]["type"], kind, "{tool}");
     }
     let mixed = serde_json::to_value(client.call_tool(call("test_multiple_content_types", Value::Null)).await.unwrap()).unwrap();
-    assert_eq!(mixed["content"].as_array().unwrap().iter().map(|c| c["type"].clone()).collect::<Vec<_>>(), [json!("text"), json!("image"), json!("resource")]);
+    assert_eq!(
+        mixed["content"].as_array().unwrap().iter().map(|c| c["type"].clone()).collect::<Vec<_>>(),
+        [json!("text"), json!("image"), json!("resource")]
+    );
     let error = client.call_tool(call("test_error_handling", Value::Null)).await.unwrap();
     assert_eq!(error.is_error, Some(true), "a tool's own failure is an isError result");
 
@@ -163,9 +191,13 @@ async fn resources_page_read_template_and_subscribe() {
     let odd = client.read_resource(ReadResourceRequestParams::new("test://static/resource/3")).await.unwrap();
     assert!(matches!(&odd.contents[0], ResourceContents::TextResourceContents { mime_type: Some(m), .. } if m == "text/plain"));
     let even = client.read_resource(ReadResourceRequestParams::new("test://static/resource/4")).await.unwrap();
-    assert!(matches!(&even.contents[0], ResourceContents::BlobResourceContents { mime_type: Some(m), .. } if m == "application/octet-stream"));
+    assert!(
+        matches!(&even.contents[0], ResourceContents::BlobResourceContents { mime_type: Some(m), .. } if m == "application/octet-stream")
+    );
     let templated = client.read_resource(ReadResourceRequestParams::new("test://template/42/data")).await.unwrap();
-    assert!(matches!(&templated.contents[0], ResourceContents::TextResourceContents { text, .. } if text.contains("Data for ID: 42")));
+    assert!(
+        matches!(&templated.contents[0], ResourceContents::TextResourceContents { text, .. } if text.contains("Data for ID: 42"))
+    );
     let unknown = client.read_resource(ReadResourceRequestParams::new("test://nope")).await;
     assert!(format!("{unknown:?}").contains("-32002"), "an unknown resource is -32002: {unknown:?}");
 
@@ -189,7 +221,15 @@ async fn prompts_render_and_completion_suggests() {
     let (server, token) = server_and_token(&[], "alice").await;
     let client = connect(&server.resource(), &token, TestClientHandler::default()).await;
     let prompts = client.list_all_prompts().await.unwrap();
-    for name in ["simple_prompt", "complex_prompt", "resource_prompt", "test_simple_prompt", "test_prompt_with_arguments", "test_prompt_with_embedded_resource", "test_prompt_with_image"] {
+    for name in [
+        "simple_prompt",
+        "complex_prompt",
+        "resource_prompt",
+        "test_simple_prompt",
+        "test_prompt_with_arguments",
+        "test_prompt_with_embedded_resource",
+        "test_prompt_with_image",
+    ] {
         assert!(prompts.iter().any(|p| p.name == name), "{name}");
     }
     let get = |name: &'static str, arguments: Value| {
@@ -199,16 +239,22 @@ async fn prompts_render_and_completion_suggests() {
     };
     let simple = serde_json::to_value(get("simple_prompt", Value::Null).await.unwrap()).unwrap();
     assert_eq!(simple["messages"][0]["role"], "user");
-    let complex = serde_json::to_value(get("complex_prompt", json!({"temperature": "0.7", "style": "formal"})).await.unwrap()).unwrap();
-    let kinds: Vec<Value> = complex["messages"].as_array().unwrap().iter().map(|m| json!([m["role"], m["content"]["type"]])).collect();
+    let complex =
+        serde_json::to_value(get("complex_prompt", json!({"temperature": "0.7", "style": "formal"})).await.unwrap()).unwrap();
+    let kinds: Vec<Value> =
+        complex["messages"].as_array().unwrap().iter().map(|m| json!([m["role"], m["content"]["type"]])).collect();
     assert_eq!(kinds, [json!(["user", "text"]), json!(["assistant", "text"]), json!(["user", "image"])]);
     let missing = get("complex_prompt", json!({"style": "formal"})).await;
     assert!(format!("{missing:?}").contains("-32602"), "a missing required argument is invalid params: {missing:?}");
     let resource = serde_json::to_value(get("resource_prompt", json!({"resourceId": "5"})).await.unwrap()).unwrap();
     assert_eq!(resource["messages"][1]["content"]["resource"]["uri"], "test://static/resource/5");
-    let args_prompt = serde_json::to_value(get("test_prompt_with_arguments", json!({"arg1": "hello", "arg2": "world"})).await.unwrap()).unwrap();
+    let args_prompt =
+        serde_json::to_value(get("test_prompt_with_arguments", json!({"arg1": "hello", "arg2": "world"})).await.unwrap())
+            .unwrap();
     assert_eq!(args_prompt["messages"][0]["content"]["text"], "Prompt with arguments: arg1='hello', arg2='world'");
-    let embedded = serde_json::to_value(get("test_prompt_with_embedded_resource", json!({"resourceUri": "test://x"})).await.unwrap()).unwrap();
+    let embedded =
+        serde_json::to_value(get("test_prompt_with_embedded_resource", json!({"resourceUri": "test://x"})).await.unwrap())
+            .unwrap();
     assert_eq!(embedded["messages"][0]["content"]["resource"]["uri"], "test://x");
     let image = serde_json::to_value(get("test_prompt_with_image", Value::Null).await.unwrap()).unwrap();
     assert_eq!(image["messages"][0]["content"]["type"], "image");

@@ -11,10 +11,24 @@ async fn a_foreign_host_is_refused_and_the_right_one_works() {
     let (server, token) = server_and_token(&[], "alice").await;
     let session = RawSession::open(&server.resource(), &token).await;
     let ping = json!({ "jsonrpc": "2.0", "id": 1, "method": "ping" }).to_string();
-    let evil = session.request(reqwest::Method::POST).header("host", "evil.example.com").header("content-type", "application/json").body(ping.clone()).send().await.unwrap();
+    let evil = session
+        .request(reqwest::Method::POST)
+        .header("host", "evil.example.com")
+        .header("content-type", "application/json")
+        .body(ping.clone())
+        .send()
+        .await
+        .unwrap();
     assert!(evil.status().is_client_error(), "{}", evil.status());
     let port = server.base.rsplit(':').next().unwrap();
-    let good = session.request(reqwest::Method::POST).header("host", format!("localhost:{port}")).header("content-type", "application/json").body(ping).send().await.unwrap();
+    let good = session
+        .request(reqwest::Method::POST)
+        .header("host", format!("localhost:{port}"))
+        .header("content-type", "application/json")
+        .body(ping)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(good.status(), 200);
 }
 
@@ -24,7 +38,12 @@ async fn origins_outside_the_allow_list_are_refused() {
     let session = RawSession::open(&server.resource(), &token).await;
     let ping = json!({ "jsonrpc": "2.0", "id": 1, "method": "ping" }).to_string();
     let send = |origin: &'static str| {
-        session.request(reqwest::Method::POST).header("origin", origin).header("content-type", "application/json").body(ping.clone()).send()
+        session
+            .request(reqwest::Method::POST)
+            .header("origin", origin)
+            .header("content-type", "application/json")
+            .body(ping.clone())
+            .send()
     };
     assert_eq!(send("https://evil.example").await.unwrap().status(), 403);
     assert_eq!(send("https://app.example").await.unwrap().status(), 200);
@@ -48,14 +67,21 @@ async fn malformed_json_rpc_gets_json_rpc_errors() {
     let (_, answer) = session.call(json!({ "jsonrpc": "2.0", "id": 2, "method": "no/such/method" })).await;
     assert_eq!(answer.last().unwrap()["error"]["code"], -32601, "method not found: {answer:?}");
 
-    let (_, answer) = session.call(json!({ "jsonrpc": "2.0", "id": 3, "method": "resources/read", "params": { "url": "test://static-text" } })).await;
+    let (_, answer) = session
+        .call(json!({ "jsonrpc": "2.0", "id": 3, "method": "resources/read", "params": { "url": "test://static-text" } }))
+        .await;
     assert_eq!(answer.last().unwrap()["error"]["code"], -32602, "invalid params: {answer:?}");
 
     // Bad tool arguments are a tool execution error the model can correct (MCP 2025-11-25).
-    let (_, answer) = session.call(json!({ "jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": { "name": "add", "arguments": { "a": "x" } } })).await;
+    let (_, answer) = session
+        .call(
+            json!({ "jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": { "name": "add", "arguments": { "a": "x" } } }),
+        )
+        .await;
     assert_eq!(answer.last().unwrap()["result"]["isError"], true, "{answer:?}");
 
-    let (_, answer) = session.call(json!({ "jsonrpc": "2.0", "id": 4, "method": "prompts/get", "params": { "name": "complex_prompt" } })).await;
+    let (_, answer) =
+        session.call(json!({ "jsonrpc": "2.0", "id": 4, "method": "prompts/get", "params": { "name": "complex_prompt" } })).await;
     assert_eq!(answer.last().unwrap()["error"]["code"], -32602);
 
     let huge = format!("{{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"ping\",\"params\":{{\"x\":\"{}\"}}}}", "y".repeat(8 << 20));
@@ -63,11 +89,30 @@ async fn malformed_json_rpc_gets_json_rpc_errors() {
     assert_eq!(response.status(), 413);
     assert_eq!(response.json::<serde_json::Value>().await.unwrap()["jsonrpc"], "2.0");
 
-    let unknown = RawSession { id: Some("no-such-session".into()), ..RawSession { url: session.url.clone(), token: session.token.clone(), id: None, http: mcp_oauth_tests::http::http_client() } };
+    let unknown = RawSession {
+        id: Some("no-such-session".into()),
+        ..RawSession {
+            url: session.url.clone(),
+            token: session.token.clone(),
+            id: None,
+            http: mcp_oauth_tests::http::http_client(),
+        }
+    };
     let response = unknown.post_json(json!({ "jsonrpc": "2.0", "id": 8, "method": "ping" })).await;
     assert_eq!(response.status(), 404);
-    assert_eq!(response.json::<serde_json::Value>().await.unwrap()["error"]["code"], -32001, "an unknown session is a JSON-RPC error too");
-    let response = session.request(reqwest::Method::POST).header("content-type", "application/json").header("accept", "text/html").body("{}").send().await.unwrap();
+    assert_eq!(
+        response.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        -32001,
+        "an unknown session is a JSON-RPC error too"
+    );
+    let response = session
+        .request(reqwest::Method::POST)
+        .header("content-type", "application/json")
+        .header("accept", "text/html")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert!(response.status().is_client_error());
     assert_eq!(response.json::<serde_json::Value>().await.unwrap()["jsonrpc"], "2.0");
 
@@ -92,7 +137,11 @@ async fn a_requests_logs_and_progress_travel_on_its_own_response_stream() {
     let (_, answer) = session
         .call(json!({ "jsonrpc": "2.0", "id": 11, "method": "tools/call", "params": { "name": "test_tool_with_progress", "arguments": {}, "_meta": { "progressToken": "p-1" } } }))
         .await;
-    let progress: Vec<f64> = answer.iter().filter(|m| m["method"] == "notifications/progress").map(|m| m["params"]["progress"].as_f64().unwrap()).collect();
+    let progress: Vec<f64> = answer
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .map(|m| m["params"]["progress"].as_f64().unwrap())
+        .collect();
     assert_eq!(progress, [0.0, 50.0, 100.0]);
     assert!(answer.iter().all(|m| m["method"] != "notifications/progress" || m["params"]["progressToken"] == "p-1"));
 }

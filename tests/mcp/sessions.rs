@@ -19,11 +19,24 @@ async fn another_users_session_looks_exactly_like_an_unknown_one() {
     let (status, messages) = session.call(ping()).await;
     assert_eq!((status, messages[0]["result"].clone()), (200, json!({})));
 
-    let as_bob = RawSession { token: bob.clone(), ..RawSession { url: session.url.clone(), token: String::new(), id: session.id.clone(), http: mcp_oauth_tests::http::http_client() } };
+    let as_bob = RawSession {
+        token: bob.clone(),
+        ..RawSession {
+            url: session.url.clone(),
+            token: String::new(),
+            id: session.id.clone(),
+            http: mcp_oauth_tests::http::http_client(),
+        }
+    };
     let foreign = as_bob.post_json(ping()).await;
     let foreign_status = foreign.status();
     let foreign_body = foreign.text().await.unwrap();
-    let stranger = RawSession { url: session.url.clone(), token: bob, id: Some("no-such-session".into()), http: mcp_oauth_tests::http::http_client() };
+    let stranger = RawSession {
+        url: session.url.clone(),
+        token: bob,
+        id: Some("no-such-session".into()),
+        http: mcp_oauth_tests::http::http_client(),
+    };
     let unknown = stranger.post_json(ping()).await;
     assert_eq!(foreign_status, 404);
     assert_eq!(unknown.status(), 404);

@@ -151,7 +151,14 @@ async fn replayed_forged_and_expired_posts_get_error_pages_and_no_code() {
     let form = server.consent_form(&client, &Pkce::new()).await;
     let blank = server.post_consent(&form, &[("username", "  "), ("decision", "approve")]).await;
     assert_eq!(blank.status(), 400, "approval needs a user name");
-    let junk = server.http.post(server.url("/authorize")).header("content-type", "application/x-www-form-urlencoded").body("%%%").send().await.unwrap();
+    let junk = server
+        .http
+        .post(server.url("/authorize"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("%%%")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(junk.status(), 400);
     assert!(is_html_page(&junk));
     assert_eq!(server.post_consent(&form, &approve).await.status(), 302, "a blank name did not spend the request");

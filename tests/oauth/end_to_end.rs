@@ -22,7 +22,9 @@ async fn whoami(server: &TestServer, token: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_authorize_consent_token_introspect_mcp_refresh_reuse_revoke() {
-    let server = TestServer::start(&["--introspection-client-id", RS.0, "--introspection-client-secret", RS.1, "--refresh-grace", "0"]).await;
+    let server =
+        TestServer::start(&["--introspection-client-id", RS.0, "--introspection-client-secret", RS.1, "--refresh-grace", "0"])
+            .await;
 
     let (status, registered) = server
         .register(json!({"redirect_uris": ["http://127.0.0.1:3000/callback"], "client_name": "E2E", "token_endpoint_auth_method": "none"}))

@@ -48,7 +48,13 @@ async fn introspection_requires_authentication_and_limits_clients_to_their_own_t
     assert_eq!(anonymous.status(), 401);
     let (status, body) = server.introspect((RS.0, "wrong"), access).await;
     assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
-    let public_call = server.http.post(server.url("/introspect")).form(&[("token", access), ("client_id", &public.client_id)]).send().await.unwrap();
+    let public_call = server
+        .http
+        .post(server.url("/introspect"))
+        .form(&[("token", access), ("client_id", &public.client_id)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(public_call.status(), 401, "a public client cannot authenticate, so cannot introspect");
 
     let confidential = server.client("client_secret_basic").await;
@@ -61,7 +67,9 @@ async fn introspection_requires_authentication_and_limits_clients_to_their_own_t
 
 #[tokio::test]
 async fn expired_tokens_are_inactive() {
-    let server = TestServer::start(&["--introspection-client-id", RS.0, "--introspection-client-secret", RS.1, "--access-token-ttl", "1"]).await;
+    let server =
+        TestServer::start(&["--introspection-client-id", RS.0, "--introspection-client-secret", RS.1, "--access-token-ttl", "1"])
+            .await;
     let client = server.client("none").await;
     let tokens = server.tokens(&client, "alice").await;
     let access = tokens["access_token"].as_str().unwrap();

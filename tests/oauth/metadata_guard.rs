@@ -70,7 +70,12 @@ async fn mcp_without_a_valid_token_gets_a_challenge_pointing_at_resource_metadat
     assert_eq!(basic.status(), 401);
     let client = server.client("none").await;
     let tokens = server.tokens(&client, "alice").await;
-    let in_query = server.http.get(format!("{}?access_token={}", server.resource(), tokens["access_token"].as_str().unwrap())).send().await.unwrap();
+    let in_query = server
+        .http
+        .get(format!("{}?access_token={}", server.resource(), tokens["access_token"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(in_query.status(), 401, "tokens are accepted only in the header");
 }
 

@@ -44,7 +44,12 @@ async fn wrong_verifier_redirect_or_client_is_invalid_grant_and_spends_the_code(
     assert_eq!(server.exchange(&client, &code, &pkce).await.1["error"], "invalid_grant", "the code is spent");
 
     let code = server.code(&client, &pkce, "alice").await;
-    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", "http://127.0.0.1:3001/callback"), ("code_verifier", pkce.verifier.as_str())];
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", "http://127.0.0.1:3001/callback"),
+        ("code_verifier", pkce.verifier.as_str()),
+    ];
     let (status, _, body) = server.token(&client, &form).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "redirect_uri differs from /authorize");
 
@@ -84,7 +89,10 @@ async fn missing_unknown_and_repeated_parameters() {
         (vec![("grant_type", "client_credentials")], "unsupported_grant_type"),
         (vec![("grant_type", "authorization_code")], "invalid_request"),
         (vec![("grant_type", "authorization_code"), ("code", "x"), ("redirect_uri", REDIRECT_URI)], "invalid_request"),
-        (vec![("grant_type", "authorization_code"), ("code", "x"), ("redirect_uri", REDIRECT_URI), ("code_verifier", "short")], "invalid_request"),
+        (
+            vec![("grant_type", "authorization_code"), ("code", "x"), ("redirect_uri", REDIRECT_URI), ("code_verifier", "short")],
+            "invalid_request",
+        ),
         (vec![("grant_type", "refresh_token")], "invalid_request"),
         (vec![("grant_type", "refresh_token"), ("refresh_token", "unknown")], "invalid_grant"),
         (vec![("grant_type", "refresh_token"), ("grant_type", "refresh_token")], "invalid_request"),
@@ -98,7 +106,14 @@ async fn missing_unknown_and_repeated_parameters() {
     assert_eq!(junk.status(), 400);
     assert_eq!(junk.json::<serde_json::Value>().await.unwrap()["error"], "invalid_request");
     let big = "a=".to_owned() + &"b".repeat(100_000);
-    let huge = server.http.post(server.url("/token")).header("content-type", "application/x-www-form-urlencoded").body(big).send().await.unwrap();
+    let huge = server
+        .http
+        .post(server.url("/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(huge.status(), 413);
 }
 
@@ -153,15 +168,19 @@ async fn refresh_rotates_narrows_scope_and_checks_the_resource() {
     assert_eq!(tokens["scope"], "mcp mcp:extra");
     let r1 = tokens["refresh_token"].as_str().unwrap();
 
-    let (status, _, narrowed) = server.token(&client, &[("grant_type", "refresh_token"), ("refresh_token", r1), ("scope", "mcp")]).await;
+    let (status, _, narrowed) =
+        server.token(&client, &[("grant_type", "refresh_token"), ("refresh_token", r1), ("scope", "mcp")]).await;
     assert_eq!(status, 200, "{narrowed}");
     assert_eq!(narrowed["scope"], "mcp");
     assert_ne!(narrowed["refresh_token"].as_str().unwrap(), r1, "the refresh token rotates");
     let r2 = narrowed["refresh_token"].as_str().unwrap();
 
-    let (status, _, body) = server.token(&client, &[("grant_type", "refresh_token"), ("refresh_token", r2), ("scope", "mcp admin")]).await;
+    let (status, _, body) =
+        server.token(&client, &[("grant_type", "refresh_token"), ("refresh_token", r2), ("scope", "mcp admin")]).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_scope")));
-    let (status, _, body) = server.token(&client, &[("grant_type", "refresh_token"), ("refresh_token", r2), ("resource", "https://other.example/mcp")]).await;
+    let (status, _, body) = server
+        .token(&client, &[("grant_type", "refresh_token"), ("refresh_token", r2), ("resource", "https://other.example/mcp")])
+        .await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_target")));
     let (status, _, widened) = server.token(&client, &[("grant_type", "refresh_token"), ("refresh_token", r2)]).await;
     assert_eq!(status, 200);
@@ -180,7 +199,11 @@ async fn a_client_registered_without_refresh_gets_no_refresh_token() {
     let (_, body) = server
         .register(serde_json::json!({"redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": "none", "grant_types": ["authorization_code"]}))
         .await;
-    let client = mcp_oauth_tests::http::TestClient { client_id: body["client_id"].as_str().unwrap().into(), secret: None, method: "none".into() };
+    let client = mcp_oauth_tests::http::TestClient {
+        client_id: body["client_id"].as_str().unwrap().into(),
+        secret: None,
+        method: "none".into(),
+    };
     let tokens = server.tokens(&client, "alice").await;
     assert!(tokens.get("refresh_token").is_none());
     let (status, body) = server.refresh(&client, "anything").await;

@@ -67,11 +67,18 @@ async fn a_flow_started_on_a_completes_on_b_and_tokens_work_everywhere() {
 
     let resource = format!("{}/mcp", cluster.front.base);
     for instance in [&a, &b] {
-        let response = instance.http.post(format!("{}/mcp", instance.base)).bearer_auth(access)
-            .header("accept", "application/json, text/event-stream").json(&json!({
+        let response = instance
+            .http
+            .post(format!("{}/mcp", instance.base))
+            .bearer_auth(access)
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!({
                 "jsonrpc": "2.0", "id": 1, "method": "initialize",
                 "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
-            })).send().await.unwrap();
+            }))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200, "the token works on {}", instance.base);
         assert_eq!(instance.introspect(RS, access).await.1["aud"], json!(resource));
     }
@@ -79,7 +86,15 @@ async fn a_flow_started_on_a_completes_on_b_and_tokens_work_everywhere() {
     // A revocation on A is seen by B on the very next request.
     assert_eq!(a.revoke(&client, access).await, 200);
     assert_eq!(b.introspect(RS, access).await.1, json!({"active": false}));
-    let refused = b.http.post(format!("{}/mcp", b.base)).bearer_auth(access).header("accept", "application/json, text/event-stream").json(&json!({})).send().await.unwrap();
+    let refused = b
+        .http
+        .post(format!("{}/mcp", b.base))
+        .bearer_auth(access)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(refused.status(), 401);
 }
 
@@ -93,7 +108,8 @@ async fn two_hundred_redemptions_of_one_code_across_both_yield_one_token_respons
     let barrier = Arc::new(tokio::sync::Barrier::new(200));
     let attempts: Vec<_> = (0..200)
         .map(|_| {
-            let (front, client, pkce, code, barrier) = (front.clone(), client.clone(), pkce.clone(), code.clone(), barrier.clone());
+            let (front, client, pkce, code, barrier) =
+                (front.clone(), client.clone(), pkce.clone(), code.clone(), barrier.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
                 front.exchange(&client, &code, &pkce).await.0

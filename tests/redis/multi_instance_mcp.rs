@@ -99,10 +99,12 @@ async fn ownership_delete_and_idle_expiry_hold_on_every_instance() {
     let url_b = format!("{}/mcp", cluster.b.base);
 
     let on_a = RawSession::open(&url_a, &alice).await;
-    let on_b = RawSession { url: url_b.clone(), token: alice.clone(), id: on_a.id.clone(), http: mcp_oauth_tests::http::http_client() };
+    let on_b =
+        RawSession { url: url_b.clone(), token: alice.clone(), id: on_a.id.clone(), http: mcp_oauth_tests::http::http_client() };
     assert_eq!(on_b.call(ping.clone()).await.0, 200, "B serves the session A created");
     for url in [&url_a, &url_b] {
-        let as_bob = RawSession { url: url.clone(), token: bob.clone(), id: on_a.id.clone(), http: mcp_oauth_tests::http::http_client() };
+        let as_bob =
+            RawSession { url: url.clone(), token: bob.clone(), id: on_a.id.clone(), http: mcp_oauth_tests::http::http_client() };
         assert_eq!(as_bob.call(ping.clone()).await.0, 404, "bob gets 404 at {url}");
     }
 
@@ -112,7 +114,8 @@ async fn ownership_delete_and_idle_expiry_hold_on_every_instance() {
     assert_eq!(on_b.call(ping.clone()).await.0, 404);
 
     let idle = RawSession::open(&url_b, &alice).await;
-    let other = RawSession { url: url_a.clone(), token: alice.clone(), id: idle.id.clone(), http: mcp_oauth_tests::http::http_client() };
+    let other =
+        RawSession { url: url_a.clone(), token: alice.clone(), id: idle.id.clone(), http: mcp_oauth_tests::http::http_client() };
     assert_eq!(other.call(ping.clone()).await.0, 200);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(idle.call(ping.clone()).await.0, 200, "use on one instance keeps it alive for both");
@@ -133,16 +136,20 @@ async fn an_answer_posted_to_b_reaches_the_tool_waiting_on_a() {
     let on_a = RawSession::open_with(&url_a, &alice, json!({ "sampling": {}, "elicitation": {} })).await;
     let on_b = on_a.via(&url_b);
 
-    for (id, tool, arguments) in [
-        (20, "test_sampling", json!({"prompt": "cross"})),
-        (21, "test_elicitation", json!({"message": "cross"})),
-    ] {
-        let call = json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": { "name": tool, "arguments": arguments } });
+    for (id, tool, arguments) in
+        [(20, "test_sampling", json!({"prompt": "cross"})), (21, "test_elicitation", json!({"message": "cross"}))]
+    {
+        let call =
+            json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": { "name": tool, "arguments": arguments } });
         let mut stream = EventStream::new(on_a.post_json(call).await);
         let request = stream.next_message(Duration::from_secs(5)).await.expect("the server asks the client");
         let answer = match request["method"].as_str() {
-            Some("sampling/createMessage") => json!({ "role": "assistant", "model": "m", "content": { "type": "text", "text": "from B" } }),
-            Some("elicitation/create") => json!({ "action": "accept", "content": { "username": "from B", "email": "b@example.com" } }),
+            Some("sampling/createMessage") => {
+                json!({ "role": "assistant", "model": "m", "content": { "type": "text", "text": "from B" } })
+            }
+            Some("elicitation/create") => {
+                json!({ "action": "accept", "content": { "username": "from B", "email": "b@example.com" } })
+            }
             other => panic!("unexpected {other:?}: {request}"),
         };
         let posted = on_b.post_json(json!({ "jsonrpc": "2.0", "id": request["id"], "result": answer })).await;
@@ -154,7 +161,8 @@ async fn an_answer_posted_to_b_reaches_the_tool_waiting_on_a() {
 
     // Subscribe through A; the GET stream is open on B and receives the updates; an
     // unsubscribe through B ends them.
-    let mut listening = EventStream::new(on_b.request(reqwest::Method::GET).header("accept", "text/event-stream").send().await.unwrap());
+    let mut listening =
+        EventStream::new(on_b.request(reqwest::Method::GET).header("accept", "text/event-stream").send().await.unwrap());
     let (status, _) = on_a.call(json!({ "jsonrpc": "2.0", "id": 30, "method": "resources/subscribe", "params": { "uri": "test://watched-resource" } })).await;
     assert_eq!(status, 200);
     let update = listening.next_message(Duration::from_secs(5)).await.expect("an update reaches B's GET stream");
@@ -182,9 +190,7 @@ async fn simultaneous_requests_from_two_copies_get_their_own_answers() {
     let asked_a = from_a.next_message(Duration::from_secs(5)).await.expect("A asks");
     let asked_b = from_b.next_message(Duration::from_secs(5)).await.expect("B asks");
     assert_ne!(asked_a["id"], asked_b["id"], "the two copies' requests are told apart");
-    let answer = |request: &Value, text: &str| {
-        json!({ "jsonrpc": "2.0", "id": request["id"], "result": { "role": "assistant", "model": "m", "content": { "type": "text", "text": text } } })
-    };
+    let answer = |request: &Value, text: &str| json!({ "jsonrpc": "2.0", "id": request["id"], "result": { "role": "assistant", "model": "m", "content": { "type": "text", "text": text } } });
     assert_eq!(on_b.post_json(answer(&asked_a, "answer for A")).await.status(), 202);
     assert_eq!(on_a.post_json(answer(&asked_b, "answer for B")).await.status(), 202);
     let result_a = from_a.next_message(Duration::from_secs(5)).await.expect("A's tool finishes");

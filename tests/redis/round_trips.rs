@@ -32,7 +32,11 @@ fn delta(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> HashMap
 async fn round_trips_per_operation() {
     let redis = tokio::task::spawn_blocking(TestRedis::start).await.unwrap();
     let store = redis.store(Lifetimes::default()).await;
-    let server = TestServer::start_with(&["--introspection-client-id", "rs", "--introspection-client-secret", "rs-secret"], store.stores()).await;
+    let server = TestServer::start_with(
+        &["--introspection-client-id", "rs", "--introspection-client-secret", "rs-secret"],
+        store.stores(),
+    )
+    .await;
     let mut counts: Vec<(&str, u64)> = Vec::new();
     let mut last = store.round_trips();
     let mut measure = |name: &'static str, counts: &mut Vec<(&str, u64)>| {
@@ -55,7 +59,8 @@ async fn round_trips_per_operation() {
     let access = tokens["access_token"].as_str().unwrap().to_owned();
 
     let before = command_calls(&redis);
-    let response = server.http.get(server.resource()).bearer_auth(&access).header("accept", "text/event-stream").send().await.unwrap();
+    let response =
+        server.http.get(server.resource()).bearer_auth(&access).header("accept", "text/event-stream").send().await.unwrap();
     let after = command_calls(&redis);
     measure("token validation (any /mcp request)", &mut counts);
     assert_ne!(response.status(), 401);

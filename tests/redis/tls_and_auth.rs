@@ -57,7 +57,20 @@ async fn rediss_carries_the_whole_flow_over_tls() {
     let port = free_port();
     let port_text = port.to_string();
     let _server = spawn(
-        &["--port", "0", "--tls-port", &port_text, "--tls-cert-file", "cert.pem", "--tls-key-file", "key.pem", "--tls-ca-cert-file", "cert.pem", "--tls-auth-clients", "no"],
+        &[
+            "--port",
+            "0",
+            "--tls-port",
+            &port_text,
+            "--tls-cert-file",
+            "cert.pem",
+            "--tls-key-file",
+            "key.pem",
+            "--tls-ca-cert-file",
+            "cert.pem",
+            "--tls-auth-clients",
+            "no",
+        ],
         dir,
         port,
     );

@@ -92,7 +92,8 @@ async fn discovery_from_the_401_leads_the_client_to_the_authorization_server() {
     assert_eq!(prm["resource"], json!(split.resource()));
     let issuer = prm["authorization_servers"][0].as_str().unwrap().to_owned();
     assert_eq!(issuer, split.auth.base);
-    let asm: Value = http.get(format!("{issuer}/.well-known/oauth-authorization-server")).send().await.unwrap().json().await.unwrap();
+    let asm: Value =
+        http.get(format!("{issuer}/.well-known/oauth-authorization-server")).send().await.unwrap().json().await.unwrap();
     assert_eq!(asm["issuer"], json!(issuer));
     assert!(asm["registration_endpoint"].as_str().unwrap().starts_with(&issuer));
 
@@ -118,7 +119,8 @@ async fn revocations_audiences_and_the_introspection_credential() {
 
     // Revoked at the authorization server: refused within the cache bound (1 s here).
     let auth = split.auth_server();
-    let revoke = auth.http.post(auth.url("/revoke")).form(&[("token", tokens["refresh_token"].as_str().unwrap())]).send().await.unwrap();
+    let revoke =
+        auth.http.post(auth.url("/revoke")).form(&[("token", tokens["refresh_token"].as_str().unwrap())]).send().await.unwrap();
     assert_eq!(revoke.status(), 401, "revocation needs the client's identity");
     let client_id = {
         let answer: Value = auth.introspect(RS, access).await.1;

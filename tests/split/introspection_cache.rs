@@ -23,17 +23,30 @@ struct Endpoint {
     method: std::sync::Mutex<String>,
 }
 
-async fn introspect(State(endpoint): State<Arc<Endpoint>>, headers: HeaderMap, Form(form): Form<Vec<(String, String)>>) -> Json<Value> {
+async fn introspect(
+    State(endpoint): State<Arc<Endpoint>>,
+    headers: HeaderMap,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Json<Value> {
     endpoint.calls.fetch_add(1, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let basic = headers.get("authorization").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("Basic "));
-    *endpoint.method.lock().unwrap() = if basic { "basic" } else if field("client_secret").is_some() { "post" } else { "none" }.into();
+    *endpoint.method.lock().unwrap() = if basic {
+        "basic"
+    } else if field("client_secret").is_some() {
+        "post"
+    } else {
+        "none"
+    }
+    .into();
     if endpoint.revoked.load(Ordering::SeqCst) || field("token").as_deref() != Some("good-token") {
         return Json(json!({ "active": false }));
     }
     let now = chrono::Utc::now().timestamp();
-    Json(json!({ "active": true, "sub": "alice", "client_id": "app", "scope": "mcp", "aud": "http://rs.example/mcp", "exp": now + 600, "iat": now }))
+    Json(
+        json!({ "active": true, "sub": "alice", "client_id": "app", "scope": "mcp", "aud": "http://rs.example/mcp", "exp": now + 600, "iat": now }),
+    )
 }
 
 async fn start(auth: IntrospectionAuth, cache_ttl: Duration) -> (Arc<Endpoint>, ExternalValidator, tokio::task::JoinHandle<()>) {

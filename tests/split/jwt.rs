@@ -64,7 +64,10 @@ impl Provider {
         let metadata = json!({ "issuer": issuer, "jwks_uri": format!("{issuer}/jwks.json") });
         let app = axum::Router::new()
             .route("/.well-known/openid-configuration", get(move || async move { Json(metadata.clone()) }))
-            .route("/jwks.json", get(|State(jwks): State<Arc<Mutex<Vec<Value>>>>| async move { Json(json!({ "keys": *jwks.lock().unwrap() })) }))
+            .route(
+                "/jwks.json",
+                get(|State(jwks): State<Arc<Mutex<Vec<Value>>>>| async move { Json(json!({ "keys": *jwks.lock().unwrap() })) }),
+            )
             .with_state(jwks.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -101,7 +104,14 @@ async fn jwt_access_tokens_are_verified_against_the_providers_keys() {
     let first = es256("key-1");
     let provider = Provider::start(&[&first]).await;
     let server = TestServer::start(&[
-        "--auth-mode", "external", "--auth-server-url", &provider.issuer, "--token-validation", "jwt", "--jwks-refresh-interval", "1",
+        "--auth-mode",
+        "external",
+        "--auth-server-url",
+        &provider.issuer,
+        "--token-validation",
+        "jwt",
+        "--jwks-refresh-interval",
+        "1",
     ])
     .await;
     let audience = server.resource();
@@ -116,7 +126,11 @@ async fn jwt_access_tokens_are_verified_against_the_providers_keys() {
     early["nbf"] = json!(now() + 600);
     assert_eq!(status(&server, &sign(&first, &early)).await, 401, "not valid yet");
     assert_eq!(status(&server, &sign(&first, &claims("https://evil.example", &audience))).await, 401, "wrong issuer");
-    assert_eq!(status(&server, &sign(&first, &claims(&provider.issuer, "https://other.example/mcp"))).await, 401, "wrong audience");
+    assert_eq!(
+        status(&server, &sign(&first, &claims(&provider.issuer, "https://other.example/mcp"))).await,
+        401,
+        "wrong audience"
+    );
 
     let unsigned = format!(
         "{}.{}.",
@@ -133,7 +147,11 @@ async fn jwt_access_tokens_are_verified_against_the_providers_keys() {
     let mut id_token = Header::new(Algorithm::ES256);
     id_token.kid = Some("key-1".into());
     id_token.typ = Some("JWT".into());
-    assert_eq!(status(&server, &jsonwebtoken::encode(&id_token, &good, &first.private).unwrap()).await, 401, "typ other than at+jwt");
+    assert_eq!(
+        status(&server, &jsonwebtoken::encode(&id_token, &good, &first.private).unwrap()).await,
+        401,
+        "typ other than at+jwt"
+    );
 
     let tampered = {
         let token = sign(&first, &good);

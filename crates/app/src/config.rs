@@ -289,15 +289,23 @@ mod mode_tests {
         let bad = Config::parse_from(["x", "--auth-mode", "external", "--auth-server-url", "not a url"]).settings().unwrap_err();
         assert!(bad.contains("not a URL"), "{bad}");
         let ok = Config::parse_from([
-            "x", "--auth-mode", "external", "--auth-server-url", "http://localhost:3001",
-            "--introspection-client-id", "rs", "--introspection-client-secret", "s",
+            "x",
+            "--auth-mode",
+            "external",
+            "--auth-server-url",
+            "http://localhost:3001",
+            "--introspection-client-id",
+            "rs",
+            "--introspection-client-secret",
+            "s",
         ]);
         assert!(ok.settings().is_ok());
     }
 
     #[test]
     fn the_authorization_server_issues_for_configured_resources() {
-        let config = Config::parse_from(["x", "--auth-mode", "auth_server", "--resources", "http://a:1/mcp,https://b.example/mcp"]);
+        let config =
+            Config::parse_from(["x", "--auth-mode", "auth_server", "--resources", "http://a:1/mcp,https://b.example/mcp"]);
         let settings = config.settings().unwrap();
         assert_eq!(settings.resources.len(), 2);
         assert_eq!(settings.issuer.as_str(), "http://localhost:3001");

@@ -48,10 +48,7 @@ fn page_response(status: StatusCode, html: String, form_target: Option<&str>) ->
         Some(origin) => format!("form-action 'self' {origin}"),
         None => "form-action 'none'".to_owned(),
     };
-    let csp = format!(
-        "default-src 'none'; style-src {}; {form_action}; frame-ancestors 'none'; base-uri 'none'",
-        *STYLE_HASH
-    );
+    let csp = format!("default-src 'none'; style-src {}; {form_action}; frame-ancestors 'none'; base-uri 'none'", *STYLE_HASH);
     let mut response = (status, Html(html)).into_response();
     let headers = response.headers_mut();
     if let Ok(csp) = HeaderValue::from_str(&csp) {
@@ -72,9 +69,7 @@ pub fn consent(page: ConsentPage<'_>, redirect_origin: &str) -> Response {
 }
 
 pub fn error(status: StatusCode, message: &str, code: Option<&str>) -> Response {
-    let html = ErrorPage { style: STYLE, message, code }
-        .render()
-        .unwrap_or_else(|_| "Authorization error".to_owned());
+    let html = ErrorPage { style: STYLE, message, code }.render().unwrap_or_else(|_| "Authorization error".to_owned());
     page_response(status, html, None)
 }
 

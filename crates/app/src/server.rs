@@ -10,8 +10,8 @@ use mcp_oauth_adapters::external::{ExternalSettings, ExternalValidator, Introspe
 use mcp_oauth_adapters::memory::{LocalBus, MemoryMcpSessions, MemoryStore};
 use mcp_oauth_adapters::redis::{RedisBus, RedisMcpSessions, RedisOptions, RedisStore};
 use mcp_oauth_adapters::sqlite::SqliteStore;
-use mcp_oauth_domain::ports::Lifetimes;
 use mcp_oauth_domain::clock::{Clock, SystemClock};
+use mcp_oauth_domain::ports::Lifetimes;
 use mcp_oauth_domain::secret::TokenDigest;
 use mcp_oauth_domain::service::{AuthorizationServer, Policy, ResourceServerCredential, Stores};
 use mcp_oauth_domain::validation::{LocalTokenValidator, TokenValidator};
@@ -236,10 +236,10 @@ async fn serve(config: Config) -> Result<(), StartupError> {
     let listener = TcpListener::bind(&addr).await.map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
     let local: SocketAddr = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;
     tracing::info!(%local, mode = ?config.auth_mode, "mcp-oauth-server listening");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(|source| StartupError::Bind {
-        addr: local.to_string(),
-        source,
-    })
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|source| StartupError::Bind { addr: local.to_string(), source })
 }
 
 async fn shutdown_signal() {

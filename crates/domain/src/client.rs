@@ -154,9 +154,8 @@ impl RegistrationRequest {
             }
         };
 
-        let grant_types = self
-            .grant_types
-            .unwrap_or_else(|| vec![GRANT_AUTHORIZATION_CODE.to_owned(), GRANT_REFRESH_TOKEN.to_owned()]);
+        let grant_types =
+            self.grant_types.unwrap_or_else(|| vec![GRANT_AUTHORIZATION_CODE.to_owned(), GRANT_REFRESH_TOKEN.to_owned()]);
         if let Some(bad) = grant_types.iter().find(|g| ![GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN].contains(&g.as_str())) {
             return Err(metadata_error(format!("grant type `{}` is not supported", truncate(bad))));
         }
@@ -212,10 +211,7 @@ mod tests {
     use super::*;
 
     fn request(uris: &[&str]) -> RegistrationRequest {
-        RegistrationRequest {
-            redirect_uris: Some(uris.iter().map(|u| (*u).to_owned()).collect()),
-            ..Default::default()
-        }
+        RegistrationRequest { redirect_uris: Some(uris.iter().map(|u| (*u).to_owned()).collect()), ..Default::default() }
     }
 
     fn scopes() -> Scope {

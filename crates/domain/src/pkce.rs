@@ -56,11 +56,7 @@ impl TryFrom<String> for CodeChallenge {
     type Error = PkceError;
     fn try_from(value: String) -> Result<Self, Self::Error> {
         let decodes_to_sha256 = URL_SAFE_NO_PAD.decode(&value).is_ok_and(|bytes| bytes.len() == 32);
-        if value.len() == 43 && decodes_to_sha256 {
-            Ok(Self(value))
-        } else {
-            Err(PkceError::MalformedChallenge)
-        }
+        if value.len() == 43 && decodes_to_sha256 { Ok(Self(value)) } else { Err(PkceError::MalformedChallenge) }
     }
 }
 
@@ -105,9 +101,7 @@ mod tests {
 
     #[test]
     fn a_different_verifier_does_not_satisfy_the_challenge() {
-        let challenge =
-            CodeChallenge::parse(Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"), Some("S256"))
-                .unwrap();
+        let challenge = CodeChallenge::parse(Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"), Some("S256")).unwrap();
         let other = CodeVerifier::parse(&"a".repeat(43)).unwrap();
         assert!(!challenge.is_satisfied_by(&other));
     }
@@ -118,10 +112,7 @@ mod tests {
         assert_eq!(CodeChallenge::parse(None, Some("S256")), Err(PkceError::MissingChallenge));
         assert_eq!(CodeChallenge::parse(c, Some("plain")), Err(PkceError::UnsupportedMethod));
         assert_eq!(CodeChallenge::parse(c, None), Err(PkceError::UnsupportedMethod));
-        assert_eq!(
-            CodeChallenge::parse(Some("short"), Some("S256")),
-            Err(PkceError::MalformedChallenge)
-        );
+        assert_eq!(CodeChallenge::parse(Some("short"), Some("S256")), Err(PkceError::MalformedChallenge));
     }
 
     #[test]

@@ -123,7 +123,10 @@ pub enum Redemption {
     /// The code was redeemed before. `issued` tells whether that first redemption has stored
     /// its tokens yet: if so they must be revoked; if not, it is still in flight and the
     /// replay is only refused.
-    Replayed { grant: AuthorizationGrant, issued: bool },
+    Replayed {
+        grant: AuthorizationGrant,
+        issued: bool,
+    },
     Unknown,
 }
 
@@ -174,7 +177,10 @@ pub struct RefreshGrant {
 pub enum RefreshState {
     Active,
     /// Used once; `successor` is what that use returned, sealed under the used token.
-    Rotated { at: DateTime<Utc>, successor: SealedSuccessor },
+    Rotated {
+        at: DateTime<Utc>,
+        successor: SealedSuccessor,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

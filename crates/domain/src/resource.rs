@@ -102,10 +102,7 @@ mod tests {
     #[test]
     fn issuer_has_no_trailing_slash() {
         assert_eq!(Issuer::parse("http://localhost:3232/").unwrap().as_str(), "http://localhost:3232");
-        assert_eq!(
-            Issuer::parse("https://auth.example/tenant").unwrap().endpoint("/token"),
-            "https://auth.example/tenant/token"
-        );
+        assert_eq!(Issuer::parse("https://auth.example/tenant").unwrap().endpoint("/token"), "https://auth.example/tenant/token");
         assert!(Issuer::parse("https://auth.example/?q=1").is_err());
     }
 }

@@ -92,10 +92,7 @@ mod tests {
     #[test]
     fn digest_round_trips_through_hex_and_matches_only_its_secret() {
         let digest = TokenDigest::of("abc");
-        assert_eq!(
-            digest.to_hex(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(digest.to_hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert_eq!(TokenDigest::from_hex(&digest.to_hex()), Some(digest));
         assert!(digest.matches("abc"));
         assert!(!digest.matches("abd"));

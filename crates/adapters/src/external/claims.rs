@@ -73,7 +73,8 @@ mod tests {
         assert_eq!(claims.audience, ["https://mcp.example/mcp"]);
         assert_eq!(claims.client_id.as_deref(), Some("app"));
         assert!(claims.active, "a verified JWT is active");
-        let auth0 = parse(json!({ "scope": "mcp", "aud": ["https://mcp.example/mcp", "https://x/userinfo"], "azp": "app" })).into_claims(None);
+        let auth0 = parse(json!({ "scope": "mcp", "aud": ["https://mcp.example/mcp", "https://x/userinfo"], "azp": "app" }))
+            .into_claims(None);
         assert_eq!((auth0.audience.len(), auth0.client_id.as_deref()), (2, Some("app")));
         let entra = parse(json!({ "scp": "mcp.read mcp.write" })).into_claims(None);
         assert_eq!(entra.scope.as_deref(), Some("mcp.read mcp.write"));

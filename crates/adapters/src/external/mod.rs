@@ -85,7 +85,8 @@ impl ExternalValidator {
         } else {
             None
         };
-        let issuer = metadata.as_ref().map(|m| m.issuer.clone()).unwrap_or_else(|| s.issuer.as_str().trim_end_matches('/').to_owned());
+        let issuer =
+            metadata.as_ref().map(|m| m.issuer.clone()).unwrap_or_else(|| s.issuer.as_str().trim_end_matches('/').to_owned());
         let expected = Expectations { issuer, resource: s.resource.clone(), leeway: s.leeway };
         let missing = |what: &str| TokenRejection::Unavailable(format!("the authorization server publishes no {what}"));
         Ok(match s.method {
@@ -95,7 +96,14 @@ impl ExternalValidator {
                     None => metadata.and_then(|m| m.introspection_endpoint).ok_or_else(|| missing("introspection_endpoint"))?,
                 };
                 let credentials = s.credentials.clone().unwrap_or_default();
-                Arc::new(IntrospectionValidator::new(self.client.clone(), endpoint, credentials, s.introspection_auth, expected, s.cache_ttl))
+                Arc::new(IntrospectionValidator::new(
+                    self.client.clone(),
+                    endpoint,
+                    credentials,
+                    s.introspection_auth,
+                    expected,
+                    s.cache_ttl,
+                ))
             }
             ValidationMethod::Jwt => {
                 let jwks_uri = match &s.jwks_url {

@@ -17,9 +17,9 @@ use mcp_oauth_domain::StorageError;
 use mcp_oauth_domain::client::Client;
 use mcp_oauth_domain::grace::SealedSuccessor;
 use mcp_oauth_domain::ports::{
-    AccessSession, Admission, AuthorizationGrant, ClientStore, ExchangeStore, FamilyId, Lifetimes,
-    PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore,
-    Rotation, SessionStore, StorageHealth, Successor,
+    AccessSession, Admission, AuthorizationGrant, ClientStore, ExchangeStore, FamilyId, Lifetimes, PendingAuthStore,
+    PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore, Rotation, SessionStore,
+    StorageHealth, Successor,
 };
 use mcp_oauth_domain::secret::TokenDigest;
 use mcp_oauth_domain::service::Stores;
@@ -274,9 +274,7 @@ impl RefreshStore for MemoryStore {
                 return Rotation::Unknown;
             }
             let outcome = inner.refresh.update(token, |record| match &record.state {
-                RefreshState::Rotated { at, successor } => {
-                    Rotation::AlreadyRotated { at: *at, successor: successor.clone() }
-                }
+                RefreshState::Rotated { at, successor } => Rotation::AlreadyRotated { at: *at, successor: successor.clone() },
                 RefreshState::Active => {
                     record.state = RefreshState::Rotated { at, successor: sealed.clone() };
                     Rotation::Rotated

@@ -168,8 +168,7 @@ impl RedisStore {
     }
 
     async fn set(&self, key: String, value: String, lifetime: Duration) -> Result<(), StorageError> {
-        self.run(async move |c| redis::cmd("SET").arg(&key).arg(value).arg("PX").arg(ms(lifetime)).query_async(c).await)
-            .await
+        self.run(async move |c| redis::cmd("SET").arg(&key).arg(value).arg("PX").arg(ms(lifetime)).query_async(c).await).await
     }
 
     async fn get_json<T: DeserializeOwned>(&self, key: String) -> Result<Option<T>, StorageError> {
@@ -177,12 +176,17 @@ impl RedisStore {
         text.as_deref().map(decode).transpose()
     }
 
-    async fn admit(&self, kind: &str, token: &TokenDigest, family: &FamilyId, value: String, mode: &str, lifetime: Duration) -> Result<Admission, StorageError> {
-        let (record, set, tombstone) = (
-            self.key(kind, &token.to_hex()),
-            self.key(&format!("family:{kind}"), &family.0),
-            self.key("revoked", &family.0),
-        );
+    async fn admit(
+        &self,
+        kind: &str,
+        token: &TokenDigest,
+        family: &FamilyId,
+        value: String,
+        mode: &str,
+        lifetime: Duration,
+    ) -> Result<Admission, StorageError> {
+        let (record, set, tombstone) =
+            (self.key(kind, &token.to_hex()), self.key(&format!("family:{kind}"), &family.0), self.key("revoked", &family.0));
         let stored: i64 = self
             .run(async move |c| {
                 scripts::ADMIT

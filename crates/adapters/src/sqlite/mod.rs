@@ -140,13 +140,7 @@ impl SqliteStore {
 
     /// Runs `sql`, an insert binding a key as $1, a body as $2 and its expiry as $3.
     async fn insert_body(&self, sql: &'static str, key: &str, body: String, lifetime: Duration) -> Result<(), StorageError> {
-        sqlx::query(sql)
-            .bind(key)
-            .bind(body)
-            .bind(now_ms() + ms(lifetime))
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        sqlx::query(sql).bind(key).bind(body).bind(now_ms() + ms(lifetime)).execute(&self.pool).await.map_err(unavailable)?;
         Ok(())
     }
 
@@ -319,14 +313,12 @@ impl RefreshStore for SqliteStore {
     }
 
     async fn get(&self, token: &TokenDigest) -> Result<Option<RefreshRecord>, StorageError> {
-        let row = sqlx::query(
-            "SELECT body, rotated_at, successor FROM refresh_tokens WHERE digest = $1 AND expires_at > $2",
-        )
-        .bind(token.to_hex())
-        .bind(now_ms())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(unavailable)?;
+        let row = sqlx::query("SELECT body, rotated_at, successor FROM refresh_tokens WHERE digest = $1 AND expires_at > $2")
+            .bind(token.to_hex())
+            .bind(now_ms())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
         row.map(|r| refresh_record(&r)).transpose()
     }
 
@@ -364,14 +356,12 @@ impl RefreshStore for SqliteStore {
                 .rows_affected();
             if stored == 1 { Rotation::Rotated } else { Rotation::Unknown }
         } else {
-            let row = sqlx::query(
-                "SELECT body, rotated_at, successor FROM refresh_tokens WHERE digest = $1 AND expires_at > $2",
-            )
-            .bind(token.to_hex())
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+            let row = sqlx::query("SELECT body, rotated_at, successor FROM refresh_tokens WHERE digest = $1 AND expires_at > $2")
+                .bind(token.to_hex())
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable)?;
             match row.map(|r| refresh_record(&r)).transpose()? {
                 Some(RefreshRecord { state: RefreshState::Rotated { at, successor }, .. }) => {
                     Rotation::AlreadyRotated { at, successor }

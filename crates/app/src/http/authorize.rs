@@ -86,7 +86,11 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|c| c.value().to_owned())
 }
 
-pub async fn decide(State(state): State<Arc<AppState>>, headers: HeaderMap, form: Result<FormParams, super::extract::BodyRejection>) -> Response {
+pub async fn decide(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    form: Result<FormParams, super::extract::BodyRejection>,
+) -> Response {
     let bad_form = |message: &str| pages::error(StatusCode::BAD_REQUEST, message, Some("invalid_request"));
     let Ok(FormParams(params)) = form else {
         return bad_form("The form could not be read. Start again from your application.");

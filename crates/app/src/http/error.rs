@@ -26,9 +26,10 @@ impl IntoResponse for OAuthResponse {
         let body = json!({ "error": error.code.as_str(), "error_description": error.description });
         let mut response = (status, no_store(), Json(body)).into_response();
         if error.basic_auth_challenge {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"mcp-oauth-server\", charset=\"UTF-8\""));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"mcp-oauth-server\", charset=\"UTF-8\""),
+            );
         }
         response
     }
@@ -37,10 +38,7 @@ impl IntoResponse for OAuthResponse {
 /// `Cache-Control: no-store` and `Pragma: no-cache`, for anything carrying tokens or errors
 /// about them (RFC 6749 section 5.1).
 pub fn no_store() -> [(header::HeaderName, HeaderValue); 2] {
-    [
-        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        (header::PRAGMA, HeaderValue::from_static("no-cache")),
-    ]
+    [(header::CACHE_CONTROL, HeaderValue::from_static("no-store")), (header::PRAGMA, HeaderValue::from_static("no-cache"))]
 }
 
 /// A JSON error for requests that are not OAuth-shaped (unknown routes, panics, limits).

@@ -28,9 +28,7 @@ pub enum BodyRejection {
 impl IntoResponse for BodyRejection {
     fn into_response(self) -> Response {
         match self {
-            Self::TooLarge => {
-                plain_json_error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", "the request body is too large")
-            }
+            Self::TooLarge => plain_json_error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", "the request body is too large"),
             Self::Invalid(error) => OAuthResponse(error).into_response(),
         }
     }
@@ -87,10 +85,8 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for JsonBody
             return Err(BodyRejection::Invalid(OAuthError::invalid_request("the body must be application/json")));
         }
         let body = read_body(request, state).await?;
-        let value = decode_json(&body, |e| {
-            OAuthError::new(mcp_oauth_domain::ErrorCode::InvalidClientMetadata, e)
-        })
-        .map_err(BodyRejection::Invalid)?;
+        let value = decode_json(&body, |e| OAuthError::new(mcp_oauth_domain::ErrorCode::InvalidClientMetadata, e))
+            .map_err(BodyRejection::Invalid)?;
         Ok(Self(value))
     }
 }

@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::State;
 use axum::http::{HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::extract::State;
 use mcp_oauth_domain::ports::StorageHealth;
 use mcp_oauth_domain::service::AuthorizationServer;
 use serde_json::json;
@@ -85,9 +85,7 @@ fn cors() -> CorsLayer {
 
 /// The routes of whichever halves this process serves; what it does not serve answers 404.
 pub fn router(oauth: Option<Arc<AppState>>, resource: Option<ResourceRoutes>, health: Arc<dyn StorageHealth>) -> Router {
-    let mut app = Router::new()
-        .route("/health", get(health_check))
-        .route("/health/ready", get(ready).with_state(health));
+    let mut app = Router::new().route("/health", get(health_check)).route("/health/ready", get(ready).with_state(health));
     if let Some(state) = oauth {
         app = app.merge(
             Router::new()

@@ -19,11 +19,11 @@ use std::time::Duration;
 use mcp_oauth_domain::mcp_sessions::McpSessionStore;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
-    CompleteRequestParams, CompleteResult, CompletionInfo, CustomRequest, CustomResult, GetPromptRequestParams, GetPromptResponse, Implementation,
-    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, LoggingLevel, LoggingMessageNotificationParam,
-    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference,
-    Notification, ResourceUpdatedNotificationParam, ServerCapabilities, ServerJsonRpcMessage, ServerNotification, ServerConfig, SetLevelRequestParams, SubscribeRequestParams,
-    UnsubscribeRequestParams,
+    CompleteRequestParams, CompleteResult, CompletionInfo, CustomRequest, CustomResult, GetPromptRequestParams,
+    GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, LoggingLevel,
+    LoggingMessageNotificationParam, Notification, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Reference, ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, ServerJsonRpcMessage,
+    ServerNotification, SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
@@ -266,7 +266,11 @@ impl ServerHandler for McpServer {
         Ok(prompts::get(&request.name, request.arguments.as_ref())?.into())
     }
 
-    async fn complete(&self, request: CompleteRequestParams, _context: RequestContext<RoleServer>) -> Result<CompleteResult, ErrorData> {
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
         let (argument, prefix) = (request.argument.name.as_str(), request.argument.value.as_str());
         let values = match &request.r#ref {
             Reference::Prompt(prompt) => prompts::complete_prompt_argument(&prompt.name, argument, prefix),
@@ -276,7 +280,8 @@ impl ServerHandler for McpServer {
         let total = values.len() as u32;
         let shown: Vec<String> = values.into_iter().take(CompletionInfo::MAX_VALUES).collect();
         let has_more = (shown.len() as u32) < total;
-        let info = CompletionInfo::with_pagination(shown, Some(total), has_more).map_err(|e| ErrorData::internal_error(e, None))?;
+        let info =
+            CompletionInfo::with_pagination(shown, Some(total), has_more).map_err(|e| ErrorData::internal_error(e, None))?;
         Ok(CompleteResult::new(info))
     }
 
@@ -297,7 +302,8 @@ impl ServerHandler for McpServer {
     async fn set_level(&self, request: SetLevelRequestParams, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
         match session_of(&context) {
             Some(session) => {
-                let level = serde_json::to_value(request.level).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+                let level =
+                    serde_json::to_value(request.level).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
                 self.sessions.set_log_level(&session, &level).await.map_err(storage_error)?;
             }
             None => *self.state.log_level.lock().unwrap_or_else(|p| p.into_inner()) = Some(request.level),

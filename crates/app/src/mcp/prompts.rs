@@ -3,9 +3,7 @@
 use std::collections::HashMap;
 
 use rmcp::ErrorData;
-use rmcp::model::{
-    ContentBlock, GetPromptResult, Prompt, PromptArgument, PromptMessage, Role,
-};
+use rmcp::model::{ContentBlock, GetPromptResult, Prompt, PromptArgument, PromptMessage, Role};
 use serde_json::{Map, Value, json};
 
 use super::media::TINY_PNG;
@@ -86,7 +84,10 @@ pub fn get(name: &str, arguments: Option<&Map<String, Value>>) -> Result<GetProm
                     values.get("style").map(String::as_str).unwrap_or("(none)")
                 ),
             ),
-            PromptMessage::new_text(Role::Assistant, "I understand. You've provided a complex prompt with temperature and style arguments. How would you like me to proceed?"),
+            PromptMessage::new_text(
+                Role::Assistant,
+                "I understand. You've provided a complex prompt with temperature and style arguments. How would you like me to proceed?",
+            ),
             PromptMessage::new(Role::User, image()),
         ],
         "resource_prompt" => {
@@ -94,7 +95,10 @@ pub fn get(name: &str, arguments: Option<&Map<String, Value>>) -> Result<GetProm
                 ErrorData::invalid_params(format!("resourceId must be an integer from 1 to {RESOURCE_COUNT}"), None)
             })?;
             vec![
-                PromptMessage::new_text(Role::User, format!("This prompt includes Resource {id}. Please analyze the following resource:")),
+                PromptMessage::new_text(
+                    Role::User,
+                    format!("This prompt includes Resource {id}. Please analyze the following resource:"),
+                ),
                 PromptMessage::new(Role::User, embedded(read(&static_uri(id))?)),
             ]
         }
@@ -110,10 +114,9 @@ pub fn get(name: &str, arguments: Option<&Map<String, Value>>) -> Result<GetProm
             ),
             PromptMessage::new_text(Role::User, "Please process the embedded resource above."),
         ],
-        "test_prompt_with_image" => vec![
-            PromptMessage::new(Role::User, image()),
-            PromptMessage::new_text(Role::User, "Please analyze the image above."),
-        ],
+        "test_prompt_with_image" => {
+            vec![PromptMessage::new(Role::User, image()), PromptMessage::new_text(Role::User, "Please analyze the image above.")]
+        }
         _ => unreachable!("every listed prompt is rendered above"),
     };
     Ok(GetPromptResult::new(messages).with_description(prompt.description.unwrap_or_default()))

@@ -195,9 +195,7 @@ impl Transport<RoleServer> for OutboxTransport {
         let sending: Pin<Box<dyn Future<Output = Result<(), Self::Error>> + Send>> = if unscoped(&item) {
             let bus = self.bus.clone();
             let payload = serde_json::to_string(&BusMessage::Outbox { session: self.session.clone(), message: item });
-            Box::pin(async move {
-                bus.publish(payload.map_err(std::io::Error::other)?).await.map_err(std::io::Error::other)
-            })
+            Box::pin(async move { bus.publish(payload.map_err(std::io::Error::other)?).await.map_err(std::io::Error::other) })
         } else {
             let sent = self.inner.send(item);
             Box::pin(async move { sent.await.map_err(std::io::Error::other) })
@@ -243,13 +241,7 @@ pub struct RoutedSessionManager {
 
 impl RoutedSessionManager {
     fn new(inner: LocalSessionManager, streams: Arc<RequestStreams>, bus: Arc<dyn SessionBus>) -> Self {
-        let manager = Self {
-            inner: Arc::new(inner),
-            streams,
-            standalone: Arc::default(),
-            bus,
-            instance: instance_tag(),
-        };
+        let manager = Self { inner: Arc::new(inner), streams, standalone: Arc::default(), bus, instance: instance_tag() };
         manager.spawn_listener();
         manager
     }
@@ -310,7 +302,11 @@ impl SessionManager for RoutedSessionManager {
         Ok((id, transport))
     }
 
-    async fn initialize_session(&self, id: &SessionId, message: ClientJsonRpcMessage) -> Result<ServerJsonRpcMessage, Self::Error> {
+    async fn initialize_session(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<ServerJsonRpcMessage, Self::Error> {
         self.inner.initialize_session(id, message).await
     }
 
@@ -350,9 +346,13 @@ impl SessionManager for RoutedSessionManager {
         Ok(match registration {
             Some((key, receiver)) => {
                 let streams = self.streams.clone();
-                MergedStream::new(inner, receiver, Some(Box::new(move || {
-                    streams.open.remove(&key);
-                })))
+                MergedStream::new(
+                    inner,
+                    receiver,
+                    Some(Box::new(move || {
+                        streams.open.remove(&key);
+                    })),
+                )
             }
             None => MergedStream::new(inner, mpsc::unbounded_channel().1, None),
         })
@@ -372,12 +372,16 @@ impl SessionManager for RoutedSessionManager {
         let (sender, receiver) = mpsc::unbounded_channel();
         self.standalone.entry(id.to_string()).or_default().push(sender);
         let (standalone, session) = (self.standalone.clone(), id.to_string());
-        Ok(MergedStream::new(inner, receiver, Some(Box::new(move || {
-            standalone.remove_if_mut(&session, |_, listeners| {
-                listeners.retain(|l| !l.is_closed());
-                listeners.is_empty()
-            });
-        }))))
+        Ok(MergedStream::new(
+            inner,
+            receiver,
+            Some(Box::new(move || {
+                standalone.remove_if_mut(&session, |_, listeners| {
+                    listeners.retain(|l| !l.is_closed());
+                    listeners.is_empty()
+                });
+            })),
+        ))
     }
 
     async fn resume(

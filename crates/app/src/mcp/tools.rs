@@ -7,8 +7,8 @@ use mcp_oauth_domain::validation::ValidatedToken;
 use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    Annotations, CallToolResult, ContentBlock, CreateMessageRequestParams, ElicitRequestParams, ElicitResult,
-    JsonObject, LoggingLevel, ProgressNotificationParam, ResourceContents, Role,
+    Annotations, CallToolResult, ContentBlock, CreateMessageRequestParams, ElicitRequestParams, ElicitResult, JsonObject,
+    LoggingLevel, ProgressNotificationParam, ResourceContents, Role,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, schemars, tool, tool_router};
@@ -324,8 +324,9 @@ impl McpServer {
 
     #[tool(description = "Returns text, image and resource content together")]
     async fn test_multiple_content_types(&self) -> CallToolResult {
-        let resource = ResourceContents::text(json!({ "test": "data", "value": 123 }).to_string(), "test://mixed-content-resource")
-            .with_mime_type("application/json");
+        let resource =
+            ResourceContents::text(json!({ "test": "data", "value": 123 }).to_string(), "test://mixed-content-resource")
+                .with_mime_type("application/json");
         CallToolResult::success(vec![
             text("Multiple content types test:"),
             ContentBlock::image(TINY_PNG, "image/png"),
@@ -360,7 +361,11 @@ impl McpServer {
     }
 
     #[tool(description = "Asks the client's LLM to answer a prompt")]
-    async fn test_sampling(&self, Parameters(args): Parameters<PromptArgs>, context: RequestContext<RoleServer>) -> CallToolResult {
+    async fn test_sampling(
+        &self,
+        Parameters(args): Parameters<PromptArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
         match self.sample(&context, args.prompt, 100).await {
             Ok(answer) => CallToolResult::success(vec![text(format!("LLM response: {answer}"))]),
             Err(e) => failure(e),
@@ -368,7 +373,11 @@ impl McpServer {
     }
 
     #[tool(description = "Asks the user for input")]
-    async fn test_elicitation(&self, Parameters(args): Parameters<MessageArgs>, context: RequestContext<RoleServer>) -> CallToolResult {
+    async fn test_elicitation(
+        &self,
+        Parameters(args): Parameters<MessageArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
         let schema = json!({
             "type": "object",
             "properties": {

@@ -195,8 +195,8 @@ impl AuthorizationServer {
         let unavailable = |_| ConsentError::Unavailable;
         let key = TokenDigest::of(request_id);
         let pending = self.stores.pending.get(&key).await.map_err(unavailable)?.ok_or(ConsentError::Expired)?;
-        let csrf_ok = csrf_cookie.is_some_and(|cookie| secrets_equal(cookie, csrf_field))
-            && pending.csrf_digest.matches(csrf_field);
+        let csrf_ok =
+            csrf_cookie.is_some_and(|cookie| secrets_equal(cookie, csrf_field)) && pending.csrf_digest.matches(csrf_field);
         if !csrf_ok {
             return Err(ConsentError::Forged);
         }

@@ -10,11 +10,19 @@ use super::AuthorizationServer;
 #[derive(Clone, PartialEq, Eq)]
 pub enum ClientCredentials {
     /// `Authorization: Basic` (client_secret_basic).
-    Basic { client_id: String, secret: String },
+    Basic {
+        client_id: String,
+        secret: String,
+    },
     /// `client_id` and `client_secret` in the form body (client_secret_post).
-    Post { client_id: String, secret: String },
+    Post {
+        client_id: String,
+        secret: String,
+    },
     /// `client_id` alone: a public client.
-    Public { client_id: String },
+    Public {
+        client_id: String,
+    },
     Missing,
 }
 
@@ -65,9 +73,8 @@ impl AuthorizationServer {
     /// Authenticates a registered client with the method it registered.
     pub(super) async fn authenticate_client(&self, credentials: &ClientCredentials) -> Result<Client, OAuthError> {
         let basic = credentials.used_basic();
-        let (client_id, secret) = credentials
-            .parts()
-            .ok_or_else(|| OAuthError::invalid_client("client authentication is required", false))?;
+        let (client_id, secret) =
+            credentials.parts().ok_or_else(|| OAuthError::invalid_client("client authentication is required", false))?;
         let failed = || OAuthError::invalid_client("client authentication failed", basic);
         let client = self.stores.clients.get(client_id).await?.ok_or_else(failed)?;
         if client.expires_at <= self.clock.now() || credentials.method() != Some(client.auth_method()) {
@@ -80,18 +87,9 @@ impl AuthorizationServer {
         }
     }
 
-    pub(super) async fn authenticate_introspector(
-        &self,
-        credentials: &ClientCredentials,
-    ) -> Result<Introspector, OAuthError> {
-        if let ClientCredentials::Basic { client_id, secret } | ClientCredentials::Post { client_id, secret } =
-            credentials
-        {
-            let configured = self
-                .policy
-                .resource_servers
-                .iter()
-                .find(|rs| secrets_equal(&rs.client_id, client_id));
+    pub(super) async fn authenticate_introspector(&self, credentials: &ClientCredentials) -> Result<Introspector, OAuthError> {
+        if let ClientCredentials::Basic { client_id, secret } | ClientCredentials::Post { client_id, secret } = credentials {
+            let configured = self.policy.resource_servers.iter().find(|rs| secrets_equal(&rs.client_id, client_id));
             if let Some(rs) = configured {
                 return if rs.secret_digest.matches(secret) {
                     Ok(Introspector::ResourceServer)

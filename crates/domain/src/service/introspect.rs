@@ -39,11 +39,7 @@ enum TokenKind {
 
 /// `token_type_hint` only changes which store is searched first (RFC 7009 section 2.1).
 fn lookup_order(hint: Option<&str>) -> [TokenKind; 2] {
-    if hint == Some("refresh_token") {
-        [TokenKind::Refresh, TokenKind::Access]
-    } else {
-        [TokenKind::Access, TokenKind::Refresh]
-    }
+    if hint == Some("refresh_token") { [TokenKind::Refresh, TokenKind::Access] } else { [TokenKind::Access, TokenKind::Refresh] }
 }
 
 impl AuthorizationServer {

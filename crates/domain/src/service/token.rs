@@ -60,11 +60,17 @@ impl AuthorizationServer {
     pub async fn token(&self, credentials: &ClientCredentials, request: &TokenRequest) -> Result<TokenResponse, OAuthError> {
         let grant_type = required(&request.grant_type, "grant_type")?;
         if ![GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN].contains(&grant_type) {
-            return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "grant_type must be authorization_code or refresh_token"));
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                "grant_type must be authorization_code or refresh_token",
+            ));
         }
         let client = self.authenticate_client(credentials).await?;
         if !client.allows_grant(grant_type) {
-            return Err(OAuthError::new(ErrorCode::UnauthorizedClient, format!("this client is not registered for {grant_type}")));
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                format!("this client is not registered for {grant_type}"),
+            ));
         }
         if grant_type == GRANT_AUTHORIZATION_CODE {
             self.exchange_code(&client, request).await
