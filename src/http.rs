@@ -60,9 +60,11 @@ impl TestServer {
         let config = Config::try_parse_from(argv).expect("valid test configuration");
         let mcp = mcp_oauth_app::server::local_mcp_backend(&config);
         let storage = mcp_oauth_app::server::Storage { stores, mcp };
-        let app = mcp_oauth_app::server::build(&config, storage).expect("app builds");
+        let shutdown = mcp_oauth_app::shutdown::Shutdown::default();
+        let app = mcp_oauth_app::server::build(&config, storage, &shutdown).expect("app builds");
         let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("server runs");
+            let timeout = config.shutdown_timeout;
+            mcp_oauth_app::shutdown::serve(listener, app, shutdown, timeout).await.expect("server runs");
         });
         Self { base, http: http_client(), task: Some(task) }
     }

@@ -62,8 +62,29 @@ impl ServerProcess {
         panic!("the server did not become ready: {}", self.logs());
     }
 
+    pub fn resource(&self) -> String {
+        format!("{}/mcp", self.base)
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends `signal` (`TERM`, `INT`) without waiting.
+    pub fn signal(&self, signal: &str) {
+        let _ = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status();
+    }
+
+    /// Waits up to `within` for the process to exit; its status, or None if it still runs.
+    pub async fn exit_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
     }
 
     /// Asks the server to stop (SIGTERM) and waits for it.

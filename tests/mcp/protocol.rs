@@ -170,3 +170,23 @@ async fn the_2026_07_28_revision_is_served_statelessly() {
     let answer = messages(&response.text().await.unwrap());
     assert_eq!(answer.last().unwrap()["result"]["content"][0]["text"], "Echo: stateless", "{answer:?}");
 }
+
+/// Each streamed answer leaves in several small writes; with Nagle's algorithm on the
+/// server's socket every later write waits for the client's delayed ACK (40 ms or more on
+/// Linux), once per call. The median of sequential calls on one connection shows it.
+#[tokio::test]
+async fn streamed_answers_on_a_kept_alive_connection_do_not_wait_for_delayed_acks() {
+    let (server, token) = server_and_token(&[], "alice").await;
+    let session = RawSession::open(&server.resource(), &token).await;
+    let mut latencies = Vec::new();
+    for id in 1..=21 {
+        let call = json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": { "name": "echo", "arguments": { "message": "hi" } } });
+        let started = std::time::Instant::now();
+        let (status, answer) = session.call(call).await;
+        latencies.push(started.elapsed());
+        assert_eq!((status, answer.last().unwrap()["id"].clone()), (200, json!(id)));
+    }
+    latencies.sort();
+    let median = latencies[latencies.len() / 2];
+    assert!(median < std::time::Duration::from_millis(25), "median {median:?}: calls wait for delayed ACKs");
+}

@@ -163,3 +163,32 @@ async fn replayed_forged_and_expired_posts_get_error_pages_and_no_code() {
     assert!(is_html_page(&junk));
     assert_eq!(server.post_consent(&form, &approve).await.status(), 302, "a blank name did not spend the request");
 }
+
+#[tokio::test]
+async fn a_client_forgotten_by_a_restart_is_told_to_register_again() {
+    // A client registered with a server whose memory storage has since been replaced, as a
+    // restart replaces it.
+    let before = TestServer::start(&[]).await;
+    let client = before.client("none").await;
+    let after = TestServer::start(&[]).await;
+
+    let page = after.authorize(&client, &Pkce::new(), &[]).await;
+    assert_eq!(page.status(), 400);
+    assert!(page.headers().get("location").is_none());
+    assert!(is_html_page(&page));
+    let html = page.text().await.unwrap();
+    assert!(html.contains("not registered with this server"), "{html}");
+    assert!(html.contains("forgets them when it restarts"), "the page says why: {html}");
+    assert!(html.contains("add it again"), "the page says what to do: {html}");
+    assert!(html.contains("invalid_client"));
+
+    for method in ["none", "client_secret_post", "client_secret_basic"] {
+        let mut gone = client.clone();
+        gone.method = method.into();
+        gone.secret = (method != "none").then(|| "secret".into());
+        let (status, headers, body) = after.token(&gone, &[("grant_type", "refresh_token"), ("refresh_token", "x")]).await;
+        assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "{method}: {body}");
+        assert!(body["error_description"].as_str().unwrap().contains("register again"), "{body}");
+        assert_eq!(headers.contains_key("www-authenticate"), method == "client_secret_basic", "{method}");
+    }
+}

@@ -4,5 +4,6 @@ mod authorize;
 mod end_to_end;
 mod introspect_revoke;
 mod metadata_guard;
+mod real_clients;
 mod register;
 mod token;

@@ -86,3 +86,29 @@ async fn health_and_unknown_routes_answer_json() {
     let (status, body) = server.get_json("/nope").await;
     assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
 }
+
+#[tokio::test]
+async fn the_home_page_says_what_this_server_is_and_where_to_connect() {
+    let server =
+        TestServer::start(&["--introspection-client-id", "rs", "--introspection-client-secret", "very-secret-value"]).await;
+    let response = server.http.get(server.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(response.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
+    let html = response.text().await.unwrap();
+    for expected in [
+        "OAuth 2.1 authorization server and MCP".to_owned(),
+        format!("<code>{}</code>", server.resource()),
+        server.url("/.well-known/oauth-authorization-server"),
+        server.url("/.well-known/oauth-protected-resource/mcp"),
+        "<code>internal</code>".to_owned(),
+        "<code>memory</code>".to_owned(),
+    ] {
+        assert!(html.contains(&expected), "the page shows {expected}: {html}");
+    }
+    assert!(!html.contains("very-secret-value"));
+
+    let auth_only = TestServer::start(&["--auth-mode", "auth_server"]).await;
+    let html = auth_only.http.get(auth_only.url("/")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("<code>auth_server</code>") && !html.contains("Connect MCP clients"), "{html}");
+}

@@ -30,12 +30,29 @@ async fn public_and_confidential_clients_register_with_echoed_metadata() {
 #[tokio::test]
 async fn bad_redirect_uris_are_invalid_redirect_uri() {
     let server = TestServer::start(&[]).await;
+    let long_host = format!("https://{}.example/cb", "h".repeat(5000));
     for uris in [
         json!(["http://app.example/cb"]),
         json!(["javascript:alert(1)"]),
+        json!(["JAVASCRIPT:alert(1)"]),
         json!(["data:text/html,<script>alert(1)</script>"]),
+        json!(["vbscript:msgbox(1)"]),
+        json!(["file:///etc/passwd"]),
+        json!(["blob:https://app.example/1"]),
+        json!(["about:blank"]),
         json!(["https://app.example/cb#fragment"]),
         json!(["not a url"]),
+        json!(["https://evil.example\\@app.example/cb"]),
+        json!(["https:///cb"]),
+        json!(["https://app.example/c b"]),
+        json!(["https://app.example/cb\t"]),
+        json!(["https://app.example/cb\r\nSet-Cookie: x=1"]),
+        json!(["https://app.example/cb\u{0}"]),
+        json!(["https://user:pass@app.example/cb"]),
+        json!([long_host]),
+        json!([format!("https://app.example/{}", "p".repeat(2048))]),
+        json!(["https://app.example/cb", "http://evil.example/cb"]),
+        json!((0..11).map(|i| format!("https://app.example/{i}")).collect::<Vec<_>>()),
         json!([]),
     ] {
         let (status, body) = server.register(json!({"redirect_uris": uris})).await;
@@ -57,6 +74,13 @@ async fn bad_metadata_is_invalid_client_metadata() {
         json!({"redirect_uris": uris, "client_name": 42}),
         json!({"redirect_uris": "https://app.example/cb"}),
         json!({"redirect_uris": uris, "logo_uri": "javascript:alert(1)"}),
+        json!({"redirect_uris": uris, "client_name": "n".repeat(201)}),
+        json!({"redirect_uris": uris, "client_name": "line\nbreak"}),
+        json!({"redirect_uris": uris, "contacts": vec!["ops@app.example"; 11]}),
+        json!({"redirect_uris": uris, "contacts": ["c".repeat(255)]}),
+        json!({"redirect_uris": uris, "policy_uri": format!("https://app.example/{}", "p".repeat(2048))}),
+        json!({"redirect_uris": uris, "software_version": "v".repeat(201)}),
+        json!({"redirect_uris": uris, "application_type": "desktop"}),
     ] {
         let (status, body) = server.register(metadata.clone()).await;
         assert_eq!((status, body["error"].as_str()), (400, Some("invalid_client_metadata")), "{metadata}");
@@ -82,4 +106,24 @@ async fn malformed_wrongly_typed_and_oversized_bodies_get_json_errors() {
     assert_eq!(response.status(), 413);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
     assert_eq!(response.json::<serde_json::Value>().await.unwrap()["error"], "invalid_request");
+}
+
+#[tokio::test]
+async fn the_location_starts_with_the_registered_string_byte_for_byte() {
+    let server = TestServer::start(&[]).await;
+    let registered = "https://app.example/cb?tenant=a%2Fb&x=";
+    let (status, body) = server.register(json!({"redirect_uris": [registered], "token_endpoint_auth_method": "none"})).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["redirect_uris"][0], registered);
+    let client = mcp_oauth_tests::http::TestClient {
+        client_id: body["client_id"].as_str().unwrap().to_owned(),
+        secret: None,
+        method: "none".into(),
+    };
+    let pkce = mcp_oauth_tests::http::Pkce::new();
+    let page = server.authorize(&client, &pkce, &[("redirect_uri", registered)]).await;
+    let form = mcp_oauth_tests::http::ConsentForm::read(page).await;
+    let answer = server.post_consent(&form, &[("decision", "deny")]).await;
+    let location = answer.headers()["location"].to_str().unwrap();
+    assert!(location.starts_with(&format!("{registered}&error=access_denied")), "{location}");
 }

@@ -159,3 +159,62 @@ async fn the_authorization_server_going_down_is_503_and_its_return_restores_serv
     split.auth = Split::start_auth(split.auth.port, mcp_port, &split.db).await;
     assert_eq!(split.mcp_status(&access).await, 200, "service resumes with the token still valid");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_token_is_no_bearer_token_at_mcp() {
+    let split = Split::start().await;
+    let tokens = split.token(&split.resource()).await;
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let response = TestServer::remote(split.mcp.base.clone(), http_client()).mcp_initialize(Some(refresh)).await;
+    assert_eq!(response.status(), 401);
+    let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    let (_, answer) = split.auth_server().introspect(RS, refresh).await;
+    assert_eq!(answer, json!({"active": false}), "to a resource server a refresh token is not active");
+    assert_eq!(split.mcp_status(tokens["access_token"].as_str().unwrap()).await, 200, "the access token still works");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_introspection_credential_is_a_configuration_error_in_the_log_and_in_readiness() {
+    let db = tempfile::tempdir().unwrap();
+    let (auth_port, mcp_port) = (free_port(), free_port());
+    let mut auth = Split::start_auth(auth_port, mcp_port, &db).await;
+    let mcp = ServerProcess::start(
+        mcp_port,
+        &[
+            ("AUTH_MODE", "external"),
+            ("AUTH_SERVER_URL", &auth.base),
+            ("INTROSPECTION_CLIENT_ID", RS.0),
+            ("INTROSPECTION_CLIENT_SECRET", "not-the-secret"),
+        ],
+    )
+    .await;
+    let http = http_client();
+    let ready = http.get(format!("{}/health/ready", mcp.base)).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "unavailable");
+    let reason = body["token_validation"].as_str().unwrap();
+    assert!(reason.contains("INTROSPECTION_CLIENT_SECRET") && reason.contains("401"), "{reason}");
+    assert!(!reason.contains("not-the-secret"), "the reason never shows the secret");
+
+    let response = TestServer::remote(mcp.base.clone(), http_client()).mcp_initialize(Some("some-token")).await;
+    assert_eq!(response.status(), 503);
+    let logs = mcp.logs();
+    assert!(logs.contains("ERROR") && logs.contains("configuration error"), "{logs}");
+    assert!(logs.contains("INTROSPECTION_CLIENT_ID"), "the log names the setting: {logs}");
+
+    // An unreachable authorization server is not ready either.
+    auth.stop();
+    let ready = http.get(format!("{}/health/ready", mcp.base)).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.unwrap();
+    assert!(body["token_validation"].as_str().unwrap().contains("introspection"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_of_a_well_configured_resource_server() {
+    let split = Split::start().await;
+    let ready: Value = http_client().get(format!("{}/health/ready", split.mcp.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready, json!({"status": "ready", "storage": "ok", "token_validation": "ok"}));
+}

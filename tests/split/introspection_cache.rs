@@ -40,13 +40,24 @@ async fn introspect(
         "none"
     }
     .into();
-    if endpoint.revoked.load(Ordering::SeqCst) || field("token").as_deref() != Some("good-token") {
-        return Json(json!({ "active": false }));
-    }
     let now = chrono::Utc::now().timestamp();
-    Json(
-        json!({ "active": true, "sub": "alice", "client_id": "app", "scope": "mcp", "aud": "http://rs.example/mcp", "exp": now + 600, "iat": now }),
-    )
+    let active = json!({ "active": true, "sub": "alice", "client_id": "app", "scope": "mcp", "aud": "http://rs.example/mcp", "exp": now + 600, "iat": now });
+    match field("token").as_deref() {
+        _ if endpoint.revoked.load(Ordering::SeqCst) => Json(json!({ "active": false })),
+        // Like many providers, this endpoint names no token_type for access tokens.
+        Some("good-token") => Json(active),
+        Some("refresh-token") => {
+            let mut refresh = active;
+            refresh["token_type"] = json!("refresh_token");
+            Json(refresh)
+        }
+        Some("rfc8693-refresh-token") => {
+            let mut refresh = active;
+            refresh["token_type"] = json!("urn:ietf:params:oauth:token-type:refresh_token");
+            Json(refresh)
+        }
+        _ => Json(json!({ "active": false })),
+    }
 }
 
 async fn start(auth: IntrospectionAuth, cache_ttl: Duration) -> (Arc<Endpoint>, ExternalValidator, tokio::task::JoinHandle<()>) {
@@ -109,4 +120,18 @@ async fn form_post_authentication_is_available() {
     let (endpoint, validator, _server) = start(IntrospectionAuth::ClientSecretPost, Duration::from_secs(30)).await;
     assert!(validator.validate("good-token").await.is_ok());
     assert_eq!(*endpoint.method.lock().unwrap(), "post");
+}
+
+#[tokio::test]
+async fn an_answer_that_calls_the_token_a_refresh_token_is_refused_and_one_without_a_type_passes() {
+    let (_endpoint, validator, _server) = start(IntrospectionAuth::ClientSecretBasic, Duration::from_secs(30)).await;
+    assert_eq!(validator.validate("good-token").await.unwrap().subject, "alice", "no token_type: an access token");
+    for refresh in ["refresh-token", "rfc8693-refresh-token"] {
+        match validator.validate(refresh).await {
+            Err(TokenRejection::Invalid(reason)) => {
+                assert!(reason.contains("refresh token"), "{reason}")
+            }
+            other => panic!("{refresh} was not refused: {other:?}"),
+        }
+    }
 }

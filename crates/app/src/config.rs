@@ -17,6 +17,17 @@ pub enum AuthMode {
     External,
 }
 
+impl AuthMode {
+    /// The name AUTH_MODE gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Internal => "internal",
+            Self::AuthServer => "auth_server",
+            Self::External => "external",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 #[value(rename_all = "snake_case")]
 pub enum TokenValidation {
@@ -154,6 +165,11 @@ pub struct Config {
     #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// On SIGTERM or SIGINT, how long requests in flight may take to finish before they are
+    /// cancelled.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
     /// Log filter, in tracing's EnvFilter syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub rust_log: String,
@@ -170,7 +186,9 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
-        _ => return Err(format!("unknown unit `{unit}` in `{raw}`; use s, m, h or d")),
+        _ => {
+            return Err(format!("unknown unit `{unit}` in `{raw}`; use s, m, h or d"));
+        }
     };
     value.checked_mul(seconds).map(Duration::from_secs).ok_or_else(|| format!("`{raw}` is too long"))
 }
@@ -183,6 +201,46 @@ impl Config {
     /// The storage URL in effect: STORAGE_URL, else REDIS_URL, else `memory`.
     pub fn storage(&self) -> &str {
         self.storage_url.as_deref().or(self.redis_url.as_deref()).unwrap_or("memory").trim()
+    }
+}
+
+/// Where state is kept, parsed from the storage URL once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageUrl {
+    Memory,
+    /// A `redis://` or `rediss://` URL.
+    Redis(String),
+    /// A `sqlite:` URL naming a database file (or `:memory:`, for tests).
+    Sqlite(String),
+}
+
+impl StorageUrl {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw == "memory" {
+            return Ok(Self::Memory);
+        }
+        if raw.starts_with("redis://") || raw.starts_with("rediss://") {
+            return Ok(Self::Redis(raw.to_owned()));
+        }
+        if let Some(rest) = raw.strip_prefix("sqlite:") {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            let file = path.split('?').next().unwrap_or_default();
+            if file.is_empty() {
+                return Err(format!("STORAGE_URL `{raw}` names no database file; use sqlite://path/to/file.db"));
+            }
+            return Ok(Self::Sqlite(raw.to_owned()));
+        }
+        Err("STORAGE_URL must be `memory`, a redis:// or rediss:// URL, or a sqlite:// URL".into())
+    }
+
+    /// The backend's name, as the home page and the logs show it.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Redis(_) => "redis",
+            Self::Sqlite(_) => "sqlite",
+        }
     }
 }
 
@@ -199,6 +257,7 @@ pub struct Settings {
     pub scopes: Scope,
     /// external mode: the authorization server trusted for tokens.
     pub auth_server: Option<url::Url>,
+    pub storage: StorageUrl,
 }
 
 impl Config {
@@ -229,7 +288,9 @@ impl Config {
             return Err("RESOURCES must name at least one resource".into());
         }
         let auth_server = match (self.auth_mode, &self.auth_server_url) {
-            (AuthMode::External, None) => return Err("AUTH_SERVER_URL is required in external mode".into()),
+            (AuthMode::External, None) => {
+                return Err("AUTH_SERVER_URL is required in external mode".into());
+            }
             (AuthMode::External, Some(raw)) => {
                 let url = url::Url::parse(raw).map_err(|e| format!("AUTH_SERVER_URL `{raw}` is not a URL: {e}"))?;
                 if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
@@ -245,7 +306,8 @@ impl Config {
         {
             return Err("external mode with introspection needs INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET".into());
         }
-        Ok(Settings { issuer, resource, resources, scopes, auth_server })
+        let storage = StorageUrl::parse(self.storage())?;
+        Ok(Settings { issuer, resource, resources, scopes, auth_server, storage })
     }
 }
 
@@ -322,5 +384,15 @@ mod storage_tests {
         assert_eq!(Config::parse_from(["x", "--redis-url", "redis://r:6379"]).storage(), "redis://r:6379");
         let both = Config::parse_from(["x", "--redis-url", "redis://r:6379", "--storage-url", "sqlite://a.db"]);
         assert_eq!(both.storage(), "sqlite://a.db");
+    }
+
+    #[test]
+    fn storage_urls_that_name_nothing_usable_are_refused() {
+        assert_eq!(StorageUrl::parse("memory"), Ok(StorageUrl::Memory));
+        assert_eq!(StorageUrl::parse("sqlite://a.db"), Ok(StorageUrl::Sqlite("sqlite://a.db".into())));
+        assert_eq!(StorageUrl::parse("sqlite::memory:"), Ok(StorageUrl::Sqlite("sqlite::memory:".into())));
+        for bad in ["sqlite://", "sqlite:", "sqlite://?mode=rwc", "postgres://x", "memroy", ""] {
+            assert!(StorageUrl::parse(bad).is_err(), "{bad}");
+        }
     }
 }

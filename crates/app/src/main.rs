@@ -1,3 +1,5 @@
+use std::io::IsTerminal;
+
 use clap::Parser;
 use mcp_oauth_app::config::Config;
 use tracing_subscriber::EnvFilter;
@@ -8,6 +10,8 @@ async fn main() {
     let config = Config::parse();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&config.rust_log).unwrap_or_else(|_| EnvFilter::new("info")))
+        // Colour codes only for a person at a terminal, never in a file or a log collector.
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
     if let Err(error) = mcp_oauth_app::server::run(config).await {
         eprintln!("mcp-oauth-server: {error}");

@@ -26,7 +26,9 @@ pub struct ConsentPage<'a> {
     pub style: &'a str,
     pub action: &'a str,
     pub client_name: &'a str,
-    pub redirect_host: &'a str,
+    /// The redirect URI's host, or for a private-use scheme the scheme (`cursor:`).
+    pub redirect_to: &'a str,
+    pub redirect_is_app: bool,
     pub scope: &'a str,
     pub resource: &'a str,
     pub request_id: &'a str,
@@ -41,8 +43,8 @@ struct ErrorPage<'a> {
     code: Option<&'a str>,
 }
 
-/// Headers every page carries; `form_target` is the origin the consent form's response may
-/// redirect to, which `form-action` must allow.
+/// Headers every page carries; `form_target` is the CSP source (an origin, or a private-use
+/// scheme) the consent form's response may redirect to, which `form-action` must allow.
 fn page_response(status: StatusCode, html: String, form_target: Option<&str>) -> Response {
     let form_action = match form_target {
         Some(origin) => format!("form-action 'self' {origin}"),
@@ -61,9 +63,29 @@ fn page_response(status: StatusCode, html: String, form_target: Option<&str>) ->
     response
 }
 
-pub fn consent(page: ConsentPage<'_>, redirect_origin: &str) -> Response {
+pub fn consent(page: ConsentPage<'_>, redirect_source: &str) -> Response {
     match page.render() {
-        Ok(html) => page_response(StatusCode::OK, html, Some(redirect_origin)),
+        Ok(html) => page_response(StatusCode::OK, html, Some(redirect_source)),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("The page could not be rendered: {e}"), None),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+pub struct HomePage {
+    pub style: &'static str,
+    pub title: &'static str,
+    /// `BASE_URI/mcp`, where this process serves MCP.
+    pub mcp_url: Option<String>,
+    pub mode: &'static str,
+    pub storage: &'static str,
+    /// The metadata documents this process publishes, by name.
+    pub metadata: Vec<(&'static str, String)>,
+}
+
+pub fn home(page: &HomePage) -> Response {
+    match page.render() {
+        Ok(html) => page_response(StatusCode::OK, html, None),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("The page could not be rendered: {e}"), None),
     }
 }

@@ -17,11 +17,13 @@ use mcp_oauth_domain::service::{AuthorizationServer, Policy, ResourceServerCrede
 use mcp_oauth_domain::validation::{LocalTokenValidator, TokenValidator};
 use tokio::net::TcpListener;
 
-use crate::config::{AuthMode, Config, IntrospectionAuthMethod, Settings, TokenValidation};
+use crate::config::{AuthMode, Config, IntrospectionAuthMethod, Settings, StorageUrl, TokenValidation};
 use crate::http::guard::BearerGuard;
 use crate::http::{self, AppState, ProtectedResource, ResourceRoutes};
 use crate::mcp::McpSettings;
 use crate::mcp::sessions::{self, McpBackend};
+use crate::pages::HomePage;
+use crate::shutdown::Shutdown;
 
 const SWEEP_PERIOD: Duration = Duration::from_secs(60);
 
@@ -65,47 +67,43 @@ pub fn local_mcp_backend(config: &Config) -> McpBackend {
 
 /// Opens the storage the configuration names and starts its sweeper.
 pub async fn open_storage(config: &Config) -> Result<Storage, StartupError> {
-    let url = config.storage();
-    if url.starts_with("redis://") || url.starts_with("rediss://") {
-        let options = RedisOptions {
-            url: url.to_owned(),
-            password: config.redis_password.clone(),
-            prefix: config.redis_key_prefix.clone(),
-            timeout: config.storage_timeout,
-            lifetimes: Lifetimes::default(),
-        };
-        let store = RedisStore::open(options).await.map_err(|e| StartupError::Storage(e.to_string()))?;
-        tracing::info!(prefix = %config.redis_key_prefix, "using Redis storage");
-        let mcp = McpBackend {
-            sessions: Arc::new(RedisMcpSessions::new(store.clone(), config.mcp_session_idle_timeout)),
-            bus: Arc::new(RedisBus::start(store.clone())),
-        };
-        return Ok(Storage { stores: store.stores(), mcp });
-    }
-    let stores = open_local_stores(url).await?;
+    let url = StorageUrl::parse(config.storage()).map_err(StartupError::Config)?;
+    let stores = match url {
+        StorageUrl::Redis(url) => {
+            let options = RedisOptions {
+                url,
+                password: config.redis_password.clone(),
+                prefix: config.redis_key_prefix.clone(),
+                timeout: config.storage_timeout,
+                lifetimes: Lifetimes::default(),
+            };
+            let store = RedisStore::open(options).await.map_err(|e| StartupError::Storage(e.to_string()))?;
+            tracing::info!(prefix = %config.redis_key_prefix, "using Redis storage");
+            let mcp = McpBackend {
+                sessions: Arc::new(RedisMcpSessions::new(store.clone(), config.mcp_session_idle_timeout)),
+                bus: Arc::new(RedisBus::start(store.clone())),
+            };
+            return Ok(Storage { stores: store.stores(), mcp });
+        }
+        StorageUrl::Memory => {
+            let store = MemoryStore::default();
+            store.spawn_sweeper(SWEEP_PERIOD);
+            store.stores()
+        }
+        StorageUrl::Sqlite(url) => {
+            let store = SqliteStore::open(&url, Lifetimes::default()).await.map_err(|e| StartupError::Storage(e.to_string()))?;
+            store.spawn_sweeper(SWEEP_PERIOD);
+            tracing::info!(url, "using SQLite storage");
+            store.stores()
+        }
+    };
     Ok(Storage { stores, mcp: local_mcp_backend(config) })
-}
-
-/// Storage that lives in this process or on this node.
-async fn open_local_stores(url: &str) -> Result<Stores, StartupError> {
-    if url == "memory" {
-        let store = MemoryStore::default();
-        store.spawn_sweeper(SWEEP_PERIOD);
-        return Ok(store.stores());
-    }
-    if url.starts_with("sqlite:") {
-        let store = SqliteStore::open(url, Lifetimes::default()).await.map_err(|e| StartupError::Storage(e.to_string()))?;
-        store.spawn_sweeper(SWEEP_PERIOD);
-        tracing::info!(url, "using SQLite storage");
-        return Ok(store.stores());
-    }
-    Err(StartupError::Config("STORAGE_URL must be `memory`, a redis:// or rediss:// URL, or a sqlite:// URL".into()))
 }
 
 /// Builds the whole application for a configuration over the given storage: the
 /// authorization server (internal, auth_server modes), the MCP resource server (internal,
 /// external modes), or both.
-pub fn build(config: &Config, storage: Storage) -> Result<Router, StartupError> {
+pub fn build(config: &Config, storage: Storage, shutdown: &Shutdown) -> Result<Router, StartupError> {
     let Storage { stores, mcp: backend } = storage;
     let settings = config.settings().map_err(StartupError::Config)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -131,16 +129,37 @@ pub fn build(config: &Config, storage: Storage) -> Result<Router, StartupError> 
         AuthMode::AuthServer => None,
         AuthMode::Internal => {
             let validator = Arc::new(LocalTokenValidator::new(stores.sessions.clone(), settings.resource.clone(), clock));
-            Some(resource_routes(config, &settings, validator, settings.issuer.as_str().to_owned(), backend))
+            Some(resource_routes(config, &settings, validator, settings.issuer.as_str().to_owned(), backend, shutdown))
         }
         AuthMode::External => {
             let issuer = settings.auth_server.clone().expect("external settings name the authorization server");
             let validator = Arc::new(ExternalValidator::new(external_settings(config, &settings, issuer.clone())));
             let named = issuer.as_str().trim_end_matches('/').to_owned();
-            Some(resource_routes(config, &settings, validator, named, backend))
+            Some(resource_routes(config, &settings, validator, named, backend, shutdown))
         }
     };
-    Ok(http::router(oauth, resource, stores.health.clone()))
+    let home = Arc::new(home_page(config, &settings));
+    Ok(http::router(oauth, resource, stores.health.clone(), home))
+}
+
+/// What `GET /` tells a visitor: the mode, the storage, and the URLs to use. Nothing secret.
+fn home_page(config: &Config, settings: &Settings) -> HomePage {
+    let serves_mcp = config.auth_mode != AuthMode::AuthServer;
+    let mut metadata = Vec::new();
+    if config.auth_mode != AuthMode::External {
+        metadata.push(("Authorization server metadata", settings.issuer.endpoint("/.well-known/oauth-authorization-server")));
+    }
+    if serves_mcp {
+        metadata.push(("Protected resource metadata", settings.issuer.endpoint("/.well-known/oauth-protected-resource/mcp")));
+    }
+    HomePage {
+        style: crate::pages::style(),
+        title: "mcp-oauth-server",
+        mcp_url: serves_mcp.then(|| settings.resource.to_string()),
+        mode: config.auth_mode.name(),
+        storage: settings.storage.backend(),
+        metadata,
+    }
 }
 
 fn external_settings(config: &Config, settings: &Settings, issuer: url::Url) -> ExternalSettings {
@@ -173,6 +192,7 @@ fn resource_routes(
     validator: Arc<dyn TokenValidator>,
     authorization_server: String,
     backend: McpBackend,
+    shutdown: &Shutdown,
 ) -> ResourceRoutes {
     let guard = Arc::new(BearerGuard {
         validator,
@@ -184,7 +204,7 @@ fn resource_routes(
         session_idle_timeout: config.mcp_session_idle_timeout,
     };
     let sessions = backend.sessions.clone();
-    let service = sessions::service(allowed_hosts(settings), config.allowed_origins.clone(), mcp_settings, backend);
+    let service = sessions::service(allowed_hosts(settings), config.allowed_origins.clone(), mcp_settings, backend, shutdown);
     let mcp = Router::new()
         .fallback_service(service)
         .layer(axum::middleware::from_fn_with_state(sessions, sessions::bind_to_owner))
@@ -231,31 +251,52 @@ async fn run_split(config: Config) -> Result<(), StartupError> {
 
 /// Binds the configured address and serves until the process is asked to stop.
 async fn serve(config: Config) -> Result<(), StartupError> {
-    let app = build(&config, open_storage(&config).await?)?;
+    let settings = config.settings().map_err(StartupError::Config)?;
+    let storage = open_storage(&config).await?;
+    let health = storage.stores.health.clone();
+    let shutdown = Shutdown::default();
+    let app = build(&config, storage, &shutdown)?;
     let addr = format!("{}:{}", config.host, config.port());
     let listener = TcpListener::bind(&addr).await.map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
     let local: SocketAddr = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;
-    tracing::info!(%local, mode = ?config.auth_mode, "mcp-oauth-server listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|source| StartupError::Bind { addr: local.to_string(), source })
+    announce(&config, &settings, local);
+    let stopping = shutdown.clone();
+    tokio::spawn(async move {
+        let signal = crate::shutdown::signal().await;
+        tracing::info!(signal, "stopping: no new connections; open streams end, requests in flight may finish");
+        stopping.begin();
+    });
+    let served = crate::shutdown::serve(listener, app, shutdown, config.shutdown_timeout).await;
+    health.close().await;
+    served.map_err(|source| StartupError::Bind { addr: local.to_string(), source })?;
+    tracing::info!(%local, "stopped");
+    Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            signal.recv().await;
+/// Says where the server listens and, above all, the URL clients must use: the resource in its
+/// tokens is `BASE_URI/mcp`, and a client that connects by another name is refused.
+fn announce(config: &Config, settings: &Settings, local: SocketAddr) {
+    let mode = config.auth_mode.name();
+    let storage = settings.storage.backend();
+    match config.auth_mode {
+        AuthMode::AuthServer => {
+            tracing::info!(%local, mode, storage, issuer = %settings.issuer, "mcp-oauth-server listening");
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+        _ => {
+            tracing::info!(%local, mode, storage, mcp_url = %settings.resource, "mcp-oauth-server listening; connect MCP clients to mcp_url")
+        }
+    }
+    let base_is_loopback = url::Url::parse(settings.issuer.as_str()).is_ok_and(|url| match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    });
+    if base_is_loopback && !local.ip().is_loopback() {
+        tracing::warn!(
+            host = %config.host,
+            base_uri = %settings.issuer,
+            "HOST accepts remote connections but BASE_URI is a loopback URL: remote clients will be refused; set BASE_URI to the URL they use"
+        );
     }
 }

@@ -50,3 +50,14 @@ fn external_mode_without_a_usable_auth_server_url_is_refused_by_name() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("AUTH_SERVER_URL `nope` is not a URL"), "{stderr}");
 }
+
+#[test]
+fn a_storage_url_that_names_no_database_is_refused_at_start() {
+    for url in ["sqlite://", "sqlite:", "postgres://localhost/db"] {
+        let (code, stderr) = run(&[("STORAGE_URL", url), ("PORT", "0")]);
+        assert_eq!(code, Some(1), "{url}: {stderr}");
+        assert!(stderr.contains("STORAGE_URL"), "{url}: {stderr}");
+    }
+    let (_, stderr) = run(&[("STORAGE_URL", "sqlite://"), ("PORT", "0")]);
+    assert!(stderr.contains("names no database file"), "{stderr}");
+}

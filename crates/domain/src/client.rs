@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorCode, OAuthError};
-use crate::redirect_uri::{RedirectUri, RedirectUriError};
+use crate::redirect_uri::{RedirectKind, RedirectUri, RedirectUriError};
 use crate::scope::Scope;
 use crate::secret::TokenDigest;
 
@@ -23,6 +23,29 @@ impl TokenEndpointAuthMethod {
     pub fn is_confidential(self) -> bool {
         self != Self::None
     }
+}
+
+/// What kind of client registered (OpenID Connect DCR, MCP 2026-07-28): it bounds the
+/// redirect URIs the client may use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplicationType {
+    /// Served from a web server: https redirect URIs, and loopback http for development.
+    #[default]
+    Web,
+    /// Runs on the user's device: private-use schemes, loopback http and claimed https.
+    Native,
+}
+
+impl ApplicationType {
+    fn allows(self, kind: RedirectKind) -> bool {
+        self == Self::Native || kind != RedirectKind::PrivateUse
+    }
+}
+
+/// Reads registrations stored before `application_type` was required as `web`.
+fn application_type_or_web<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<ApplicationType, D::Error> {
+    Ok(Option::<ApplicationType>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
@@ -53,8 +76,8 @@ pub struct ClientMetadata {
     pub software_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub software_version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub application_type: Option<String>,
+    #[serde(default, deserialize_with = "application_type_or_web")]
+    pub application_type: ApplicationType,
 }
 
 /// A registered client as stored: its secret only as a digest.
@@ -109,13 +132,55 @@ fn metadata_error(description: impl Into<std::borrow::Cow<'static, str>>) -> OAu
     OAuthError::new(ErrorCode::InvalidClientMetadata, description)
 }
 
-const MAX_REDIRECT_URIS: usize = 20;
-const MAX_TEXT: usize = 1024;
+/// Bounds on what one registration may store (README, "Registration limits").
+pub const MAX_REDIRECT_URIS: usize = 10;
+pub const MAX_NAME_LEN: usize = 200;
+pub const MAX_URL_LEN: usize = 2048;
+pub const MAX_CONTACTS: usize = 10;
+pub const MAX_CONTACT_LEN: usize = 254;
 
-fn bounded(field: &str, value: Option<String>) -> Result<Option<String>, OAuthError> {
+/// A free-text field: at most `max` bytes, no control characters.
+fn text_field(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, OAuthError> {
     match value {
-        Some(v) if v.len() > MAX_TEXT => Err(metadata_error(format!("{field} is longer than {MAX_TEXT} bytes"))),
+        Some(v) if v.len() > max => Err(metadata_error(format!("{field} is longer than {max} bytes"))),
+        Some(v) if v.chars().any(char::is_control) => Err(metadata_error(format!("{field} contains control characters"))),
         other => Ok(other),
+    }
+}
+
+/// A URL field (`client_uri`, `logo_uri`, …): an http(s) URL of bounded length.
+fn url_field(field: &str, value: Option<String>) -> Result<Option<String>, OAuthError> {
+    let value = text_field(field, value, MAX_URL_LEN)?;
+    if let Some(uri) = &value
+        && url::Url::parse(uri).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true)
+    {
+        return Err(metadata_error(format!("{field} `{}` is not an http(s) URL", truncate(uri))));
+    }
+    Ok(value)
+}
+
+fn contacts_field(value: Option<Vec<String>>) -> Result<Option<Vec<String>>, OAuthError> {
+    let Some(contacts) = value else {
+        return Ok(None);
+    };
+    if contacts.len() > MAX_CONTACTS {
+        return Err(metadata_error(format!("at most {MAX_CONTACTS} contacts may be registered")));
+    }
+    for contact in &contacts {
+        text_field("contacts", Some(contact.clone()), MAX_CONTACT_LEN)?;
+    }
+    Ok(Some(contacts))
+}
+
+/// An explicit `application_type`, or the one the redirect URIs imply: a client that sends
+/// none but registers a private-use scheme is a native app (Cursor, VS Code send none).
+fn application_type(raw: Option<&str>, uris: &[RedirectUri]) -> Result<ApplicationType, OAuthError> {
+    match raw {
+        Some("web") => Ok(ApplicationType::Web),
+        Some("native") => Ok(ApplicationType::Native),
+        Some(other) => Err(metadata_error(format!("application_type `{}` must be `native` or `web`", truncate(other)))),
+        None if uris.iter().any(|u| u.kind() == RedirectKind::PrivateUse) => Ok(ApplicationType::Native),
+        None => Ok(ApplicationType::Web),
     }
 }
 
@@ -140,6 +205,16 @@ impl RegistrationRequest {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let application_type = application_type(self.application_type.as_deref(), &redirect_uris)?;
+        if let Some(refused) = redirect_uris.iter().find(|u| !application_type.allows(u.kind())) {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidRedirectUri,
+                format!(
+                    "a web client may not use the private-use scheme of {}; register as `native`",
+                    truncate(refused.as_str())
+                ),
+            ));
+        }
 
         let token_endpoint_auth_method = match self.token_endpoint_auth_method.as_deref() {
             None | Some("client_secret_basic") => TokenEndpointAuthMethod::ClientSecretBasic,
@@ -177,27 +252,22 @@ impl RegistrationRequest {
                 Some(scope)
             }
         };
-        for uri in [&self.client_uri, &self.logo_uri, &self.tos_uri, &self.policy_uri].into_iter().flatten() {
-            if url::Url::parse(uri).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true) {
-                return Err(metadata_error(format!("`{}` is not an http(s) URL", truncate(uri))));
-            }
-        }
 
         Ok(ClientMetadata {
             redirect_uris,
             token_endpoint_auth_method,
             grant_types,
             response_types,
-            client_name: bounded("client_name", self.client_name)?,
-            client_uri: bounded("client_uri", self.client_uri)?,
-            logo_uri: bounded("logo_uri", self.logo_uri)?,
+            client_name: text_field("client_name", self.client_name, MAX_NAME_LEN)?,
+            client_uri: url_field("client_uri", self.client_uri)?,
+            logo_uri: url_field("logo_uri", self.logo_uri)?,
             scope,
-            contacts: self.contacts,
-            tos_uri: bounded("tos_uri", self.tos_uri)?,
-            policy_uri: bounded("policy_uri", self.policy_uri)?,
-            software_id: bounded("software_id", self.software_id)?,
-            software_version: bounded("software_version", self.software_version)?,
-            application_type: bounded("application_type", self.application_type)?,
+            contacts: contacts_field(self.contacts)?,
+            tos_uri: url_field("tos_uri", self.tos_uri)?,
+            policy_uri: url_field("policy_uri", self.policy_uri)?,
+            software_id: text_field("software_id", self.software_id, MAX_NAME_LEN)?,
+            software_version: text_field("software_version", self.software_version, MAX_NAME_LEN)?,
+            application_type,
         })
     }
 }
@@ -249,5 +319,60 @@ mod tests {
         for req in [bad_method, bad_grant, bad_scope, bad_response] {
             assert_eq!(req.validate(&scopes()).unwrap_err().code, ErrorCode::InvalidClientMetadata);
         }
+    }
+
+    #[test]
+    fn private_use_schemes_make_a_native_client_and_a_web_client_may_not_use_them() {
+        let cursor = [
+            "cursor://anysphere.cursor-mcp/oauth/callback",
+            "https://www.cursor.com/agents/mcp/oauth/callback",
+            "http://localhost:8787/callback",
+        ];
+        let metadata = request(&cursor).validate(&scopes()).unwrap();
+        assert_eq!(metadata.application_type, ApplicationType::Native, "implied by the private-use scheme");
+        let metadata = request(&["https://claude.ai/api/mcp/auth_callback"]).validate(&scopes()).unwrap();
+        assert_eq!(metadata.application_type, ApplicationType::Web);
+
+        let mut web = request(&cursor);
+        web.application_type = Some("web".into());
+        assert_eq!(web.validate(&scopes()).unwrap_err().code, ErrorCode::InvalidRedirectUri);
+        let mut web_loopback = request(&["http://127.0.0.1:6274/cb", "https://app.example/cb"]);
+        web_loopback.application_type = Some("web".into());
+        assert!(web_loopback.validate(&scopes()).is_ok(), "a web client keeps https and loopback http");
+        let mut unknown = request(&cursor);
+        unknown.application_type = Some("desktop".into());
+        assert_eq!(unknown.validate(&scopes()).unwrap_err().code, ErrorCode::InvalidClientMetadata);
+    }
+
+    #[test]
+    fn every_stored_field_is_bounded() {
+        let too_many: Vec<String> = (0..=MAX_REDIRECT_URIS).map(|i| format!("https://a.example/{i}")).collect();
+        let uris: Vec<&str> = too_many.iter().map(String::as_str).collect();
+        assert_eq!(request(&uris).validate(&scopes()).unwrap_err().code, ErrorCode::InvalidRedirectUri);
+        let long = "x".repeat(MAX_URL_LEN + 1);
+        let cases: Vec<fn(&mut RegistrationRequest, &str)> = vec![
+            |r, long| r.client_name = Some(long[..MAX_NAME_LEN + 1].to_owned()),
+            |r, _| r.client_name = Some("evil\u{0}name".into()),
+            |r, long| r.client_uri = Some(format!("https://a.example/{long}")),
+            |r, long| r.software_id = Some(long.to_owned()),
+            |r, _| r.contacts = Some(vec!["a@b.example".into(); MAX_CONTACTS + 1]),
+            |r, long| r.contacts = Some(vec![long[..MAX_CONTACT_LEN + 1].to_owned()]),
+        ];
+        for (i, set) in cases.into_iter().enumerate() {
+            let mut req = request(&["https://a.example/cb"]);
+            set(&mut req, &long);
+            assert_eq!(req.validate(&scopes()).unwrap_err().code, ErrorCode::InvalidClientMetadata, "case {i}");
+        }
+    }
+
+    #[test]
+    fn registrations_stored_without_an_application_type_read_as_web() {
+        let metadata = request(&["https://a.example/cb"]).validate(&scopes()).unwrap();
+        let mut stored = serde_json::to_value(&metadata).unwrap();
+        stored["application_type"] = serde_json::Value::Null;
+        let read: ClientMetadata = serde_json::from_value(stored.clone()).unwrap();
+        assert_eq!(read.application_type, ApplicationType::Web);
+        stored.as_object_mut().unwrap().remove("application_type");
+        assert!(serde_json::from_value::<ClientMetadata>(stored).is_ok());
     }
 }

@@ -68,10 +68,14 @@ pub enum Admission {
     FamilyRevoked,
 }
 
-/// Whether the storage backend answers at all: readiness probes ask this.
+/// Whether the storage backend answers at all (readiness probes ask this), and its orderly end.
 #[async_trait]
 pub trait StorageHealth: Send + Sync {
     async fn ping(&self) -> Result<(), StorageError>;
+
+    /// Writes out what is buffered and releases the backend, at shutdown. Backends that write
+    /// through (memory, Redis) have nothing to do.
+    async fn close(&self) {}
 }
 
 #[async_trait]

@@ -31,11 +31,21 @@ pub enum TokenRejection {
     /// The validator could not decide: answer 503, never 401, or clients discard good tokens.
     #[error("token validation unavailable: {0}")]
     Unavailable(String),
+    /// The validator cannot work as configured (the authorization server refuses its
+    /// credential): 503 to the client, an error naming the setting for the operator.
+    #[error("token validation misconfigured: {0}")]
+    Misconfigured(String),
 }
 
 #[async_trait]
 pub trait TokenValidator: Send + Sync {
     async fn validate(&self, token: &str) -> Result<ValidatedToken, TokenRejection>;
+
+    /// Whether tokens can be validated now; readiness probes ask this. The reason, when not,
+    /// names what to fix and never a secret.
+    async fn readiness(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Validates tokens against this server's own session store: one storage read per request.
@@ -91,6 +101,16 @@ pub struct TokenClaims {
     pub expires_at: Option<i64>,
     pub issued_at: Option<i64>,
     pub not_before: Option<i64>,
+    /// Introspection's `token_type`, where the answer names one.
+    pub token_type: Option<String>,
+}
+
+/// Whether an introspection `token_type` names a refresh token, in the spellings providers use
+/// (ours and RFC 8693's among them).
+fn is_refresh_token_type(token_type: &str) -> bool {
+    ["refresh_token", "refresh", "urn:ietf:params:oauth:token-type:refresh_token"]
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(token_type.trim()))
 }
 
 /// What this resource server requires of every token.
@@ -114,6 +134,9 @@ pub fn accept_claims(claims: TokenClaims, expected: &Expectations, now: DateTime
     if !claims.active {
         return Err(TokenRejection::Invalid("token is not active"));
     }
+    if claims.token_type.as_deref().is_some_and(is_refresh_token_type) {
+        return Err(TokenRejection::Invalid("a refresh token is not an access token"));
+    }
     let now_secs = now.timestamp();
     let leeway = expected.leeway.num_seconds();
     let expires_at = claims.expires_at.ok_or(TokenRejection::Invalid("token has no expiry"))?;
@@ -125,7 +148,9 @@ pub fn accept_claims(claims: TokenClaims, expected: &Expectations, now: DateTime
     }
     match claims.issuer.as_deref() {
         Some(issuer) if issuer.trim_end_matches('/') == expected.issuer.trim_end_matches('/') => {}
-        Some(_) => return Err(TokenRejection::Invalid("token was issued by another authorization server")),
+        Some(_) => {
+            return Err(TokenRejection::Invalid("token was issued by another authorization server"));
+        }
         None => return Err(TokenRejection::Invalid("token names no issuer")),
     }
     if !claims.audience.iter().any(|aud| same_resource(aud, &expected.resource)) {
@@ -165,6 +190,7 @@ mod tests {
             expires_at: Some(now + 60),
             issued_at: Some(now),
             not_before: None,
+            token_type: None,
         }
     }
 
@@ -182,14 +208,24 @@ mod tests {
             (TokenClaims { issuer: None, ..claims(t) }, "no issuer"),
             (TokenClaims { audience: vec!["https://mcp.example/other".into()], ..claims(t) }, "another resource"),
             (TokenClaims { subject: None, ..claims(t) }, "no subject"),
+            (TokenClaims { token_type: Some("refresh_token".into()), ..claims(t) }, "refresh token"),
+            (TokenClaims { token_type: Some("Refresh_Token".into()), ..claims(t) }, "refresh token"),
+            (
+                TokenClaims { token_type: Some("urn:ietf:params:oauth:token-type:refresh_token".into()), ..claims(t) },
+                "refresh token",
+            ),
         ];
         for (broken, reason) in cases {
             match accept_claims(broken, &expected(), now) {
-                Err(TokenRejection::Invalid(message)) => assert!(message.contains(reason), "{message} vs {reason}"),
+                Err(TokenRejection::Invalid(message)) => {
+                    assert!(message.contains(reason), "{message} vs {reason}")
+                }
                 other => panic!("expected {reason}, got {other:?}"),
             }
         }
         let within_leeway = TokenClaims { expires_at: Some(t - 10), not_before: Some(t + 10), ..claims(t) };
         assert!(accept_claims(within_leeway, &expected(), now).is_ok(), "small clock skew is tolerated");
+        let bearer = TokenClaims { token_type: Some("Bearer".into()), ..claims(t) };
+        assert!(accept_claims(bearer, &expected(), now).is_ok(), "an access token's type is accepted");
     }
 }

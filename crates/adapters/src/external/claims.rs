@@ -22,6 +22,7 @@ pub(super) struct WireClaims {
     exp: Option<i64>,
     iat: Option<i64>,
     nbf: Option<i64>,
+    token_type: Option<String>,
 }
 
 impl WireClaims {
@@ -51,6 +52,7 @@ impl WireClaims {
             expires_at: self.exp,
             issued_at: self.iat,
             not_before: self.nbf,
+            token_type: self.token_type,
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct IntrospectionValidator {
     expected: Expectations,
     cache_ttl: Duration,
     cache: Cache<TokenDigest, Cached>,
+    /// When a readiness probe last succeeded; failures are not kept, so recovery shows at once.
+    last_probe: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl IntrospectionValidator {
@@ -61,10 +63,11 @@ impl IntrospectionValidator {
         cache_ttl: Duration,
     ) -> Self {
         let cache = Cache::builder().max_capacity(100_000).expire_after(KeepFor).build();
-        Self { client, endpoint, client_id, client_secret, auth, expected, cache_ttl, cache }
+        Self { client, endpoint, client_id, client_secret, auth, expected, cache_ttl, cache, last_probe: Default::default() }
     }
 
-    async fn ask(&self, token: &str) -> Result<Cached, TokenRejection> {
+    /// Posts `token` to the introspection endpoint with this server's credential.
+    async fn post(&self, token: &str) -> Result<reqwest::Response, TokenRejection> {
         let mut form = vec![("token", token), ("token_type_hint", "access_token")];
         let mut request = self.client.post(&self.endpoint).header("accept", "application/json");
         match self.auth {
@@ -79,10 +82,24 @@ impl IntrospectionValidator {
         }
         let unavailable = |e: String| TokenRejection::Unavailable(format!("introspection at {}: {e}", self.endpoint));
         let response = request.form(&form).send().await.map_err(|e| unavailable(e.to_string()))?;
-        if !response.status().is_success() {
-            // Our credential refused or the server failing says nothing about the token.
-            return Err(unavailable(format!("HTTP {}", response.status())));
+        match response.status() {
+            status if status.is_success() => Ok(response),
+            // Our credential refused says nothing about the token, and will not pass by itself.
+            status @ (reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN) => {
+                Err(TokenRejection::Misconfigured(format!(
+                    "the introspection endpoint {} refused this server's credential (HTTP {}): check \
+                     INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET and INTROSPECTION_AUTH_METHOD",
+                    self.endpoint,
+                    status.as_u16()
+                )))
+            }
+            status => Err(unavailable(format!("HTTP {status}"))),
         }
+    }
+
+    async fn ask(&self, token: &str) -> Result<Cached, TokenRejection> {
+        let unavailable = |e: String| TokenRejection::Unavailable(format!("introspection at {}: {e}", self.endpoint));
+        let response = self.post(token).await?;
         let answer: WireClaims = response.json().await.map_err(|e| unavailable(e.to_string()))?;
         // RFC 7662 makes `active` the one required member: without it the answer is broken,
         // which says nothing about the token.
@@ -103,8 +120,36 @@ impl IntrospectionValidator {
     }
 }
 
+/// How long a successful readiness probe stands, so probes of a healthy authorization server
+/// cost it at most one introspection call per interval.
+const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+
+impl IntrospectionValidator {
+    /// Introspects a random token: any well-formed answer shows that the endpoint answers and
+    /// accepts this server's credential.
+    async fn probe(&self) -> Result<(), String> {
+        let unreadable = |e: String| format!("introspection at {} gave an unreadable answer: {e}", self.endpoint);
+        let response = self.post(&mcp_oauth_domain::secret::generate_secret()).await.map_err(|e| e.to_string())?;
+        let answer: WireClaims = response.json().await.map_err(|e| unreadable(e.to_string()))?;
+        if !answer.is_introspection_answer() {
+            return Err(unreadable("no `active` member".into()));
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl TokenValidator for IntrospectionValidator {
+    async fn readiness(&self) -> Result<(), String> {
+        let mut last_success = self.last_probe.lock().await;
+        if last_success.is_some_and(|at| at.elapsed() < PROBE_INTERVAL) {
+            return Ok(());
+        }
+        let outcome = self.probe().await;
+        *last_success = outcome.is_ok().then(Instant::now);
+        outcome
+    }
+
     async fn validate(&self, token: &str) -> Result<ValidatedToken, TokenRejection> {
         let cached = self
             .cache

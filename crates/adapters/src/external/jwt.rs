@@ -97,6 +97,19 @@ impl JwtValidator {
 
 #[async_trait]
 impl TokenValidator for JwtValidator {
+    /// Ready once the key set has been fetched: from then on tokens verify without the
+    /// authorization server.
+    async fn readiness(&self) -> Result<(), String> {
+        if self.keys.read().await.fetched_at.is_some() {
+            return Ok(());
+        }
+        let _refreshing = self.refreshing.lock().await;
+        if self.keys.read().await.fetched_at.is_some() {
+            return Ok(());
+        }
+        self.fetch().await.map_err(|e| e.to_string())
+    }
+
     async fn validate(&self, token: &str) -> Result<ValidatedToken, TokenRejection> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejection::Invalid("malformed JWT"))?;
         if !ALLOWED.contains(&header.alg) {

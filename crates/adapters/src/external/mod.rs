@@ -122,4 +122,9 @@ impl TokenValidator for ExternalValidator {
         let inner = self.inner.get_or_try_init(|| self.build()).await?;
         inner.validate(token).await
     }
+
+    async fn readiness(&self) -> Result<(), String> {
+        let inner = self.inner.get_or_try_init(|| self.build()).await.map_err(|e| e.to_string())?;
+        inner.readiness().await
+    }
 }

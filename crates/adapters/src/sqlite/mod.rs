@@ -237,7 +237,9 @@ impl ExchangeStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(unavailable)?;
-        let Some(row) = row else { return Ok(Redemption::Unknown) };
+        let Some(row) = row else {
+            return Ok(Redemption::Unknown);
+        };
         let grant = decode(&row, "body")?;
         let redemptions: i64 = row.try_get("redemptions").map_err(|e| StorageError::Corrupt(e.to_string()))?;
         let issued: bool = row.try_get("issued").map_err(|e| StorageError::Corrupt(e.to_string()))?;
@@ -301,7 +303,9 @@ fn refresh_record(row: &SqliteRow) -> Result<RefreshRecord, StorageError> {
             at: datetime(at)?,
             successor: SealedSuccessor::try_from(sealed).map_err(|e| StorageError::Corrupt(e.to_string()))?,
         },
-        (Some(_), None) => return Err(StorageError::Corrupt("a rotated refresh token without its successor".into())),
+        (Some(_), None) => {
+            return Err(StorageError::Corrupt("a rotated refresh token without its successor".into()));
+        }
     };
     Ok(RefreshRecord { grant, state })
 }
@@ -386,5 +390,13 @@ impl RefreshStore for SqliteStore {
 impl StorageHealth for SqliteStore {
     async fn ping(&self) -> Result<(), StorageError> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(unavailable)
+    }
+
+    /// Checkpoints the write-ahead log into the database file, then closes every connection.
+    async fn close(&self) {
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await {
+            tracing::warn!(%error, "SQLite checkpoint at shutdown failed; the log is replayed at the next start");
+        }
+        self.pool.close().await;
     }
 }

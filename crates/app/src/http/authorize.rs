@@ -8,11 +8,13 @@ use axum::response::{IntoResponse, Response};
 use cookie::{Cookie, SameSite};
 use mcp_oauth_domain::ErrorCode;
 use mcp_oauth_domain::params::RequestParams;
+use mcp_oauth_domain::redirect_uri::RedirectKind;
 use mcp_oauth_domain::secret::TokenDigest;
 use mcp_oauth_domain::service::{AuthorizeError, ConsentDecision, ConsentError};
 
 use super::AppState;
 use super::extract::FormParams;
+use crate::config::StorageUrl;
 use crate::pages::{self, ConsentPage};
 
 const AUTHORIZE_PATH: &str = "/authorize";
@@ -47,32 +49,53 @@ pub async fn show(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery)
         Ok(prompt) => {
             let scope = prompt.scope.to_string();
             let resource = prompt.resource.to_string();
-            let redirect_host = prompt.redirect_uri.host();
+            let redirect_is_app = prompt.redirect_uri.kind() == RedirectKind::PrivateUse;
+            let redirect_to =
+                if redirect_is_app { format!("{}:", prompt.redirect_uri.scheme()) } else { prompt.redirect_uri.host() };
             let page = ConsentPage {
                 style: pages::style(),
                 // Relative, so the post reaches the host that set the CSRF cookie, even when
                 // the user opened the page on another name for this server.
                 action: "authorize",
                 client_name: &prompt.client_name,
-                redirect_host: &redirect_host,
+                redirect_to: &redirect_to,
+                redirect_is_app,
                 scope: &scope,
                 resource: &resource,
                 request_id: &prompt.request_id,
                 csrf_token: &prompt.csrf_token,
             };
-            let mut response = pages::consent(page, &prompt.redirect_uri.origin());
+            let mut response = pages::consent(page, &prompt.redirect_uri.csp_source());
             let lifetime = mcp_oauth_domain::ports::PENDING_AUTH_LIFETIME.as_secs() as i64;
             let cookie = csrf_cookie(&state, csrf_cookie_name(&prompt.request_id), prompt.csrf_token, lifetime);
             response.headers_mut().append(header::SET_COOKIE, cookie);
             response
         }
         Err(AuthorizeError::Redirect(url)) => found(&url),
+        Err(AuthorizeError::UnknownClient) => {
+            pages::error(StatusCode::BAD_REQUEST, &unknown_client(&state), Some("invalid_client"))
+        }
         Err(AuthorizeError::Page(error)) => {
             let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
             let status = if error.code == ErrorCode::TemporarilyUnavailable { status } else { StatusCode::BAD_REQUEST };
             pages::error(status, &error.description, Some(error.code.as_str()))
         }
     }
+}
+
+/// What happened to a client this server does not know, and what the user can do about it.
+fn unknown_client(state: &AppState) -> String {
+    let why = match state.settings.storage {
+        StorageUrl::Memory => {
+            "This server keeps registrations in memory, so it forgets them when it restarts; registrations also expire after 30 days."
+        }
+        _ => "Registrations expire after 30 days, or the registration was removed.",
+    };
+    format!(
+        "The application that sent you here is not registered with this server. {why} \
+         To continue, remove this server from your application (or sign out of it there) and add it again: \
+         the application then registers anew and sends you back here."
+    )
 }
 
 fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {

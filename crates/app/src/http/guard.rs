@@ -46,7 +46,9 @@ fn bearer_token(request: &Request) -> Option<&str> {
 }
 
 pub async fn require_bearer(State(guard): State<Arc<BearerGuard>>, mut request: Request, next: Next) -> Response {
-    let Some(token) = bearer_token(&request) else { return guard.challenge(None) };
+    let Some(token) = bearer_token(&request) else {
+        return guard.challenge(None);
+    };
     match guard.validator.validate(token).await {
         Ok(validated) => {
             request.extensions_mut().insert(validated);
@@ -57,6 +59,12 @@ pub async fn require_bearer(State(guard): State<Arc<BearerGuard>>, mut request: 
             tracing::warn!(%cause, "token validation unavailable");
             let body = jsonrpc_error(-32000, "token validation is temporarily unavailable; retry shortly");
             (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], body).into_response()
+        }
+        Err(TokenRejection::Misconfigured(cause)) => {
+            tracing::error!(%cause, "configuration error: tokens cannot be validated");
+            let body =
+                jsonrpc_error(-32000, "this server cannot validate tokens: its configuration needs fixing by its operator");
+            (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
         }
     }
 }

@@ -18,11 +18,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use mcp_oauth_domain::ports::StorageHealth;
 use mcp_oauth_domain::service::AuthorizationServer;
+use mcp_oauth_domain::validation::TokenValidator;
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 
 use crate::config::Settings;
+use crate::pages::{self, HomePage};
 use error::plain_json_error;
 use guard::BearerGuard;
 
@@ -61,15 +63,35 @@ async fn health_check() -> Response {
     axum::Json(json!({ "status": "ok" })).into_response()
 }
 
-/// Readiness: storage answers too.
-async fn ready(State(health): State<Arc<dyn StorageHealth>>) -> Response {
-    match health.ping().await {
-        Ok(()) => axum::Json(json!({ "status": "ready", "storage": "ok" })).into_response(),
-        Err(error) => {
-            tracing::warn!(%error, "storage is not reachable");
-            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "status": "unavailable", "storage": "unreachable" })))
-                .into_response()
+/// What readiness depends on: storage, and in front of /mcp the token validator.
+#[derive(Clone)]
+struct Readiness {
+    storage: Arc<dyn StorageHealth>,
+    validator: Option<Arc<dyn TokenValidator>>,
+}
+
+/// Readiness: storage answers, and tokens can be validated.
+async fn ready(State(readiness): State<Readiness>) -> Response {
+    let storage = readiness.storage.ping().await.map_err(|error| {
+        tracing::warn!(%error, "storage is not reachable");
+        "unreachable".to_owned()
+    });
+    let validation = match &readiness.validator {
+        Some(validator) => {
+            validator.readiness().await.inspect_err(|reason| tracing::warn!(%reason, "tokens cannot be validated"))
         }
+        None => Ok(()),
+    };
+    let mut body = json!({ "storage": storage.as_ref().map_or_else(|e| e.as_str(), |()| "ok") });
+    if readiness.validator.is_some() {
+        body["token_validation"] = json!(validation.as_ref().map_or_else(|e| e.as_str(), |()| "ok"));
+    }
+    if storage.is_ok() && validation.is_ok() {
+        body["status"] = json!("ready");
+        axum::Json(body).into_response()
+    } else {
+        body["status"] = json!("unavailable");
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
     }
 }
 
@@ -84,8 +106,17 @@ fn cors() -> CorsLayer {
 }
 
 /// The routes of whichever halves this process serves; what it does not serve answers 404.
-pub fn router(oauth: Option<Arc<AppState>>, resource: Option<ResourceRoutes>, health: Arc<dyn StorageHealth>) -> Router {
-    let mut app = Router::new().route("/health", get(health_check)).route("/health/ready", get(ready).with_state(health));
+pub fn router(
+    oauth: Option<Arc<AppState>>,
+    resource: Option<ResourceRoutes>,
+    health: Arc<dyn StorageHealth>,
+    home: Arc<HomePage>,
+) -> Router {
+    let readiness = Readiness { storage: health, validator: resource.as_ref().map(|r| r.guard.validator.clone()) };
+    let mut app = Router::new()
+        .route("/", get(async move || pages::home(&home)))
+        .route("/health", get(health_check))
+        .route("/health/ready", get(ready).with_state(readiness));
     if let Some(state) = oauth {
         app = app.merge(
             Router::new()

@@ -5,6 +5,7 @@
 // are part of the feature set for every earlier revision this server speaks.
 #![allow(deprecated)]
 
+mod bounds;
 pub mod edge;
 mod media;
 mod prompts;

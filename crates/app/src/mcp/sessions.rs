@@ -25,6 +25,9 @@ use rmcp::transport::streamable_http_server::session::{
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::shutdown::Shutdown;
 
 use super::{McpServer, McpSettings};
 
@@ -57,21 +60,24 @@ struct MergedStream {
     /// An rmcp message held back while queued messages go first.
     held: Option<ServerSseMessage>,
     inner_done: bool,
-    on_end: Option<Box<dyn FnOnce() + Send + Sync>>,
+    /// Called once, when the stream ends or is dropped, with whether rmcp's stream completed.
+    on_end: Option<OnEnd>,
 }
+
+type OnEnd = Box<dyn FnOnce(bool) + Send + Sync>;
 
 impl MergedStream {
     fn new(
         inner: impl Stream<Item = ServerSseMessage> + Send + Sync + 'static,
         side: mpsc::UnboundedReceiver<ServerJsonRpcMessage>,
-        on_end: Option<Box<dyn FnOnce() + Send + Sync>>,
+        on_end: Option<OnEnd>,
     ) -> Self {
         Self { inner: Box::pin(inner), side, held: None, inner_done: false, on_end }
     }
 
     fn finish(&mut self) {
         if let Some(on_end) = self.on_end.take() {
-            on_end();
+            on_end(self.inner_done);
         }
     }
 }
@@ -115,6 +121,25 @@ impl Drop for MergedStream {
     fn drop(&mut self) {
         self.finish();
     }
+}
+
+/// A request whose response stream is gone before its answer: the client cannot receive the
+/// answer, so its work stops as if the client had cancelled it.
+fn cancel_abandoned(sessions: Arc<LocalSessionManager>, session: String, request_id: RequestId) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let cancelled = serde_json::json!({
+        "jsonrpc": "2.0",
+        "method": "notifications/cancelled",
+        "params": { "requestId": request_id, "reason": "the response stream was closed" },
+    });
+    let Ok(message) = serde_json::from_value::<ClientJsonRpcMessage>(cancelled) else {
+        return;
+    };
+    handle.spawn(async move {
+        let _ = sessions.accept_message(&SessionId::from(session), message).await;
+    });
 }
 
 /// What instances tell each other about the sessions they share.
@@ -166,7 +191,9 @@ impl OutboxTransport {
 
     /// The copy's own id for an answer to one of its requests; None for another copy's.
     fn untagged(&self, id: &RequestId) -> Option<RequestId> {
-        let RequestId::String(text) = id else { return Some(id.clone()) };
+        let RequestId::String(text) = id else {
+            return Some(id.clone());
+        };
         match text.split_once('.') {
             Some((tag, original)) if tag == &*self.instance => Some(match original.parse::<i64>() {
                 Ok(number) => RequestId::Number(number),
@@ -237,11 +264,19 @@ pub struct RoutedSessionManager {
     bus: Arc<dyn SessionBus>,
     /// Tells this instance's bus messages from the others'.
     instance: String,
+    /// Cancelled when the server starts to stop: GET streams end so that connections drain.
+    draining: CancellationToken,
 }
 
 impl RoutedSessionManager {
-    fn new(inner: LocalSessionManager, streams: Arc<RequestStreams>, bus: Arc<dyn SessionBus>) -> Self {
-        let manager = Self { inner: Arc::new(inner), streams, standalone: Arc::default(), bus, instance: instance_tag() };
+    fn new(
+        inner: LocalSessionManager,
+        streams: Arc<RequestStreams>,
+        bus: Arc<dyn SessionBus>,
+        draining: CancellationToken,
+    ) -> Self {
+        let manager =
+            Self { inner: Arc::new(inner), streams, standalone: Arc::default(), bus, instance: instance_tag(), draining };
         manager.spawn_listener();
         manager
     }
@@ -330,27 +365,30 @@ impl SessionManager for RoutedSessionManager {
                 let (sender, receiver) = mpsc::unbounded_channel();
                 let key = request_key(id, &request.id);
                 self.streams.open.insert(key.clone(), sender);
-                Some((key, receiver))
+                Some((key, receiver, request.id.clone()))
             }
             _ => None,
         };
         let inner = match self.inner.create_stream(id, message).await {
             Ok(inner) => inner,
             Err(e) => {
-                if let Some((key, _)) = &registration {
+                if let Some((key, _, _)) = &registration {
                     self.streams.open.remove(key);
                 }
                 return Err(e);
             }
         };
         Ok(match registration {
-            Some((key, receiver)) => {
-                let streams = self.streams.clone();
+            Some((key, receiver, request_id)) => {
+                let (streams, sessions) = (self.streams.clone(), self.inner.clone());
                 MergedStream::new(
                     inner,
                     receiver,
-                    Some(Box::new(move || {
+                    Some(Box::new(move |completed| {
                         streams.open.remove(&key);
+                        if !completed {
+                            cancel_abandoned(sessions, key.0, request_id);
+                        }
                     })),
                 )
             }
@@ -368,15 +406,15 @@ impl SessionManager for RoutedSessionManager {
         &self,
         id: &SessionId,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        let inner = self.inner.create_standalone_stream(id).await?;
+        let inner = self.inner.create_standalone_stream(id).await?.take_until(self.draining.clone().cancelled_owned());
         let (sender, receiver) = mpsc::unbounded_channel();
         self.standalone.entry(id.to_string()).or_default().push(sender);
         let (standalone, session) = (self.standalone.clone(), id.to_string());
         Ok(MergedStream::new(
             inner,
             receiver,
-            Some(Box::new(move || {
-                standalone.remove_if_mut(&session, |_, listeners| {
+            Some(Box::new(move |_| {
+                standalone.remove_if_mut(&session, move |_, listeners| {
                     listeners.retain(|l| !l.is_closed());
                     listeners.is_empty()
                 });
@@ -389,7 +427,7 @@ impl SessionManager for RoutedSessionManager {
         id: &SessionId,
         last_event_id: String,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        self.inner.resume(id, last_event_id).await
+        Ok(self.inner.resume(id, last_event_id).await?.take_until(self.draining.clone().cancelled_owned()))
     }
 
     async fn restore_session(&self, id: SessionId) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
@@ -455,7 +493,12 @@ pub async fn bind_to_owner(State(sessions): State<Arc<dyn McpSessionStore>>, mut
             Err(error) => return unavailable(error),
         }
     }
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    // rmcp acknowledges a DELETE with 202, which clients (the Python SDK) report as a failed
+    // termination; the session is gone, so the answer is 204.
+    if deleting && response.status() == StatusCode::ACCEPTED {
+        *response.status_mut() = StatusCode::NO_CONTENT;
+    }
     if session.is_none()
         && let Some(created) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok())
         && let Err(error) = sessions.claim(created, &subject).await
@@ -478,12 +521,14 @@ pub fn service(
     allowed_origins: Vec<String>,
     settings: McpSettings,
     backend: McpBackend,
+    shutdown: &Shutdown,
 ) -> StreamableHttpService<McpServer, RoutedSessionManager> {
     let streams = Arc::new(RequestStreams::default());
     let mut local = LocalSessionManager::default();
     local.session_config.keep_alive = Some(settings.session_idle_timeout);
-    let manager = Arc::new(RoutedSessionManager::new(local, streams.clone(), backend.bus.clone()));
-    let mut config = StreamableHttpServerConfig::default().with_allowed_hosts(allowed_hosts);
+    let manager = Arc::new(RoutedSessionManager::new(local, streams.clone(), backend.bus.clone(), shutdown.draining()));
+    let mut config =
+        StreamableHttpServerConfig::default().with_allowed_hosts(allowed_hosts).with_cancellation_token(shutdown.closing());
     if !allowed_origins.is_empty() {
         config = config.with_allowed_origins(allowed_origins);
     }

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::McpServer;
+use super::bounds::{Bounded, Seconds};
 use super::media::{TINY_PNG, TINY_WAV};
 use super::resources::{RESOURCE_COUNT, static_contents, static_uri};
 
@@ -33,11 +34,11 @@ pub struct AddArgs {
     pub b: f64,
 }
 
-fn default_duration() -> f64 {
-    10.0
+fn default_duration() -> Seconds<600> {
+    Seconds(10.0)
 }
-fn default_steps() -> u32 {
-    5
+fn default_steps() -> Bounded<1, 1000> {
+    Bounded(5)
 }
 fn default_max_tokens() -> u32 {
     100
@@ -47,12 +48,10 @@ fn default_max_tokens() -> u32 {
 pub struct LongRunningArgs {
     /// Duration of the operation in seconds
     #[serde(default = "default_duration")]
-    #[schemars(range(min = 0.0, max = 600.0))]
-    pub duration: f64,
+    pub duration: Seconds<600>,
     /// Number of steps in the operation
     #[serde(default = "default_steps")]
-    #[schemars(range(min = 1, max = 1000))]
-    pub steps: u32,
+    pub steps: Bounded<1, 1000>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -86,8 +85,7 @@ pub struct AnnotatedArgs {
 pub struct ResourceReferenceArgs {
     /// ID of the resource to reference (1-100)
     #[serde(rename = "resourceId")]
-    #[schemars(range(min = 1, max = 100))]
-    pub resource_id: u32,
+    pub resource_id: Bounded<1, RESOURCE_COUNT>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -199,18 +197,20 @@ impl McpServer {
         Parameters(args): Parameters<LongRunningArgs>,
         context: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let steps = args.steps.max(1);
-        let step = Duration::from_secs_f64(args.duration.clamp(0.0, 600.0) / f64::from(steps));
+        let (Seconds(duration), Bounded(steps)) = (args.duration, args.steps);
+        let step = Duration::from_secs_f64(duration / f64::from(steps));
         for i in 1..=steps {
             tokio::select! {
                 () = tokio::time::sleep(step) => {}
-                () = context.ct.cancelled() => return failure("cancelled"),
+                () = context.ct.cancelled() => {
+                    tracing::info!(steps_done = i - 1, steps, "longRunningOperation stopped: its request was cancelled");
+                    return failure("cancelled");
+                }
             }
             self.progress(&context, f64::from(i), f64::from(steps), None).await;
         }
         CallToolResult::success(vec![text(format!(
-            "Long running operation completed. Duration: {} seconds, Steps: {steps}.",
-            args.duration
+            "Long running operation completed. Duration: {duration} seconds, Steps: {steps}."
         ))])
     }
 
@@ -247,10 +247,7 @@ impl McpServer {
 
     #[tool(name = "getResourceReference", description = "Returns a resource reference that can be used by MCP clients")]
     async fn get_resource_reference(&self, Parameters(args): Parameters<ResourceReferenceArgs>) -> CallToolResult {
-        let id = args.resource_id;
-        if !(1..=RESOURCE_COUNT).contains(&id) {
-            return failure(format!("resourceId must be from 1 to {RESOURCE_COUNT}"));
-        }
+        let Bounded(id) = args.resource_id;
         CallToolResult::success(vec![
             text(format!("Returning resource reference for Resource {id}:")),
             ContentBlock::resource(static_contents(id)),

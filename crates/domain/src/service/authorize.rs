@@ -21,6 +21,8 @@ const MAX_SUBJECT_LEN: usize = 200;
 pub enum AuthorizeError {
     /// The client or redirect URI cannot be trusted: tell the user, never redirect.
     Page(OAuthError),
+    /// No client has this id (any more): the user's application must register again.
+    UnknownClient,
     /// The client is known and the redirect URI verified: send the error there.
     Redirect(Url),
 }
@@ -85,7 +87,7 @@ impl AuthorizationServer {
             .await
             .map_err(|e| AuthorizeError::Page(e.into()))?
             .filter(|c| c.expires_at > self.clock.now())
-            .ok_or_else(|| page("this client is not registered with the authorization server"))?;
+            .ok_or(AuthorizeError::UnknownClient)?;
         let presented =
             params.single("redirect_uri").map_err(AuthorizeError::Page)?.ok_or_else(|| page("redirect_uri is required"))?;
         if client.redirect_uri_for(presented).is_none() {
@@ -105,7 +107,9 @@ impl AuthorizationServer {
 
         match single("response_type")? {
             Some("code") => {}
-            None => return Err(redirect(OAuthError::invalid_request("response_type is required"))),
+            None => {
+                return Err(redirect(OAuthError::invalid_request("response_type is required")));
+            }
             Some(_) => {
                 return Err(redirect(OAuthError::new(
                     ErrorCode::UnsupportedResponseType,

@@ -76,8 +76,12 @@ impl AuthorizationServer {
         let (client_id, secret) =
             credentials.parts().ok_or_else(|| OAuthError::invalid_client("client authentication is required", false))?;
         let failed = || OAuthError::invalid_client("client authentication failed", basic);
-        let client = self.stores.clients.get(client_id).await?.ok_or_else(failed)?;
-        if client.expires_at <= self.clock.now() || credentials.method() != Some(client.auth_method()) {
+        let unknown = || OAuthError::invalid_client("this client is not registered; register again", basic);
+        let client = self.stores.clients.get(client_id).await?.ok_or_else(unknown)?;
+        if client.expires_at <= self.clock.now() {
+            return Err(unknown());
+        }
+        if credentials.method() != Some(client.auth_method()) {
             return Err(failed());
         }
         match (secret, &client.secret_digest) {

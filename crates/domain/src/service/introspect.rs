@@ -31,6 +31,8 @@ pub struct Introspection {
     pub token_type: Option<&'static str>,
 }
 
+const REFRESH_TOKEN_TYPE: &str = "refresh_token";
+
 #[derive(Clone, Copy)]
 enum TokenKind {
     Access,
@@ -62,7 +64,10 @@ impl AuthorizationServer {
             }
         }
         let visible = match (&caller, &answer) {
-            (Introspector::ResourceServer, _) => true,
+            // A refresh token is for the token endpoint alone: to a resource server, which
+            // would take an active answer as leave to serve its bearer, it is not active.
+            (Introspector::ResourceServer, Some(a)) => a.token_type != Some(REFRESH_TOKEN_TYPE),
+            (Introspector::ResourceServer, None) => true,
             (Introspector::Client(client), Some(a)) => a.client_id.as_deref() == Some(client.client_id.as_str()),
             (Introspector::Client(_), None) => false,
         };
@@ -70,7 +75,9 @@ impl AuthorizationServer {
     }
 
     async fn introspect_access(&self, token: &str) -> Result<Option<Introspection>, OAuthError> {
-        let Some(session) = self.stores.sessions.get(&TokenDigest::of(token)).await? else { return Ok(None) };
+        let Some(session) = self.stores.sessions.get(&TokenDigest::of(token)).await? else {
+            return Ok(None);
+        };
         if session.expires_at <= self.clock.now() {
             return Ok(None);
         }
@@ -88,7 +95,9 @@ impl AuthorizationServer {
     }
 
     async fn introspect_refresh(&self, token: &str) -> Result<Option<Introspection>, OAuthError> {
-        let Some(record) = self.stores.refresh.get(&TokenDigest::of(token)).await? else { return Ok(None) };
+        let Some(record) = self.stores.refresh.get(&TokenDigest::of(token)).await? else {
+            return Ok(None);
+        };
         if record.state != RefreshState::Active {
             return Ok(None);
         }
@@ -103,7 +112,7 @@ impl AuthorizationServer {
             iat: Some(grant.issued_at.timestamp()),
             aud: Some(grant.resource.to_string()),
             iss: Some(self.policy.issuer.to_string()),
-            token_type: Some("refresh_token"),
+            token_type: Some(REFRESH_TOKEN_TYPE),
         }))
     }
 

@@ -1,0 +1,166 @@
+//! The real binary's life: what it says at start, how it stops on SIGTERM and SIGINT with
+//! streams open, and how it ends work nobody waits for.
+
+use std::time::{Duration, Instant};
+
+use mcp_oauth_tests::http::{TestServer, http_client};
+use mcp_oauth_tests::mcp::{EventStream, RawSession};
+use mcp_oauth_tests::process::{ServerProcess, free_port};
+use serde_json::{Value, json};
+
+async fn token(process: &ServerProcess) -> String {
+    let server = TestServer::remote(process.base.clone(), http_client());
+    let client = server.client("none").await;
+    server.tokens(&client, "alice").await["access_token"].as_str().unwrap().to_owned()
+}
+
+fn long_running(id: u64, duration: f64, steps: u32) -> Value {
+    json!({
+        "jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": { "name": "longRunningOperation", "arguments": { "duration": duration, "steps": steps }, "_meta": { "progressToken": id } }
+    })
+}
+
+async fn get_stream(session: &RawSession) -> EventStream {
+    let response = session.request(reqwest::Method::GET).header("accept", "text/event-stream").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    EventStream::new(response)
+}
+
+/// Reads messages until the stream ends; None if it is still open after `within`.
+async fn ended_within(stream: &mut EventStream, within: Duration) -> Option<Vec<Value>> {
+    let deadline = Instant::now() + within;
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        match stream.next_message(deadline - Instant::now()).await {
+            Some(message) => seen.push(message),
+            None => return (Instant::now() < deadline).then_some(seen),
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_ends_open_streams_lets_requests_in_flight_finish_and_exits_0() {
+    for signal in ["TERM", "INT"] {
+        let mut process = ServerProcess::start(free_port(), &[("SHUTDOWN_TIMEOUT", "20s")]).await;
+        let session = RawSession::open(&process.resource(), &token(&process).await).await;
+        let mut standalone = get_stream(&session).await;
+        let in_flight = session.post_json(long_running(7, 1.5, 3)).await;
+        assert_eq!(in_flight.status(), 200);
+        let mut in_flight = EventStream::new(in_flight);
+        let first = in_flight.next_message(Duration::from_secs(5)).await.expect("the tool reports progress");
+        assert_eq!(first["method"], "notifications/progress");
+
+        let signalled = Instant::now();
+        process.signal(signal);
+        assert!(ended_within(&mut standalone, Duration::from_secs(5)).await.is_some(), "{signal}: the GET stream ends");
+        let rest = ended_within(&mut in_flight, Duration::from_secs(10)).await.expect("the request in flight finishes");
+        let result = rest.iter().find(|m| m["id"] == 7).unwrap_or_else(|| panic!("{signal}: no result in {rest:?}"));
+        assert!(result["result"]["content"][0]["text"].as_str().unwrap().contains("completed"), "{result}");
+        let status = process.exit_within(Duration::from_secs(10)).await.unwrap_or_else(|| panic!("{signal}: still running"));
+        assert!(status.success(), "{signal}: exit status {status}");
+        assert!(signalled.elapsed() < Duration::from_secs(10), "{signal}: stopping waited for nothing but the request");
+        let logs = process.logs();
+        assert!(logs.contains(&format!("signal=\"SIG{signal}\"")) && logs.contains("stopping"), "{logs}");
+        assert!(logs.contains("stopped"), "{logs}");
+        assert!(http_client().get(format!("{}/health", process.base)).send().await.is_err(), "the listener is closed");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_still_running_at_the_deadline_are_cancelled_and_the_process_exits() {
+    let mut process = ServerProcess::start(free_port(), &[("SHUTDOWN_TIMEOUT", "1s")]).await;
+    let session = RawSession::open(&process.resource(), &token(&process).await).await;
+    let _standalone = get_stream(&session).await;
+    let mut endless = EventStream::new(session.post_json(long_running(9, 600.0, 600)).await);
+    assert!(endless.next_message(Duration::from_secs(5)).await.is_some());
+    let signalled = Instant::now();
+    process.signal("TERM");
+    let status = process.exit_within(Duration::from_secs(8)).await.expect("the process exits after the deadline");
+    assert!(status.success(), "{status}");
+    assert!(signalled.elapsed() >= Duration::from_secs(1), "the request got its deadline");
+    assert!(ended_within(&mut endless, Duration::from_secs(2)).await.is_some(), "the cut stream is closed");
+    let logs = process.logs();
+    assert!(logs.contains("cancelled") && logs.contains("stopped"), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_stops_when_its_stream_is_gone_or_its_request_is_cancelled() {
+    let process = ServerProcess::start(free_port(), &[("RUST_LOG", "info")]).await;
+    let session = RawSession::open(&process.resource(), &token(&process).await).await;
+
+    let mut abandoned = EventStream::new(session.post_json(long_running(3, 600.0, 600)).await);
+    assert!(abandoned.next_message(Duration::from_secs(5)).await.is_some(), "the tool is running");
+    drop(abandoned);
+    wait_for_log(&process, "steps_done=", 1).await;
+
+    let mut cancelled = EventStream::new(session.post_json(long_running(4, 600.0, 600)).await);
+    assert!(cancelled.next_message(Duration::from_secs(5)).await.is_some());
+    let notice = json!({ "jsonrpc": "2.0", "method": "notifications/cancelled", "params": { "requestId": 4, "reason": "user" } });
+    assert_eq!(session.post_json(notice).await.status(), 202);
+    wait_for_log(&process, "steps_done=", 2).await;
+}
+
+async fn wait_for_log(process: &ServerProcess, needle: &str, times: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while process.logs().matches(needle).count() < times {
+        assert!(Instant::now() < deadline, "`{needle}` did not appear {times} times: {}", process.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_tool_arguments_are_refused_before_the_tool_runs() {
+    let process = ServerProcess::start(free_port(), &[("RUST_LOG", "info")]).await;
+    let session = RawSession::open(&process.resource(), &token(&process).await).await;
+    let started = Instant::now();
+    for arguments in [
+        json!({ "duration": 1, "steps": 4_000_000_000u64 }),
+        json!({ "duration": 1, "steps": 0 }),
+        json!({ "duration": 86_400, "steps": 1 }),
+        json!({ "duration": -1, "steps": 1 }),
+    ] {
+        let call = json!({ "jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": { "name": "longRunningOperation", "arguments": arguments } });
+        let (_, answer) = session.call(call).await;
+        let last = answer.last().unwrap();
+        assert!(last["result"]["isError"] == true || last["error"]["code"] == -32602, "{arguments}: {last}");
+    }
+    let (_, answer) = session
+        .call(json!({ "jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": { "name": "getResourceReference", "arguments": { "resourceId": 101 } } }))
+        .await;
+    assert_eq!(answer.last().unwrap()["result"]["isError"], true);
+    assert!(started.elapsed() < Duration::from_secs(5), "no refused call ran");
+
+    let (_, tools) = session.call(json!({ "jsonrpc": "2.0", "id": 8, "method": "tools/list" })).await;
+    let tools = tools.last().unwrap()["result"]["tools"].as_array().unwrap().clone();
+    let long = tools.iter().find(|t| t["name"] == "longRunningOperation").unwrap();
+    let steps = &long["inputSchema"]["properties"]["steps"];
+    assert_eq!((steps["minimum"].clone(), steps["maximum"].clone()), (json!(1), json!(1000)), "{long}");
+    assert_eq!(long["inputSchema"]["properties"]["duration"]["maximum"], 600, "{long}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_session_answers_204() {
+    let process = ServerProcess::start(free_port(), &[]).await;
+    let session = RawSession::open(&process.resource(), &token(&process).await).await;
+    let deleted = session.request(reqwest::Method::DELETE).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+    let again = session.request(reqwest::Method::DELETE).send().await.unwrap();
+    assert_eq!(again.status(), 404, "the session is gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_up_log_names_the_mcp_url_and_warns_when_remote_clients_would_be_refused() {
+    let port = free_port();
+    let base = format!("http://localhost:{port}");
+    let process = ServerProcess::start(port, &[("BASE_URI", &base), ("HOST", "0.0.0.0")]).await;
+    let logs = process.logs();
+    assert!(logs.contains(&format!("mcp_url={base}/mcp")), "{logs}");
+    assert!(logs.contains("WARN") && logs.contains("BASE_URI is a loopback URL"), "{logs}");
+
+    let quiet = ServerProcess::start(free_port(), &[]).await;
+    let logs = quiet.logs();
+    assert!(logs.contains(&format!("mcp_url={}/mcp", quiet.base)), "{logs}");
+    assert!(!logs.contains("WARN"), "nothing to warn about on loopback: {logs}");
+}
