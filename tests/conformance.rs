@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mcp_oauth_tests::forwarder::Forwarder;
-use mcp_oauth_tests::http::TestServer;
+use mcp_oauth_testkit::forwarder::Forwarder;
+use mcp_oauth_testkit::http::TestServer;
 
 fn suite_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance")
 }
 
 /// Runs one pinned version; returns its closing "Total:" line.

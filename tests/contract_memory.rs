@@ -6,13 +6,13 @@ use std::time::Duration;
 use mcp_oauth_adapters::memory::MemoryStore;
 use mcp_oauth_domain::ports::Lifetimes;
 use mcp_oauth_domain::secret::TokenDigest;
-use mcp_oauth_tests::contract::{Backend, SHORT, short_lifetimes};
+use mcp_oauth_testkit::contract::{Backend, SHORT, short_lifetimes};
 
 async fn memory(lifetimes: Lifetimes) -> Backend {
     Backend { stores: MemoryStore::new(lifetimes).stores(), keep_alive: Box::new(()) }
 }
 
-mcp_oauth_tests::contract_suite!(memory_store, memory);
+mcp_oauth_testkit::contract_suite!(memory_store, memory);
 
 #[tokio::test]
 async fn the_periodic_sweep_frees_expired_records() {
@@ -20,7 +20,7 @@ async fn the_periodic_sweep_frees_expired_records() {
     let stores = store.stores();
     for i in 0..100 {
         let key = TokenDigest::of(&i.to_string());
-        let pending = mcp_oauth_tests::contract::sample_pending();
+        let pending = mcp_oauth_testkit::contract::sample_pending();
         stores.pending.insert(&key, &pending).await.unwrap();
     }
     assert_eq!(store.held_records(), 100);

@@ -3,8 +3,8 @@
 
 use mcp_oauth_domain::ports::Lifetimes;
 use mcp_oauth_domain::secret::TokenDigest;
-use mcp_oauth_tests::contract::{Backend, sample_pending};
-use mcp_oauth_tests::redis_server::TestRedis;
+use mcp_oauth_testkit::contract::{Backend, sample_pending};
+use mcp_oauth_testkit::redis_server::TestRedis;
 
 async fn redis(lifetimes: Lifetimes) -> Backend {
     let server = tokio::task::spawn_blocking(TestRedis::start).await.unwrap();
@@ -12,7 +12,7 @@ async fn redis(lifetimes: Lifetimes) -> Backend {
     Backend { stores: store.stores(), keep_alive: Box::new(server) }
 }
 
-mcp_oauth_tests::contract_suite!(redis_store, redis);
+mcp_oauth_testkit::contract_suite!(redis_store, redis);
 
 #[tokio::test]
 async fn keys_follow_the_layout_and_carry_their_lifetime_as_a_ttl() {

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use mcp_oauth_adapters::sqlite::SqliteStore;
 use mcp_oauth_domain::ports::Lifetimes;
 use mcp_oauth_domain::secret::TokenDigest;
-use mcp_oauth_tests::contract::{Backend, SHORT, sample_pending, short_lifetimes};
+use mcp_oauth_testkit::contract::{Backend, SHORT, sample_pending, short_lifetimes};
 
 fn url(dir: &tempfile::TempDir) -> String {
     format!("sqlite://{}", dir.path().join("store.db").display())
@@ -18,7 +18,7 @@ async fn sqlite(lifetimes: Lifetimes) -> Backend {
     Backend { stores: store.stores(), keep_alive: Box::new((store, dir)) }
 }
 
-mcp_oauth_tests::contract_suite!(sqlite_store, sqlite);
+mcp_oauth_testkit::contract_suite!(sqlite_store, sqlite);
 
 #[tokio::test]
 async fn in_memory_databases_work() {
@@ -53,7 +53,7 @@ async fn a_database_made_by_an_older_migration_is_upgraded_in_place() {
         let options: sqlx::sqlite::SqliteConnectOptions =
             url.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().create_if_missing(true);
         let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-        let mut first = sqlx::migrate!("./migrations");
+        let mut first = sqlx::migrate!("../migrations");
         first.migrations = Cow::Owned(first.migrations[..1].to_vec());
         first.run(&pool).await.unwrap();
         sqlx::query("INSERT INTO pending_authorizations (digest, body, expires_at) VALUES ($1, $2, $3)")

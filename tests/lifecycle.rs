@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use mcp_oauth_tests::http::{TestServer, http_client};
-use mcp_oauth_tests::mcp::{EventStream, RawSession};
-use mcp_oauth_tests::process::{ServerProcess, free_port};
+use mcp_oauth_testkit::http::{TestServer, http_client};
+use mcp_oauth_testkit::mcp::{EventStream, RawSession};
+use mcp_oauth_testkit::process::{ServerProcess, free_port};
 use serde_json::{Value, json};
 
 async fn token(process: &ServerProcess) -> String {

@@ -1,7 +1,7 @@
 //! The real binary, as users run it.
 
-use mcp_oauth_tests::http::{Pkce, TestClient, TestServer, http_client, redirect_params};
-use mcp_oauth_tests::process::{ServerProcess, free_port};
+use mcp_oauth_testkit::http::{Pkce, TestClient, TestServer, http_client, redirect_params};
+use mcp_oauth_testkit::process::{ServerProcess, free_port};
 use serde_json::json;
 
 /// A view of a child process through the same helpers the in-process tests use.

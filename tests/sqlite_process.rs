@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mcp_oauth_tests::http::{TestServer, http_client};
-use mcp_oauth_tests::process::{ServerProcess, free_port, server_binary};
+use mcp_oauth_testkit::http::{TestServer, http_client};
+use mcp_oauth_testkit::process::{ServerProcess, free_port, server_binary};
 use serde_json::json;
 
 const RS: (&str, &str) = ("rs", "rs-secret");

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use mcp_oauth_tests::mcp::{TestClientHandler, connect};
+use mcp_oauth_testkit::mcp::{TestClientHandler, connect};
 use rmcp::model::{
     ArgumentInfo, CallToolRequestParams, CompleteRequestParams, GetPromptRequestParams, PaginatedRequestParams,
     ReadResourceRequestParams, Reference, ResourceContents, SubscribeRequestParams, UnsubscribeRequestParams,

@@ -4,7 +4,7 @@ mod features;
 mod protocol;
 mod sessions;
 
-use mcp_oauth_tests::http::TestServer;
+use mcp_oauth_testkit::http::TestServer;
 
 /// A server and an access token for `user`.
 pub async fn server_and_token(args: &[&str], user: &str) -> (TestServer, String) {

@@ -1,7 +1,7 @@
 //! The transport's edges: Host checking, malformed JSON-RPC, where notifications travel, and
 //! the stateless 2026-07-28 revision.
 
-use mcp_oauth_tests::mcp::{RawSession, messages};
+use mcp_oauth_testkit::mcp::{RawSession, messages};
 use serde_json::json;
 
 use crate::server_and_token;
@@ -95,7 +95,7 @@ async fn malformed_json_rpc_gets_json_rpc_errors() {
             url: session.url.clone(),
             token: session.token.clone(),
             id: None,
-            http: mcp_oauth_tests::http::http_client(),
+            http: mcp_oauth_testkit::http::http_client(),
         }
     };
     let response = unknown.post_json(json!({ "jsonrpc": "2.0", "id": 8, "method": "ping" })).await;
@@ -149,7 +149,7 @@ async fn a_requests_logs_and_progress_travel_on_its_own_response_stream() {
 #[tokio::test]
 async fn the_2026_07_28_revision_is_served_statelessly() {
     let (server, token) = server_and_token(&[], "alice").await;
-    let response = mcp_oauth_tests::http::http_client()
+    let response = mcp_oauth_testkit::http::http_client()
         .post(server.resource())
         .bearer_auth(&token)
         .header("accept", "application/json, text/event-stream")

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use mcp_oauth_tests::mcp::RawSession;
+use mcp_oauth_testkit::mcp::RawSession;
 use serde_json::json;
 
 use crate::{server_and_token, token_for};
@@ -25,7 +25,7 @@ async fn another_users_session_looks_exactly_like_an_unknown_one() {
             url: session.url.clone(),
             token: String::new(),
             id: session.id.clone(),
-            http: mcp_oauth_tests::http::http_client(),
+            http: mcp_oauth_testkit::http::http_client(),
         }
     };
     let foreign = as_bob.post_json(ping()).await;
@@ -35,7 +35,7 @@ async fn another_users_session_looks_exactly_like_an_unknown_one() {
         url: session.url.clone(),
         token: bob,
         id: Some("no-such-session".into()),
-        http: mcp_oauth_tests::http::http_client(),
+        http: mcp_oauth_testkit::http::http_client(),
     };
     let unknown = stranger.post_json(ping()).await;
     assert_eq!(foreign_status, 404);

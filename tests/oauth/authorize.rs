@@ -1,4 +1,4 @@
-use mcp_oauth_tests::http::{ConsentForm, Pkce, REDIRECT_URI, TestServer, redirect_params, redirect_target};
+use mcp_oauth_testkit::http::{ConsentForm, Pkce, REDIRECT_URI, TestServer, redirect_params, redirect_target};
 
 fn is_html_page(response: &reqwest::Response) -> bool {
     response.headers()["content-type"].to_str().unwrap().starts_with("text/html")
@@ -76,7 +76,7 @@ async fn the_consent_page_is_escaped_strict_and_bound_to_a_csrf_cookie() {
             "client_name": "<script>alert('x')</script>"
         }))
         .await;
-    let client = mcp_oauth_tests::http::TestClient {
+    let client = mcp_oauth_testkit::http::TestClient {
         client_id: body["client_id"].as_str().unwrap().into(),
         secret: None,
         method: "none".into(),

@@ -1,7 +1,7 @@
 //! The whole journey of an MCP client: register, authorize, consent, token, introspect, call
 //! /mcp with rmcp's own client, refresh, reuse of a rotated refresh token, revoke.
 
-use mcp_oauth_tests::http::{Pkce, TestServer, redirect_params};
+use mcp_oauth_testkit::http::{Pkce, TestServer, redirect_params};
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::StreamableHttpClientTransport;
@@ -12,7 +12,7 @@ const RS: (&str, &str) = ("resource-server", "rs-secret");
 
 async fn whoami(server: &TestServer, token: &str) -> serde_json::Value {
     let config = StreamableHttpClientTransportConfig::with_uri(server.resource()).auth_header(token.to_owned());
-    let transport = StreamableHttpClientTransport::with_client(mcp_oauth_tests::http::http_client(), config);
+    let transport = StreamableHttpClientTransport::with_client(mcp_oauth_testkit::http::http_client(), config);
     let client = ().serve(transport).await.expect("the MCP client connects with the token");
     let result = client.call_tool(CallToolRequestParams::new("whoami")).await.expect("whoami answers");
     client.cancel().await.ok();
@@ -30,7 +30,7 @@ async fn register_authorize_consent_token_introspect_mcp_refresh_reuse_revoke() 
         .register(json!({"redirect_uris": ["http://127.0.0.1:3000/callback"], "client_name": "E2E", "token_endpoint_auth_method": "none"}))
         .await;
     assert_eq!(status, 201);
-    let client = mcp_oauth_tests::http::TestClient {
+    let client = mcp_oauth_testkit::http::TestClient {
         client_id: registered["client_id"].as_str().unwrap().into(),
         secret: None,
         method: "none".into(),
@@ -40,7 +40,7 @@ async fn register_authorize_consent_token_introspect_mcp_refresh_reuse_revoke() 
     let resource = server.resource();
     let page = server.authorize(&client, &pkce, &[("resource", &resource), ("scope", "mcp")]).await;
     assert_eq!(page.status(), 200);
-    let form = mcp_oauth_tests::http::ConsentForm::read(page).await;
+    let form = mcp_oauth_testkit::http::ConsentForm::read(page).await;
     let redirect = server.post_consent(&form, &[("username", "alice"), ("decision", "approve")]).await;
     let params = redirect_params(&redirect);
     assert_eq!((params["state"].as_str(), params["iss"].as_str()), ("state-123", server.base.as_str()));

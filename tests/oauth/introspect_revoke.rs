@@ -1,5 +1,5 @@
 use mcp_oauth_adapters::memory::MemoryStore;
-use mcp_oauth_tests::http::TestServer;
+use mcp_oauth_testkit::http::TestServer;
 use serde_json::json;
 
 const RS: (&str, &str) = ("resource-server", "rs-secret");

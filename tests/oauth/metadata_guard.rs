@@ -1,4 +1,4 @@
-use mcp_oauth_tests::http::TestServer;
+use mcp_oauth_testkit::http::TestServer;
 use serde_json::json;
 
 #[tokio::test]

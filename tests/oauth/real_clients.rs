@@ -1,7 +1,7 @@
 //! The redirect sets real MCP clients register (shared/reference/clients.md): each registers in
 //! one request, and a flow through one of its redirect URIs completes.
 
-use mcp_oauth_tests::http::{ConsentForm, Pkce, TestClient, TestServer};
+use mcp_oauth_testkit::http::{ConsentForm, Pkce, TestClient, TestServer};
 use reqwest::header;
 use serde_json::json;
 use url::Url;

@@ -1,4 +1,4 @@
-use mcp_oauth_tests::http::TestServer;
+use mcp_oauth_testkit::http::TestServer;
 use serde_json::json;
 
 #[tokio::test]
@@ -115,14 +115,14 @@ async fn the_location_starts_with_the_registered_string_byte_for_byte() {
     let (status, body) = server.register(json!({"redirect_uris": [registered], "token_endpoint_auth_method": "none"})).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["redirect_uris"][0], registered);
-    let client = mcp_oauth_tests::http::TestClient {
+    let client = mcp_oauth_testkit::http::TestClient {
         client_id: body["client_id"].as_str().unwrap().to_owned(),
         secret: None,
         method: "none".into(),
     };
-    let pkce = mcp_oauth_tests::http::Pkce::new();
+    let pkce = mcp_oauth_testkit::http::Pkce::new();
     let page = server.authorize(&client, &pkce, &[("redirect_uri", registered)]).await;
-    let form = mcp_oauth_tests::http::ConsentForm::read(page).await;
+    let form = mcp_oauth_testkit::http::ConsentForm::read(page).await;
     let answer = server.post_consent(&form, &[("decision", "deny")]).await;
     let location = answer.headers()["location"].to_str().unwrap();
     assert!(location.starts_with(&format!("{registered}&error=access_denied")), "{location}");

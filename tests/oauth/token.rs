@@ -1,4 +1,4 @@
-use mcp_oauth_tests::http::{Pkce, REDIRECT_URI, TestServer};
+use mcp_oauth_testkit::http::{Pkce, REDIRECT_URI, TestServer};
 
 #[tokio::test]
 async fn a_code_exchange_returns_bearer_tokens_with_no_store() {
@@ -199,7 +199,7 @@ async fn a_client_registered_without_refresh_gets_no_refresh_token() {
     let (_, body) = server
         .register(serde_json::json!({"redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": "none", "grant_types": ["authorization_code"]}))
         .await;
-    let client = mcp_oauth_tests::http::TestClient {
+    let client = mcp_oauth_testkit::http::TestClient {
         client_id: body["client_id"].as_str().unwrap().into(),
         secret: None,
         method: "none".into(),

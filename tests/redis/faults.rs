@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use mcp_oauth_tests::http::{TestServer, http_client};
-use mcp_oauth_tests::process::{ServerProcess, free_port};
-use mcp_oauth_tests::redis_server::TestRedis;
+use mcp_oauth_testkit::http::{TestServer, http_client};
+use mcp_oauth_testkit::process::{ServerProcess, free_port};
+use mcp_oauth_testkit::redis_server::TestRedis;
 use serde_json::json;
 
 /// What a request may take during an outage: the storage timeout and some slack.

@@ -3,10 +3,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use mcp_oauth_tests::forwarder::Forwarder;
-use mcp_oauth_tests::http::{ConsentForm, Pkce, TestServer, http_client, redirect_params};
-use mcp_oauth_tests::process::{ServerProcess, free_port};
-use mcp_oauth_tests::redis_server::TestRedis;
+use mcp_oauth_testkit::forwarder::Forwarder;
+use mcp_oauth_testkit::http::{ConsentForm, Pkce, TestServer, http_client, redirect_params};
+use mcp_oauth_testkit::process::{ServerProcess, free_port};
+use mcp_oauth_testkit::redis_server::TestRedis;
 use serde_json::json;
 
 const RS: (&str, &str) = ("rs", "rs-secret");

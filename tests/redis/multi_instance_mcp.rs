@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
-use mcp_oauth_tests::forwarder::Forwarder;
-use mcp_oauth_tests::http::TestServer;
-use mcp_oauth_tests::mcp::{EventStream, RawSession, TestClientHandler, connect};
+use mcp_oauth_testkit::forwarder::Forwarder;
+use mcp_oauth_testkit::http::TestServer;
+use mcp_oauth_testkit::mcp::{EventStream, RawSession, TestClientHandler, connect};
 use rmcp::model::{CallToolRequestParams, LoggingLevel, SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams};
 use serde_json::{Value, json};
 
@@ -99,12 +99,20 @@ async fn ownership_delete_and_idle_expiry_hold_on_every_instance() {
     let url_b = format!("{}/mcp", cluster.b.base);
 
     let on_a = RawSession::open(&url_a, &alice).await;
-    let on_b =
-        RawSession { url: url_b.clone(), token: alice.clone(), id: on_a.id.clone(), http: mcp_oauth_tests::http::http_client() };
+    let on_b = RawSession {
+        url: url_b.clone(),
+        token: alice.clone(),
+        id: on_a.id.clone(),
+        http: mcp_oauth_testkit::http::http_client(),
+    };
     assert_eq!(on_b.call(ping.clone()).await.0, 200, "B serves the session A created");
     for url in [&url_a, &url_b] {
-        let as_bob =
-            RawSession { url: url.clone(), token: bob.clone(), id: on_a.id.clone(), http: mcp_oauth_tests::http::http_client() };
+        let as_bob = RawSession {
+            url: url.clone(),
+            token: bob.clone(),
+            id: on_a.id.clone(),
+            http: mcp_oauth_testkit::http::http_client(),
+        };
         assert_eq!(as_bob.call(ping.clone()).await.0, 404, "bob gets 404 at {url}");
     }
 
@@ -114,8 +122,12 @@ async fn ownership_delete_and_idle_expiry_hold_on_every_instance() {
     assert_eq!(on_b.call(ping.clone()).await.0, 404);
 
     let idle = RawSession::open(&url_b, &alice).await;
-    let other =
-        RawSession { url: url_a.clone(), token: alice.clone(), id: idle.id.clone(), http: mcp_oauth_tests::http::http_client() };
+    let other = RawSession {
+        url: url_a.clone(),
+        token: alice.clone(),
+        id: idle.id.clone(),
+        http: mcp_oauth_testkit::http::http_client(),
+    };
     assert_eq!(other.call(ping.clone()).await.0, 200);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(idle.call(ping.clone()).await.0, 200, "use on one instance keeps it alive for both");

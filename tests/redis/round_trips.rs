@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use mcp_oauth_domain::ports::Lifetimes;
-use mcp_oauth_tests::http::{Pkce, TestServer, redirect_params};
-use mcp_oauth_tests::redis_server::TestRedis;
+use mcp_oauth_testkit::http::{Pkce, TestServer, redirect_params};
+use mcp_oauth_testkit::redis_server::TestRedis;
 
 /// Commands Redis has processed, by name, from INFO commandstats.
 fn command_calls(redis: &TestRedis) -> HashMap<String, u64> {
@@ -49,7 +49,7 @@ async fn round_trips_per_operation() {
     measure("register a client", &mut counts);
     let pkce = Pkce::new();
     let page = server.authorize(&client, &pkce, &[]).await;
-    let form = mcp_oauth_tests::http::ConsentForm::read(page).await;
+    let form = mcp_oauth_testkit::http::ConsentForm::read(page).await;
     measure("GET /authorize (consent page)", &mut counts);
     let redirect = server.post_consent(&form, &[("username", "alice"), ("decision", "approve")]).await;
     let code = redirect_params(&redirect)["code"].clone();

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use mcp_oauth_adapters::redis::{RedisOptions, RedisStore};
 use mcp_oauth_domain::ports::Lifetimes;
-use mcp_oauth_tests::http::TestServer;
-use mcp_oauth_tests::process::free_port;
+use mcp_oauth_testkit::http::TestServer;
+use mcp_oauth_testkit::process::free_port;
 
 /// A redis-server process and the directory holding its certificate.
 struct Server {
@@ -45,6 +45,7 @@ fn options(url: String, password: Option<&str>) -> RedisOptions {
         prefix: "auth:".into(),
         timeout: Duration::from_secs(2),
         lifetimes: Lifetimes::default(),
+        ca_certificate: None,
     }
 }
 
@@ -74,8 +75,14 @@ async fn rediss_carries_the_whole_flow_over_tls() {
         dir,
         port,
     );
-    // The certificate is self-signed; `#insecure` skips verification for this test only.
-    let store = RedisStore::open(options(format!("rediss://127.0.0.1:{port}/#insecure"), None)).await.expect("TLS connects");
+    // The certificate is self-signed: trusted only when given as the CA.
+    let untrusted = RedisStore::open(options(format!("rediss://127.0.0.1:{port}"), None)).await;
+    assert!(untrusted.is_err(), "an unknown certificate is refused");
+    let trusting = RedisOptions {
+        ca_certificate: Some(certificate.cert.pem().into_bytes()),
+        ..options(format!("rediss://127.0.0.1:{port}"), None)
+    };
+    let store = RedisStore::open(trusting).await.expect("TLS connects");
     let plain = RedisStore::open(options(format!("redis://127.0.0.1:{port}"), None)).await;
     assert!(plain.is_err(), "the TLS port refuses plain connections");
     let server = TestServer::start_with(&[], store.stores()).await;

@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use mcp_oauth_tests::http::{TestServer, http_client};
-use mcp_oauth_tests::mcp::{TestClientHandler, connect};
-use mcp_oauth_tests::process::{ServerProcess, free_port};
+use mcp_oauth_testkit::http::{TestServer, http_client};
+use mcp_oauth_testkit::mcp::{TestClientHandler, connect};
+use mcp_oauth_testkit::process::{ServerProcess, free_port};
 use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
 
@@ -63,12 +63,12 @@ impl Split {
     async fn token(&self, resource: &str) -> Value {
         let auth = self.auth_server();
         let client = auth.client("none").await;
-        let pkce = mcp_oauth_tests::http::Pkce::new();
+        let pkce = mcp_oauth_testkit::http::Pkce::new();
         let page = auth.authorize(&client, &pkce, &[("resource", resource)]).await;
         assert_eq!(page.status(), 200);
-        let form = mcp_oauth_tests::http::ConsentForm::read(page).await;
+        let form = mcp_oauth_testkit::http::ConsentForm::read(page).await;
         let redirect = auth.post_consent(&form, &[("username", "alice"), ("decision", "approve")]).await;
-        let code = mcp_oauth_tests::http::redirect_params(&redirect)["code"].clone();
+        let code = mcp_oauth_testkit::http::redirect_params(&redirect)["code"].clone();
         let (status, tokens) = auth.exchange(&client, &code, &pkce).await;
         assert_eq!(status, 200, "{tokens}");
         tokens

@@ -10,7 +10,7 @@ use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use mcp_oauth_tests::http::TestServer;
+use mcp_oauth_testkit::http::TestServer;
 use serde_json::{Value, json};
 
 struct Key {
@@ -175,7 +175,7 @@ async fn jwt_access_tokens_are_verified_against_the_providers_keys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_provider_is_503_not_401() {
-    let closed = format!("http://127.0.0.1:{}", mcp_oauth_tests::process::free_port());
+    let closed = format!("http://127.0.0.1:{}", mcp_oauth_testkit::process::free_port());
     let server = TestServer::start(&["--auth-mode", "external", "--auth-server-url", &closed, "--token-validation", "jwt"]).await;
     let response = server.mcp_initialize(Some("any.token.here")).await;
     assert_eq!(response.status(), 503);

@@ -73,15 +73,19 @@ pub struct Config {
     /// Where state is kept: `memory`, `redis://…`, `rediss://…` (TLS) or
     /// `sqlite://path/to/file.db`. Unset: REDIS_URL if set, else memory.
     #[arg(long, env = "STORAGE_URL")]
-    pub storage_url: Option<String>,
+    pub storage_url: Option<ConnectionUrl>,
 
     /// Selects Redis when STORAGE_URL is unset, as in the reference deployment.
     #[arg(long, env = "REDIS_URL")]
-    pub redis_url: Option<String>,
+    pub redis_url: Option<ConnectionUrl>,
 
     /// Redis password, used when the URL carries none.
     #[arg(long, env = "REDIS_PASSWORD", hide_env_values = true)]
-    pub redis_password: Option<String>,
+    pub redis_password: Option<Secret>,
+
+    /// A PEM file of certificates to trust for rediss://, besides the public roots (a private CA).
+    #[arg(long, env = "REDIS_CA_CERT")]
+    pub redis_ca_cert: Option<std::path::PathBuf>,
 
     /// Prefix of every Redis key.
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "auth:")]
@@ -150,7 +154,7 @@ pub struct Config {
 
     /// Its secret.
     #[arg(long, env = "INTROSPECTION_CLIENT_SECRET", hide_env_values = true, requires = "introspection_client_id")]
-    pub introspection_client_secret: Option<String>,
+    pub introspection_client_secret: Option<Secret>,
 
     /// An MCP session unused this long is closed; its id then answers 404.
     #[arg(long, env = "MCP_SESSION_IDLE_TIMEOUT", default_value = "30m", value_parser = parse_duration)]
@@ -173,6 +177,71 @@ pub struct Config {
     /// Log filter, in tracing's EnvFilter syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub rust_log: String,
+}
+
+/// A secret setting: shown as `***` by `Debug`, so configuration can be logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self(value.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A connection URL that may carry a password: `Debug` masks the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnectionUrl(String);
+
+impl ConnectionUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for ConnectionUrl {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl std::str::FromStr for ConnectionUrl {
+    type Err = std::convert::Infallible;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self(value.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for ConnectionUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match url::Url::parse(&self.0) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("***"));
+                write!(f, "{url}")
+            }
+            Ok(_) => f.write_str(&self.0),
+            Err(_) => f.write_str("<not a URL>"),
+        }
+    }
 }
 
 /// Accepts `30`, `30s`, `10m`, `1h` or `1d`.
@@ -200,7 +269,7 @@ impl Config {
 
     /// The storage URL in effect: STORAGE_URL, else REDIS_URL, else `memory`.
     pub fn storage(&self) -> &str {
-        self.storage_url.as_deref().or(self.redis_url.as_deref()).unwrap_or("memory").trim()
+        self.storage_url.as_ref().or(self.redis_url.as_ref()).map_or("memory", ConnectionUrl::as_str).trim()
     }
 }
 
@@ -384,6 +453,27 @@ mod storage_tests {
         assert_eq!(Config::parse_from(["x", "--redis-url", "redis://r:6379"]).storage(), "redis://r:6379");
         let both = Config::parse_from(["x", "--redis-url", "redis://r:6379", "--storage-url", "sqlite://a.db"]);
         assert_eq!(both.storage(), "sqlite://a.db");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let config = Config::parse_from([
+            "x",
+            "--redis-url",
+            "redis://:url-password@r:6379",
+            "--redis-password",
+            "redis-password",
+            "--introspection-client-id",
+            "rs",
+            "--introspection-client-secret",
+            "introspection-secret",
+        ]);
+        let shown = format!("{config:?}");
+        for secret in ["url-password", "redis-password", "introspection-secret"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("redis://:***@r:6379"), "{shown}");
+        assert_eq!(config.introspection_client_secret.unwrap().expose(), "introspection-secret");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use mcp_oauth_domain::service::{AuthorizationServer, Policy, ResourceServerCrede
 use mcp_oauth_domain::validation::{LocalTokenValidator, TokenValidator};
 use tokio::net::TcpListener;
 
-use crate::config::{AuthMode, Config, IntrospectionAuthMethod, Settings, StorageUrl, TokenValidation};
+use crate::config::{AuthMode, Config, ConnectionUrl, IntrospectionAuthMethod, Settings, StorageUrl, TokenValidation};
 use crate::http::guard::BearerGuard;
 use crate::http::{self, AppState, ProtectedResource, ResourceRoutes};
 use crate::mcp::McpSettings;
@@ -70,13 +70,20 @@ pub async fn open_storage(config: &Config) -> Result<Storage, StartupError> {
     let url = StorageUrl::parse(config.storage()).map_err(StartupError::Config)?;
     let stores = match url {
         StorageUrl::Redis(url) => {
-            let options = RedisOptions {
-                url,
-                password: config.redis_password.clone(),
-                prefix: config.redis_key_prefix.clone(),
-                timeout: config.storage_timeout,
-                lifetimes: Lifetimes::default(),
-            };
+            let options =
+                RedisOptions {
+                    url,
+                    password: config.redis_password.as_ref().map(|p| p.expose().to_owned()),
+                    prefix: config.redis_key_prefix.clone(),
+                    timeout: config.storage_timeout,
+                    lifetimes: Lifetimes::default(),
+                    ca_certificate: match &config.redis_ca_cert {
+                        Some(path) => Some(std::fs::read(path).map_err(|e| {
+                            StartupError::Config(format!("REDIS_CA_CERT `{}` cannot be read: {e}", path.display()))
+                        })?),
+                        None => None,
+                    },
+                };
             let store = RedisStore::open(options).await.map_err(|e| StartupError::Storage(e.to_string()))?;
             tracing::info!(prefix = %config.redis_key_prefix, "using Redis storage");
             let mcp = McpBackend {
@@ -110,7 +117,7 @@ pub fn build(config: &Config, storage: Storage, shutdown: &Shutdown) -> Result<R
     let oauth = (config.auth_mode != AuthMode::External).then(|| {
         let resource_servers = match (&config.introspection_client_id, &config.introspection_client_secret) {
             (Some(id), Some(secret)) => {
-                vec![ResourceServerCredential { client_id: id.clone(), secret_digest: TokenDigest::of(secret) }]
+                vec![ResourceServerCredential { client_id: id.clone(), secret_digest: TokenDigest::of(secret.expose()) }]
             }
             _ => vec![],
         };
@@ -171,7 +178,10 @@ fn external_settings(config: &Config, settings: &Settings, issuer: url::Url) -> 
             TokenValidation::Jwt => ValidationMethod::Jwt,
         },
         introspection_url: config.introspection_url.clone(),
-        credentials: config.introspection_client_id.clone().zip(config.introspection_client_secret.clone()),
+        credentials: config
+            .introspection_client_id
+            .clone()
+            .zip(config.introspection_client_secret.as_ref().map(|s| s.expose().to_owned())),
         introspection_auth: match config.introspection_auth_method {
             IntrospectionAuthMethod::ClientSecretBasic => IntrospectionAuth::ClientSecretBasic,
             IntrospectionAuthMethod::ClientSecretPost => IntrospectionAuth::ClientSecretPost,
@@ -236,7 +246,7 @@ async fn run_split(config: Config) -> Result<(), StartupError> {
     auth.base_uri = Some("http://localhost:3001".into());
     auth.resources = vec!["http://localhost:3232/mcp".into()];
     auth.introspection_client_id = Some(credential.0.clone());
-    auth.introspection_client_secret = Some(credential.1.clone());
+    auth.introspection_client_secret = Some(credential.1.clone().into());
     let mut mcp = auth.clone();
     mcp.auth_mode = AuthMode::External;
     mcp.port = Some(3232);
@@ -244,7 +254,7 @@ async fn run_split(config: Config) -> Result<(), StartupError> {
     mcp.auth_server_url = Some("http://localhost:3001".into());
     mcp.token_validation = TokenValidation::Introspection;
     // The resource server keeps only MCP sessions; the authorization server owns the storage.
-    mcp.storage_url = Some("memory".into());
+    mcp.storage_url = Some(ConnectionUrl::from("memory"));
     mcp.redis_url = None;
     tokio::try_join!(serve(auth), serve(mcp)).map(|_| ())
 }

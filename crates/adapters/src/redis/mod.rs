@@ -46,6 +46,8 @@ pub struct RedisOptions {
     /// Bound on every operation, reconnection included.
     pub timeout: Duration,
     pub lifetimes: Lifetimes,
+    /// PEM certificate(s) to trust for `rediss://`, besides the public roots: a private CA.
+    pub ca_certificate: Option<Vec<u8>>,
 }
 
 /// Why Redis could not be used at start-up.
@@ -115,7 +117,14 @@ impl RedisStore {
             let settings = info.redis_settings().clone().set_password(password.clone());
             info = info.set_redis_settings(settings);
         }
-        let client = redis::Client::open(info).map_err(|e| fail(e.to_string()))?;
+        let client = match &options.ca_certificate {
+            Some(pem) => {
+                let certificates = redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) };
+                redis::Client::build_with_tls(info, certificates)
+            }
+            None => redis::Client::open(info),
+        }
+        .map_err(|e| fail(e.to_string()))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.timeout))
             .set_response_timeout(Some(options.timeout))

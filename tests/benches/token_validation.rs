@@ -16,7 +16,7 @@ use mcp_oauth_domain::scope::Scope;
 use mcp_oauth_domain::secret::{TokenDigest, generate_secret};
 use mcp_oauth_domain::service::Stores;
 use mcp_oauth_domain::validation::{LocalTokenValidator, TokenValidator};
-use mcp_oauth_tests::redis_server::TestRedis;
+use mcp_oauth_testkit::redis_server::TestRedis;
 
 #[global_allocator]
 static ALLOC: divan::AllocProfiler = divan::AllocProfiler::system();

@@ -54,7 +54,14 @@ impl TestRedis {
     }
 
     pub fn options(&self, lifetimes: Lifetimes) -> RedisOptions {
-        RedisOptions { url: self.url(), password: None, prefix: "auth:".into(), timeout: Duration::from_secs(2), lifetimes }
+        RedisOptions {
+            url: self.url(),
+            password: None,
+            prefix: "auth:".into(),
+            timeout: Duration::from_secs(2),
+            lifetimes,
+            ca_certificate: None,
+        }
     }
 
     pub async fn store(&self, lifetimes: Lifetimes) -> RedisStore {
