@@ -98,3 +98,37 @@ async fn a_read_only_database_is_a_clear_error_naming_it() {
     let message = error.to_string();
     assert!(message.contains("readonly.db") && message.contains("readonly"), "{message}");
 }
+
+#[tokio::test]
+async fn access_tokens_stored_before_the_table_rename_are_still_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = url(&dir);
+    let family = mcp_oauth_domain::ports::FamilyId::generate();
+    let record = mcp_oauth_testkit::contract::sample_access_token(&family);
+    {
+        // The schema before migration 4, whose access-token table was `access_sessions`.
+        let options: sqlx::sqlite::SqliteConnectOptions =
+            url.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        let mut before = sqlx::migrate!("../migrations");
+        before.migrations = Cow::Owned(before.migrations[..3].to_vec());
+        before.run(&pool).await.unwrap();
+        sqlx::query("INSERT INTO access_sessions (digest, family, body, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(TokenDigest::of("old-access-token").to_hex())
+            .bind(family.to_string())
+            .bind(serde_json::to_string(&record).unwrap())
+            .bind(i64::MAX)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+    let store = SqliteStore::open(&url, Lifetimes::default()).await.expect("the database is upgraded");
+    let kept = store.stores().access_tokens.get(&TokenDigest::of("old-access-token")).await.unwrap();
+    assert_eq!(kept, Some(record), "the row moved with the table");
+    let old: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'access_sessions%'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(old, 0, "no table or index keeps the old name");
+}

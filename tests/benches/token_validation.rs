@@ -10,7 +10,7 @@ use chrono::{TimeDelta, Utc};
 use mcp_oauth_adapters::memory::MemoryStore;
 use mcp_oauth_adapters::sqlite::SqliteStore;
 use mcp_oauth_domain::clock::SystemClock;
-use mcp_oauth_domain::ports::{AccessSession, FamilyId, Lifetimes};
+use mcp_oauth_domain::ports::{AccessTokenRecord, FamilyId, Lifetimes};
 use mcp_oauth_domain::resource::ResourceUri;
 use mcp_oauth_domain::scope::Scope;
 use mcp_oauth_domain::secret::{TokenDigest, generate_secret};
@@ -35,7 +35,7 @@ fn resource() -> ResourceUri {
 /// A validator over `stores` and a token it knows.
 fn prepared(stores: Stores) -> (LocalTokenValidator, String) {
     let token = generate_secret();
-    let session = AccessSession {
+    let session = AccessTokenRecord {
         subject: "alice".into(),
         client_id: "client".into(),
         scope: Scope::parse("mcp").unwrap(),
@@ -44,8 +44,8 @@ fn prepared(stores: Stores) -> (LocalTokenValidator, String) {
         issued_at: Utc::now(),
         expires_at: Utc::now() + TimeDelta::hours(1),
     };
-    RUNTIME.block_on(stores.sessions.insert(&TokenDigest::of(&token), &session)).unwrap();
-    (LocalTokenValidator::new(stores.sessions.clone(), resource(), Arc::new(SystemClock)), token)
+    RUNTIME.block_on(stores.access_tokens.insert(&TokenDigest::of(&token), &session)).unwrap();
+    (LocalTokenValidator::new(stores.access_tokens.clone(), resource(), Arc::new(SystemClock)), token)
 }
 
 fn run(bencher: divan::Bencher, validator: &LocalTokenValidator, token: &str) {

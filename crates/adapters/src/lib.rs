@@ -1,6 +1,8 @@
 pub mod external;
 pub mod memory;
+#[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 /// rustls needs one process-wide crypto provider; ring is the one this build carries.

@@ -5,7 +5,6 @@
 
 pub mod config;
 pub mod http;
-pub mod mcp;
 pub mod pages;
 pub mod server;
 pub mod shutdown;

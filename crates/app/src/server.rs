@@ -7,21 +7,25 @@ use std::time::Duration;
 use axum::Router;
 use chrono::TimeDelta;
 use mcp_oauth_adapters::external::{ExternalSettings, ExternalValidator, IntrospectionAuth, ValidationMethod};
-use mcp_oauth_adapters::memory::{LocalBus, MemoryMcpSessions, MemoryStore};
-use mcp_oauth_adapters::redis::{RedisBus, RedisMcpSessions, RedisOptions, RedisStore};
+use mcp_oauth_adapters::memory::MemoryStore;
+use mcp_oauth_adapters::redis::{RedisOptions, RedisStore};
 use mcp_oauth_adapters::sqlite::SqliteStore;
 use mcp_oauth_domain::clock::{Clock, SystemClock};
 use mcp_oauth_domain::ports::Lifetimes;
 use mcp_oauth_domain::secret::TokenDigest;
 use mcp_oauth_domain::service::{AuthorizationServer, Policy, ResourceServerCredential, Stores};
 use mcp_oauth_domain::validation::{LocalTokenValidator, TokenValidator};
+use mcp_oauth_resource::ResourceRoutes;
+use mcp_oauth_resource::demo::{McpServer, McpSettings};
+use mcp_oauth_resource::guard::BearerGuard;
+use mcp_oauth_resource::memory::{LocalBus, MemoryMcpSessions};
+use mcp_oauth_resource::metadata::ProtectedResource;
+use mcp_oauth_resource::redis::{RedisBus, RedisMcpSessions};
+use mcp_oauth_resource::transport::{self, McpBackend, TransportSettings};
 use tokio::net::TcpListener;
 
 use crate::config::{AuthMode, Config, ConnectionUrl, IntrospectionAuthMethod, Settings, StorageUrl, TokenValidation};
-use crate::http::guard::BearerGuard;
-use crate::http::{self, AppState, ProtectedResource, ResourceRoutes};
-use crate::mcp::McpSettings;
-use crate::mcp::sessions::{self, McpBackend};
+use crate::http::{self, AppState};
 use crate::pages::HomePage;
 use crate::shutdown::Shutdown;
 
@@ -135,7 +139,7 @@ pub fn build(config: &Config, storage: Storage, shutdown: &Shutdown) -> Result<R
     let resource = match config.auth_mode {
         AuthMode::AuthServer => None,
         AuthMode::Internal => {
-            let validator = Arc::new(LocalTokenValidator::new(stores.sessions.clone(), settings.resource.clone(), clock));
+            let validator = Arc::new(LocalTokenValidator::new(stores.access_tokens.clone(), settings.resource.clone(), clock));
             Some(resource_routes(config, &settings, validator, settings.issuer.as_str().to_owned(), backend, shutdown))
         }
         AuthMode::External => {
@@ -194,8 +198,8 @@ fn external_settings(config: &Config, settings: &Settings, issuer: url::Url) -> 
     }
 }
 
-/// `/mcp` behind its bearer guard, and its protected-resource metadata naming
-/// `authorization_server`.
+/// `/mcp` behind its bearer guard, serving the demo MCP server, and its protected-resource
+/// metadata naming `authorization_server`.
 fn resource_routes(
     config: &Config,
     settings: &Settings,
@@ -204,27 +208,27 @@ fn resource_routes(
     backend: McpBackend,
     shutdown: &Shutdown,
 ) -> ResourceRoutes {
-    let guard = Arc::new(BearerGuard {
+    let guard = BearerGuard {
         validator,
         resource_metadata: settings.issuer.endpoint("/.well-known/oauth-protected-resource/mcp"),
         scope: settings.scopes.to_string(),
-    });
-    let mcp_settings = McpSettings {
-        resource_update_interval: config.resource_update_interval,
-        session_idle_timeout: config.mcp_session_idle_timeout,
     };
+    let transport = TransportSettings {
+        allowed_hosts: allowed_hosts(settings),
+        allowed_origins: config.allowed_origins.clone(),
+        session_idle_timeout: config.mcp_session_idle_timeout,
+        draining: shutdown.draining(),
+        closing: shutdown.closing(),
+    };
+    let demo = Arc::new(McpSettings { resource_update_interval: config.resource_update_interval });
     let sessions = backend.sessions.clone();
-    let service = sessions::service(allowed_hosts(settings), config.allowed_origins.clone(), mcp_settings, backend, shutdown);
-    let mcp = Router::new()
-        .fallback_service(service)
-        .layer(axum::middleware::from_fn_with_state(sessions, sessions::bind_to_owner))
-        .layer(axum::middleware::from_fn(crate::mcp::edge::jsonrpc_errors));
-    let metadata = Arc::new(ProtectedResource {
+    let service = transport::service(transport, backend, move |context| McpServer::new(demo.clone(), context));
+    let metadata = ProtectedResource {
         resource: settings.resource.to_string(),
         authorization_servers: vec![authorization_server],
         scopes: settings.scopes.iter().map(str::to_owned).collect(),
-    });
-    ResourceRoutes { guard, mcp, metadata }
+    };
+    mcp_oauth_resource::routes(guard, metadata, sessions, service)
 }
 
 /// Runs what the configuration asks for until the process is asked to stop.

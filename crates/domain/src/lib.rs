@@ -6,7 +6,6 @@ pub mod client;
 pub mod clock;
 pub mod error;
 pub mod grace;
-pub mod mcp_sessions;
 pub mod params;
 pub mod pkce;
 pub mod ports;

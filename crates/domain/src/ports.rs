@@ -22,8 +22,8 @@ use crate::secret::TokenDigest;
 
 pub const CLIENT_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const PENDING_AUTH_LIFETIME: Duration = Duration::from_secs(10 * 60);
-pub const EXCHANGE_LIFETIME: Duration = Duration::from_secs(10 * 60);
-pub const SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const CODE_LIFETIME: Duration = Duration::from_secs(10 * 60);
+pub const ACCESS_TOKEN_RECORD_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const REFRESH_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How long each store keeps its records. Production uses the constants above; the contract
@@ -32,8 +32,8 @@ pub const REFRESH_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 pub struct Lifetimes {
     pub client: Duration,
     pub pending_auth: Duration,
-    pub exchange: Duration,
-    pub session: Duration,
+    pub code: Duration,
+    pub access_token: Duration,
     pub refresh: Duration,
 }
 
@@ -42,8 +42,8 @@ impl Default for Lifetimes {
         Self {
             client: CLIENT_LIFETIME,
             pending_auth: PENDING_AUTH_LIFETIME,
-            exchange: EXCHANGE_LIFETIME,
-            session: SESSION_LIFETIME,
+            code: CODE_LIFETIME,
+            access_token: ACCESS_TOKEN_RECORD_LIFETIME,
             refresh: REFRESH_LIFETIME,
         }
     }
@@ -52,11 +52,21 @@ impl Default for Lifetimes {
 /// Identifies one authorization (one consent) and every token descended from it, so that a
 /// replayed code or refresh token can revoke them all together.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct FamilyId(pub String);
+pub struct FamilyId(String);
 
 impl FamilyId {
     pub fn generate() -> Self {
         Self(crate::secret::generate_secret())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for FamilyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -135,7 +145,7 @@ pub enum Redemption {
 }
 
 #[async_trait]
-pub trait ExchangeStore: Send + Sync {
+pub trait AuthorizationCodeStore: Send + Sync {
     async fn insert(&self, code: &TokenDigest, grant: &AuthorizationGrant) -> Result<(), StorageError>;
     /// Marks the code redeemed and reports whether this call was the first. The record stays
     /// until it expires so that later attempts are recognised as replays.
@@ -144,9 +154,9 @@ pub trait ExchangeStore: Send + Sync {
     async fn mark_issued(&self, code: &TokenDigest) -> Result<(), StorageError>;
 }
 
-/// The session behind an access token.
+/// What is stored about an issued access token (under its digest).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessSession {
+pub struct AccessTokenRecord {
     pub subject: String,
     pub client_id: String,
     pub scope: Scope,
@@ -157,11 +167,11 @@ pub struct AccessSession {
 }
 
 #[async_trait]
-pub trait SessionStore: Send + Sync {
-    async fn insert(&self, token: &TokenDigest, session: &AccessSession) -> Result<Admission, StorageError>;
-    async fn get(&self, token: &TokenDigest) -> Result<Option<AccessSession>, StorageError>;
+pub trait AccessTokenStore: Send + Sync {
+    async fn insert(&self, token: &TokenDigest, record: &AccessTokenRecord) -> Result<Admission, StorageError>;
+    async fn get(&self, token: &TokenDigest) -> Result<Option<AccessTokenRecord>, StorageError>;
     async fn remove(&self, token: &TokenDigest) -> Result<(), StorageError>;
-    /// Removes every session of the family and refuses new ones for it.
+    /// Removes every access token of the family and refuses new ones for it.
     async fn revoke_family(&self, family: &FamilyId) -> Result<(), StorageError>;
 }
 

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
-use crate::ports::SessionStore;
+use crate::ports::AccessTokenStore;
 use crate::resource::ResourceUri;
 use crate::scope::Scope;
 use crate::secret::TokenDigest;
@@ -48,41 +48,41 @@ pub trait TokenValidator: Send + Sync {
     }
 }
 
-/// Validates tokens against this server's own session store: one storage read per request.
+/// Validates tokens against this server's own record store: one storage read per request.
 pub struct LocalTokenValidator {
-    sessions: Arc<dyn SessionStore>,
+    access_tokens: Arc<dyn AccessTokenStore>,
     resource: ResourceUri,
     clock: Arc<dyn Clock>,
 }
 
 impl LocalTokenValidator {
-    pub fn new(sessions: Arc<dyn SessionStore>, resource: ResourceUri, clock: Arc<dyn Clock>) -> Self {
-        Self { sessions, resource, clock }
+    pub fn new(access_tokens: Arc<dyn AccessTokenStore>, resource: ResourceUri, clock: Arc<dyn Clock>) -> Self {
+        Self { access_tokens, resource, clock }
     }
 }
 
 #[async_trait]
 impl TokenValidator for LocalTokenValidator {
     async fn validate(&self, token: &str) -> Result<ValidatedToken, TokenRejection> {
-        let session = self
-            .sessions
+        let record = self
+            .access_tokens
             .get(&TokenDigest::of(token))
             .await
             .map_err(|e| TokenRejection::Unavailable(e.to_string()))?
             .ok_or(TokenRejection::Invalid("unknown or revoked token"))?;
-        if session.expires_at <= self.clock.now() {
+        if record.expires_at <= self.clock.now() {
             return Err(TokenRejection::Invalid("token expired"));
         }
-        if session.audience != self.resource {
+        if record.audience != self.resource {
             return Err(TokenRejection::Invalid("token was issued for another resource"));
         }
         Ok(ValidatedToken {
-            subject: session.subject,
-            client_id: session.client_id,
-            scope: session.scope,
-            audience: vec![session.audience.to_string()],
-            issued_at: Some(session.issued_at),
-            expires_at: session.expires_at,
+            subject: record.subject,
+            client_id: record.client_id,
+            scope: record.scope,
+            audience: vec![record.audience.to_string()],
+            issued_at: Some(record.issued_at),
+            expires_at: record.expires_at,
         })
     }
 }

@@ -33,7 +33,7 @@ pub struct Backend {
 pub const SHORT: Duration = Duration::from_millis(400);
 
 pub fn short_lifetimes() -> Lifetimes {
-    Lifetimes { client: SHORT, pending_auth: SHORT, exchange: SHORT, session: SHORT, refresh: SHORT }
+    Lifetimes { client: SHORT, pending_auth: SHORT, code: SHORT, access_token: SHORT, refresh: SHORT }
 }
 
 #[macro_export]
@@ -44,7 +44,7 @@ macro_rules! contract_suite {
             $crate::contract_cases!($factory;
                 clients_round_trip, pending_requests_are_taken_once, records_expire,
                 codes_redeem_once_then_report_replay, racing_redemptions_have_one_winner,
-                sessions_and_family_revocation, refresh_rotation_and_reuse, racing_rotations_store_one_successor,
+                access_tokens_and_family_revocation, refresh_rotation_and_reuse, racing_rotations_store_one_successor,
                 refresh_family_revocation, service_grace_window_retry, service_reuse_after_grace_revokes_family,
                 service_racing_refreshes_share_one_successor, service_code_replay_revokes_tokens);
         }
@@ -114,8 +114,8 @@ fn sample_grant(family: &FamilyId) -> AuthorizationGrant {
     }
 }
 
-fn sample_session(family: &FamilyId) -> AccessSession {
-    AccessSession {
+pub fn sample_access_token(family: &FamilyId) -> AccessTokenRecord {
+    AccessTokenRecord {
         subject: "alice".into(),
         client_id: "client".into(),
         scope: Scope::parse("mcp").unwrap(),
@@ -187,20 +187,20 @@ pub async fn records_expire<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backen
         (TokenDigest::of("r"), TokenDigest::of("c"), TokenDigest::of("a"), TokenDigest::of("f"));
     s.clients.insert(&sample_client("expiring")).await.unwrap();
     s.pending.insert(&request, &sample_pending()).await.unwrap();
-    s.exchanges.insert(&code, &sample_grant(&family)).await.unwrap();
-    assert_eq!(s.sessions.insert(&access, &sample_session(&family)).await.unwrap(), Admission::Stored);
+    s.codes.insert(&code, &sample_grant(&family)).await.unwrap();
+    assert_eq!(s.access_tokens.insert(&access, &sample_access_token(&family)).await.unwrap(), Admission::Stored);
     assert_eq!(s.refresh.insert(&refresh, &sample_refresh(&family)).await.unwrap(), Admission::Stored);
     assert!(s.clients.get("expiring").await.unwrap().is_some());
     assert!(s.pending.get(&request).await.unwrap().is_some());
-    assert!(s.sessions.get(&access).await.unwrap().is_some());
+    assert!(s.access_tokens.get(&access).await.unwrap().is_some());
     assert!(s.refresh.get(&refresh).await.unwrap().is_some());
 
     tokio::time::sleep(SHORT + Duration::from_millis(300)).await;
     assert_eq!(s.clients.get("expiring").await.unwrap(), None);
     assert_eq!(s.pending.get(&request).await.unwrap(), None);
     assert_eq!(s.pending.take(&request).await.unwrap(), None);
-    assert_eq!(s.exchanges.redeem(&code).await.unwrap(), Redemption::Unknown);
-    assert_eq!(s.sessions.get(&access).await.unwrap(), None);
+    assert_eq!(s.codes.redeem(&code).await.unwrap(), Redemption::Unknown);
+    assert_eq!(s.access_tokens.get(&access).await.unwrap(), None);
     assert_eq!(s.refresh.get(&refresh).await.unwrap(), None);
     let next = TokenDigest::of("next");
     let sealed = sealed_for("f");
@@ -212,31 +212,31 @@ pub async fn records_expire<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backen
 
 pub async fn codes_redeem_once_then_report_replay<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
     let backend = fresh(factory).await;
-    let exchanges = &backend.stores.exchanges;
+    let codes = &backend.stores.codes;
     let code = TokenDigest::of(&generate_secret());
     let grant = sample_grant(&FamilyId::generate());
-    exchanges.insert(&code, &grant).await.unwrap();
-    assert_eq!(exchanges.redeem(&code).await.unwrap(), Redemption::Redeemed(grant.clone()));
+    codes.insert(&code, &grant).await.unwrap();
+    assert_eq!(codes.redeem(&code).await.unwrap(), Redemption::Redeemed(grant.clone()));
     let in_flight = Redemption::Replayed { grant: grant.clone(), issued: false };
-    assert_eq!(exchanges.redeem(&code).await.unwrap(), in_flight, "the first redemption has not issued yet");
-    exchanges.mark_issued(&code).await.unwrap();
-    assert_eq!(exchanges.redeem(&code).await.unwrap(), Redemption::Replayed { grant, issued: true });
-    exchanges.mark_issued(&TokenDigest::of("unknown")).await.unwrap();
-    assert_eq!(exchanges.redeem(&TokenDigest::of("unknown")).await.unwrap(), Redemption::Unknown);
+    assert_eq!(codes.redeem(&code).await.unwrap(), in_flight, "the first redemption has not issued yet");
+    codes.mark_issued(&code).await.unwrap();
+    assert_eq!(codes.redeem(&code).await.unwrap(), Redemption::Replayed { grant, issued: true });
+    codes.mark_issued(&TokenDigest::of("unknown")).await.unwrap();
+    assert_eq!(codes.redeem(&TokenDigest::of("unknown")).await.unwrap(), Redemption::Unknown);
 }
 
 pub async fn racing_redemptions_have_one_winner<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
     let backend = fresh(factory).await;
-    let exchanges = backend.stores.exchanges.clone();
+    let codes = backend.stores.codes.clone();
     let code = TokenDigest::of(&generate_secret());
-    exchanges.insert(&code, &sample_grant(&FamilyId::generate())).await.unwrap();
+    codes.insert(&code, &sample_grant(&FamilyId::generate())).await.unwrap();
     let barrier = Arc::new(tokio::sync::Barrier::new(64));
     let tasks: Vec<_> = (0..64)
         .map(|_| {
-            let (exchanges, barrier) = (exchanges.clone(), barrier.clone());
+            let (codes, barrier) = (codes.clone(), barrier.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
-                exchanges.redeem(&code).await.unwrap()
+                codes.redeem(&code).await.unwrap()
             })
         })
         .collect();
@@ -251,27 +251,27 @@ pub async fn racing_redemptions_have_one_winner<F: Fn(Lifetimes) -> Fut, Fut: Fu
     assert_eq!(redeemed, 1, "exactly one of 64 racing redemptions wins");
 }
 
-pub async fn sessions_and_family_revocation<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+pub async fn access_tokens_and_family_revocation<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
     let backend = fresh(factory).await;
-    let sessions = &backend.stores.sessions;
+    let access_tokens = &backend.stores.access_tokens;
     let (family, other) = (FamilyId::generate(), FamilyId::generate());
     let (a1, a2, b1) = (TokenDigest::of("a1"), TokenDigest::of("a2"), TokenDigest::of("b1"));
     for (token, fam) in [(&a1, &family), (&a2, &family), (&b1, &other)] {
-        assert_eq!(sessions.insert(token, &sample_session(fam)).await.unwrap(), Admission::Stored);
+        assert_eq!(access_tokens.insert(token, &sample_access_token(fam)).await.unwrap(), Admission::Stored);
     }
-    let stored = sessions.get(&a1).await.unwrap().expect("a stored session is readable");
+    let stored = access_tokens.get(&a1).await.unwrap().expect("a stored access token is readable");
     assert_eq!((stored.subject.as_str(), &stored.family, &stored.audience), ("alice", &family, &resource()));
-    sessions.remove(&a2).await.unwrap();
-    assert_eq!(sessions.get(&a2).await.unwrap(), None);
-    sessions.remove(&TokenDigest::of("unknown")).await.unwrap();
+    access_tokens.remove(&a2).await.unwrap();
+    assert_eq!(access_tokens.get(&a2).await.unwrap(), None);
+    access_tokens.remove(&TokenDigest::of("unknown")).await.unwrap();
 
-    sessions.revoke_family(&family).await.unwrap();
-    assert_eq!(sessions.get(&a1).await.unwrap(), None);
-    assert!(sessions.get(&b1).await.unwrap().is_some(), "another family is untouched");
+    access_tokens.revoke_family(&family).await.unwrap();
+    assert_eq!(access_tokens.get(&a1).await.unwrap(), None);
+    assert!(access_tokens.get(&b1).await.unwrap().is_some(), "another family is untouched");
     let late = TokenDigest::of("late");
-    assert_eq!(sessions.insert(&late, &sample_session(&family)).await.unwrap(), Admission::FamilyRevoked);
-    assert_eq!(sessions.get(&late).await.unwrap(), None);
-    sessions.revoke_family(&FamilyId::generate()).await.unwrap();
+    assert_eq!(access_tokens.insert(&late, &sample_access_token(&family)).await.unwrap(), Admission::FamilyRevoked);
+    assert_eq!(access_tokens.get(&late).await.unwrap(), None);
+    access_tokens.revoke_family(&FamilyId::generate()).await.unwrap();
 }
 
 pub async fn refresh_rotation_and_reuse<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
@@ -446,8 +446,8 @@ impl Flow {
     }
 
     async fn active(&self, token: &str) -> bool {
-        let sessions = &self._backend.stores.sessions;
-        sessions.get(&TokenDigest::of(token)).await.unwrap().is_some()
+        let access_tokens = &self._backend.stores.access_tokens;
+        access_tokens.get(&TokenDigest::of(token)).await.unwrap().is_some()
     }
 }
 

@@ -7,3 +7,4 @@ pub mod http;
 pub mod mcp;
 pub mod process;
 pub mod redis_server;
+pub mod session_contract;

@@ -3,9 +3,6 @@
 //! operations atomic within the process.
 
 mod expiring;
-mod mcp_sessions;
-
-pub use mcp_sessions::{LocalBus, MemoryMcpSessions, payloads};
 
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};
@@ -17,8 +14,8 @@ use mcp_oauth_domain::StorageError;
 use mcp_oauth_domain::client::Client;
 use mcp_oauth_domain::grace::SealedSuccessor;
 use mcp_oauth_domain::ports::{
-    AccessSession, Admission, AuthorizationGrant, ClientStore, ExchangeStore, FamilyId, Lifetimes, PendingAuthStore,
-    PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore, Rotation, SessionStore,
+    AccessTokenRecord, AccessTokenStore, Admission, AuthorizationCodeStore, AuthorizationGrant, ClientStore, FamilyId, Lifetimes,
+    PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore, Rotation,
     StorageHealth, Successor,
 };
 use mcp_oauth_domain::secret::TokenDigest;
@@ -45,9 +42,9 @@ struct Inner {
     lifetimes: Lifetimes,
     clients: ExpiringMap<String, Client>,
     pending: ExpiringMap<TokenDigest, PendingAuthorization>,
-    exchanges: ExpiringMap<TokenDigest, Exchange>,
-    sessions: ExpiringMap<TokenDigest, AccessSession>,
-    session_families: ExpiringMap<FamilyId, Family>,
+    codes: ExpiringMap<TokenDigest, Exchange>,
+    access_tokens: ExpiringMap<TokenDigest, AccessTokenRecord>,
+    access_token_families: ExpiringMap<FamilyId, Family>,
     refresh: ExpiringMap<TokenDigest, RefreshRecord>,
     refresh_families: ExpiringMap<FamilyId, Family>,
 }
@@ -56,9 +53,9 @@ impl Inner {
     fn sweep(&self) {
         self.clients.sweep();
         self.pending.sweep();
-        self.exchanges.sweep();
-        self.sessions.sweep();
-        self.session_families.sweep();
+        self.codes.sweep();
+        self.access_tokens.sweep();
+        self.access_token_families.sweep();
         self.refresh.sweep();
         self.refresh_families.sweep();
     }
@@ -83,9 +80,9 @@ impl MemoryStore {
                 lifetimes,
                 clients: ExpiringMap::new(),
                 pending: ExpiringMap::new(),
-                exchanges: ExpiringMap::new(),
-                sessions: ExpiringMap::new(),
-                session_families: ExpiringMap::new(),
+                codes: ExpiringMap::new(),
+                access_tokens: ExpiringMap::new(),
+                access_token_families: ExpiringMap::new(),
                 refresh: ExpiringMap::new(),
                 refresh_families: ExpiringMap::new(),
             }),
@@ -111,16 +108,16 @@ impl MemoryStore {
         let i = &self.inner;
         i.clients.len()
             + i.pending.len()
-            + i.exchanges.len()
-            + i.sessions.len()
-            + i.session_families.len()
+            + i.codes.len()
+            + i.access_tokens.len()
+            + i.access_token_families.len()
             + i.refresh.len()
             + i.refresh_families.len()
     }
 }
 
 /// Runs `sweep` on `target` every `period` until the last strong reference is dropped.
-pub(crate) fn sweep_while_alive<T: Send + Sync + 'static>(
+pub fn sweep_while_alive<T: Send + Sync + 'static>(
     target: Weak<T>,
     period: Duration,
     sweep: fn(&T),
@@ -198,15 +195,15 @@ impl PendingAuthStore for MemoryStore {
 }
 
 #[async_trait]
-impl ExchangeStore for MemoryStore {
+impl AuthorizationCodeStore for MemoryStore {
     async fn insert(&self, code: &TokenDigest, grant: &AuthorizationGrant) -> Result<(), StorageError> {
         let exchange = Exchange { grant: grant.clone(), redeemed: false, issued: false };
-        self.inner.exchanges.insert(*code, exchange, self.inner.lifetimes.exchange);
+        self.inner.codes.insert(*code, exchange, self.inner.lifetimes.code);
         Ok(())
     }
 
     async fn redeem(&self, code: &TokenDigest) -> Result<Redemption, StorageError> {
-        let outcome = self.inner.exchanges.update(code, |exchange| {
+        let outcome = self.inner.codes.update(code, |exchange| {
             if std::mem::replace(&mut exchange.redeemed, true) {
                 Redemption::Replayed { grant: exchange.grant.clone(), issued: exchange.issued }
             } else {
@@ -217,31 +214,31 @@ impl ExchangeStore for MemoryStore {
     }
 
     async fn mark_issued(&self, code: &TokenDigest) -> Result<(), StorageError> {
-        self.inner.exchanges.update(code, |exchange| exchange.issued = true);
+        self.inner.codes.update(code, |exchange| exchange.issued = true);
         Ok(())
     }
 }
 
 #[async_trait]
-impl SessionStore for MemoryStore {
-    async fn insert(&self, token: &TokenDigest, session: &AccessSession) -> Result<Admission, StorageError> {
-        let lifetime = self.inner.lifetimes.session;
-        Ok(admit(&self.inner.session_families, &session.family, lifetime, *token, || {
-            self.inner.sessions.insert(*token, session.clone(), lifetime);
+impl AccessTokenStore for MemoryStore {
+    async fn insert(&self, token: &TokenDigest, record: &AccessTokenRecord) -> Result<Admission, StorageError> {
+        let lifetime = self.inner.lifetimes.access_token;
+        Ok(admit(&self.inner.access_token_families, &record.family, lifetime, *token, || {
+            self.inner.access_tokens.insert(*token, record.clone(), lifetime);
         }))
     }
 
-    async fn get(&self, token: &TokenDigest) -> Result<Option<AccessSession>, StorageError> {
-        Ok(self.inner.sessions.get(token))
+    async fn get(&self, token: &TokenDigest) -> Result<Option<AccessTokenRecord>, StorageError> {
+        Ok(self.inner.access_tokens.get(token))
     }
 
     async fn remove(&self, token: &TokenDigest) -> Result<(), StorageError> {
-        self.inner.sessions.remove(token);
+        self.inner.access_tokens.remove(token);
         Ok(())
     }
 
     async fn revoke_family(&self, family: &FamilyId) -> Result<(), StorageError> {
-        revoke(&self.inner.session_families, &self.inner.sessions, family, self.inner.lifetimes.session);
+        revoke(&self.inner.access_token_families, &self.inner.access_tokens, family, self.inner.lifetimes.access_token);
         Ok(())
     }
 }

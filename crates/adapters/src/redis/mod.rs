@@ -5,14 +5,11 @@
 //!
 //! Key layout, under a configurable prefix (default `auth:`):
 //! `client:{client_id}`, `pending:{digest}`, `exch:{digest}` (hash: grant, redemptions),
-//! `installation:{digest}` (access-token sessions), `refresh:{digest}` (hash: grant, rotated),
+//! `installation:{digest}` (access tokens), `refresh:{digest}` (hash: grant, rotated),
 //! `family:installation:{family}` and `family:refresh:{family}` (sets of digests), and
 //! `revoked:{family}` (tombstones).
 
-mod mcp_sessions;
 mod scripts;
-
-pub use mcp_sessions::{RedisBus, RedisMcpSessions};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,8 +21,8 @@ use mcp_oauth_domain::StorageError;
 use mcp_oauth_domain::client::Client;
 use mcp_oauth_domain::grace::SealedSuccessor;
 use mcp_oauth_domain::ports::{
-    AccessSession, Admission, AuthorizationGrant, ClientStore, ExchangeStore, FamilyId, Lifetimes, PendingAuthStore,
-    PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore, Rotation, SessionStore,
+    AccessTokenRecord, AccessTokenStore, Admission, AuthorizationCodeStore, AuthorizationGrant, ClientStore, FamilyId, Lifetimes,
+    PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore, Rotation,
     StorageHealth, Successor,
 };
 use mcp_oauth_domain::secret::TokenDigest;
@@ -155,11 +152,20 @@ impl RedisStore {
         self.round_trips.load(Ordering::Relaxed)
     }
 
-    fn key(&self, kind: &str, id: &str) -> String {
+    /// The key `{prefix}{kind}:{id}`. Public so that the MCP session store shares this
+    /// connection and prefix.
+    pub fn key(&self, kind: &str, id: &str) -> String {
         format!("{}{kind}:{id}", self.prefix)
     }
 
-    async fn run<T: FromRedisValue + Send>(
+    /// The client, for connections of their own (pub/sub).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// Runs one operation on the shared connection within the storage timeout, mapping Redis
+    /// errors to storage errors.
+    pub async fn run<T: FromRedisValue + Send>(
         &self,
         operation: impl AsyncFnOnce(&mut ConnectionManager) -> redis::RedisResult<T>,
     ) -> Result<T, StorageError> {
@@ -194,8 +200,11 @@ impl RedisStore {
         mode: &str,
         lifetime: Duration,
     ) -> Result<Admission, StorageError> {
-        let (record, set, tombstone) =
-            (self.key(kind, &token.to_hex()), self.key(&format!("family:{kind}"), &family.0), self.key("revoked", &family.0));
+        let (record, set, tombstone) = (
+            self.key(kind, &token.to_hex()),
+            self.key(&format!("family:{kind}"), family.as_str()),
+            self.key("revoked", family.as_str()),
+        );
         let stored: i64 = self
             .run(async move |c| {
                 scripts::ADMIT
@@ -215,7 +224,7 @@ impl RedisStore {
 
     async fn revoke(&self, kind: &str, family: &FamilyId, lifetime: Duration) -> Result<(), StorageError> {
         let (set, tombstone, member_prefix) =
-            (self.key(&format!("family:{kind}"), &family.0), self.key("revoked", &family.0), self.key(kind, ""));
+            (self.key(&format!("family:{kind}"), family.as_str()), self.key("revoked", family.as_str()), self.key(kind, ""));
         let _: i64 = self
             .run(async move |c| {
                 scripts::REVOKE.key(set).key(tombstone).arg(ms(lifetime)).arg(member_prefix).invoke_async(c).await
@@ -262,9 +271,9 @@ impl PendingAuthStore for RedisStore {
 }
 
 #[async_trait]
-impl ExchangeStore for RedisStore {
+impl AuthorizationCodeStore for RedisStore {
     async fn insert(&self, code: &TokenDigest, grant: &AuthorizationGrant) -> Result<(), StorageError> {
-        let (key, grant, lifetime) = (self.key("exch", &code.to_hex()), encode(grant)?, ms(self.lifetimes.exchange));
+        let (key, grant, lifetime) = (self.key("exch", &code.to_hex()), encode(grant)?, ms(self.lifetimes.code));
         self.run(async move |c| {
             redis::pipe()
                 .atomic()
@@ -306,13 +315,13 @@ impl ExchangeStore for RedisStore {
 }
 
 #[async_trait]
-impl SessionStore for RedisStore {
-    async fn insert(&self, token: &TokenDigest, session: &AccessSession) -> Result<Admission, StorageError> {
-        self.admit("installation", token, &session.family, encode(session)?, "string", self.lifetimes.session).await
+impl AccessTokenStore for RedisStore {
+    async fn insert(&self, token: &TokenDigest, record: &AccessTokenRecord) -> Result<Admission, StorageError> {
+        self.admit("installation", token, &record.family, encode(record)?, "string", self.lifetimes.access_token).await
     }
 
     /// One round trip: token validation is a single GET.
-    async fn get(&self, token: &TokenDigest) -> Result<Option<AccessSession>, StorageError> {
+    async fn get(&self, token: &TokenDigest) -> Result<Option<AccessTokenRecord>, StorageError> {
         self.get_json(self.key("installation", &token.to_hex())).await
     }
 
@@ -322,7 +331,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn revoke_family(&self, family: &FamilyId) -> Result<(), StorageError> {
-        self.revoke("installation", family, self.lifetimes.session).await
+        self.revoke("installation", family, self.lifetimes.access_token).await
     }
 }
 
@@ -351,7 +360,7 @@ impl RefreshStore for RedisStore {
         sealed: &SealedSuccessor,
         successor: Successor<'_>,
     ) -> Result<Rotation, StorageError> {
-        let family = &successor.grant.family.0;
+        let family = &successor.grant.family.as_str();
         let keys = [
             self.key("refresh", &token.to_hex()),
             self.key("refresh", &successor.token.to_hex()),

@@ -14,8 +14,8 @@ use mcp_oauth_domain::StorageError;
 use mcp_oauth_domain::client::Client;
 use mcp_oauth_domain::grace::SealedSuccessor;
 use mcp_oauth_domain::ports::{
-    AccessSession, Admission, AuthorizationGrant, ClientStore, ExchangeStore, FamilyId, Lifetimes, PendingAuthStore,
-    PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore, Rotation, SessionStore,
+    AccessTokenRecord, AccessTokenStore, Admission, AuthorizationCodeStore, AuthorizationGrant, ClientStore, FamilyId, Lifetimes,
+    PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore, Rotation,
     StorageHealth, Successor,
 };
 use mcp_oauth_domain::secret::TokenDigest;
@@ -109,7 +109,7 @@ impl SqliteStore {
             "DELETE FROM clients WHERE expires_at <= $1",
             "DELETE FROM pending_authorizations WHERE expires_at <= $1",
             "DELETE FROM authorization_codes WHERE expires_at <= $1",
-            "DELETE FROM access_sessions WHERE expires_at <= $1",
+            "DELETE FROM access_tokens WHERE expires_at <= $1",
             "DELETE FROM refresh_tokens WHERE expires_at <= $1",
             "DELETE FROM revoked_families WHERE expires_at <= $1",
         ] {
@@ -144,7 +144,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Runs an admission insert (`INSERT_SESSION`, `INSERT_REFRESH`): stored unless the
+    /// Runs an admission insert (`INSERT_ACCESS_TOKEN`, `INSERT_REFRESH`): stored unless the
     /// family is revoked.
     async fn admit(
         &self,
@@ -157,7 +157,7 @@ impl SqliteStore {
         let now = now_ms();
         let result = sqlx::query(sql)
             .bind(token.to_hex())
-            .bind(&family.0)
+            .bind(family.as_str())
             .bind(body)
             .bind(now + ms(lifetime))
             .bind(now)
@@ -179,12 +179,12 @@ impl SqliteStore {
             "INSERT INTO revoked_families (family, expires_at) VALUES ($1, $2) \
              ON CONFLICT (family) DO UPDATE SET expires_at = MAX(revoked_families.expires_at, excluded.expires_at)",
         )
-        .bind(&family.0)
+        .bind(family.as_str())
         .bind(now + ms(lifetime))
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
-        sqlx::query(delete_members).bind(&family.0).execute(&mut *tx).await.map_err(unavailable)?;
+        sqlx::query(delete_members).bind(family.as_str()).execute(&mut *tx).await.map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)
     }
 }
@@ -221,10 +221,10 @@ impl PendingAuthStore for SqliteStore {
 }
 
 #[async_trait]
-impl ExchangeStore for SqliteStore {
+impl AuthorizationCodeStore for SqliteStore {
     async fn insert(&self, code: &TokenDigest, grant: &AuthorizationGrant) -> Result<(), StorageError> {
         let sql = "INSERT INTO authorization_codes (digest, body, expires_at) VALUES ($1, $2, $3)";
-        self.insert_body(sql, &code.to_hex(), encode(grant)?, self.lifetimes.exchange).await
+        self.insert_body(sql, &code.to_hex(), encode(grant)?, self.lifetimes.code).await
     }
 
     async fn redeem(&self, code: &TokenDigest) -> Result<Redemption, StorageError> {
@@ -257,7 +257,7 @@ impl ExchangeStore for SqliteStore {
 }
 
 /// Inserts unless the family has a live tombstone, in one statement.
-const INSERT_SESSION: &str = "INSERT INTO access_sessions (digest, family, body, expires_at) \
+const INSERT_ACCESS_TOKEN: &str = "INSERT INTO access_tokens (digest, family, body, expires_at) \
      SELECT $1, $2, $3, $4 WHERE NOT EXISTS \
      (SELECT 1 FROM revoked_families WHERE family = $2 AND expires_at > $5)";
 
@@ -270,17 +270,17 @@ fn admission(rows: u64) -> Admission {
 }
 
 #[async_trait]
-impl SessionStore for SqliteStore {
-    async fn insert(&self, token: &TokenDigest, session: &AccessSession) -> Result<Admission, StorageError> {
-        self.admit(INSERT_SESSION, token, &session.family, encode(session)?, self.lifetimes.session).await
+impl AccessTokenStore for SqliteStore {
+    async fn insert(&self, token: &TokenDigest, record: &AccessTokenRecord) -> Result<Admission, StorageError> {
+        self.admit(INSERT_ACCESS_TOKEN, token, &record.family, encode(record)?, self.lifetimes.access_token).await
     }
 
-    async fn get(&self, token: &TokenDigest) -> Result<Option<AccessSession>, StorageError> {
-        self.fetch_body("SELECT body FROM access_sessions WHERE digest = $1 AND expires_at > $2", &token.to_hex()).await
+    async fn get(&self, token: &TokenDigest) -> Result<Option<AccessTokenRecord>, StorageError> {
+        self.fetch_body("SELECT body FROM access_tokens WHERE digest = $1 AND expires_at > $2", &token.to_hex()).await
     }
 
     async fn remove(&self, token: &TokenDigest) -> Result<(), StorageError> {
-        sqlx::query("DELETE FROM access_sessions WHERE digest = $1")
+        sqlx::query("DELETE FROM access_tokens WHERE digest = $1")
             .bind(token.to_hex())
             .execute(&self.pool)
             .await
@@ -289,7 +289,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn revoke_family(&self, family: &FamilyId) -> Result<(), StorageError> {
-        self.revoke(family, "DELETE FROM access_sessions WHERE family = $1", self.lifetimes.session).await
+        self.revoke(family, "DELETE FROM access_tokens WHERE family = $1", self.lifetimes.access_token).await
     }
 }
 
@@ -350,7 +350,7 @@ impl RefreshStore for SqliteStore {
         let rotation = if claimed == 1 {
             let stored = sqlx::query(INSERT_REFRESH)
                 .bind(successor.token.to_hex())
-                .bind(&successor.grant.family.0)
+                .bind(successor.grant.family.as_str())
                 .bind(encode(successor.grant)?)
                 .bind(now + ms(self.lifetimes.refresh))
                 .bind(now)

@@ -1,5 +1,4 @@
-//! Discovery documents: authorization-server metadata (RFC 8414) and protected-resource
-//! metadata (RFC 9728).
+//! Authorization-server metadata (RFC 8414).
 
 use std::sync::Arc;
 
@@ -8,7 +7,7 @@ use axum::extract::State;
 use mcp_oauth_domain::client::TokenEndpointAuthMethod;
 use serde_json::{Value, json};
 
-use super::{AppState, ProtectedResource};
+use super::AppState;
 
 pub async fn authorization_server(State(state): State<Arc<AppState>>) -> Json<Value> {
     let issuer = &state.settings.issuer;
@@ -30,15 +29,5 @@ pub async fn authorization_server(State(state): State<Arc<AppState>>) -> Json<Va
         "revocation_endpoint_auth_methods_supported": TokenEndpointAuthMethod::ALL,
         "scopes_supported": scopes,
         "authorization_response_iss_parameter_supported": true,
-    }))
-}
-
-pub async fn protected_resource(State(resource): State<Arc<ProtectedResource>>) -> Json<Value> {
-    Json(json!({
-        "resource": resource.resource,
-        "authorization_servers": resource.authorization_servers,
-        "scopes_supported": resource.scopes,
-        "bearer_methods_supported": ["header"],
-        "resource_name": "mcp-oauth-server MCP endpoint",
     }))
 }

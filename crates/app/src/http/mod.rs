@@ -4,7 +4,6 @@ mod authorize;
 mod client_auth;
 pub mod error;
 mod extract;
-pub mod guard;
 mod metadata;
 mod oauth;
 
@@ -26,7 +25,7 @@ use tower_http::cors::{Any, CorsLayer};
 use crate::config::Settings;
 use crate::pages::{self, HomePage};
 use error::plain_json_error;
-use guard::BearerGuard;
+use mcp_oauth_resource::ResourceRoutes;
 
 /// OAuth requests are small; anything larger is refused before it is parsed.
 const OAUTH_BODY_LIMIT: usize = 64 * 1024;
@@ -34,20 +33,6 @@ const OAUTH_BODY_LIMIT: usize = 64 * 1024;
 pub struct AppState {
     pub auth: Arc<AuthorizationServer>,
     pub settings: Settings,
-}
-
-/// What RFC 9728 metadata says about the MCP resource.
-pub struct ProtectedResource {
-    pub resource: String,
-    pub authorization_servers: Vec<String>,
-    pub scopes: Vec<String>,
-}
-
-/// The resource-server half: `/mcp` and its metadata.
-pub struct ResourceRoutes {
-    pub guard: Arc<BearerGuard>,
-    pub mcp: Router,
-    pub metadata: Arc<ProtectedResource>,
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -112,7 +97,7 @@ pub fn router(
     health: Arc<dyn StorageHealth>,
     home: Arc<HomePage>,
 ) -> Router {
-    let readiness = Readiness { storage: health, validator: resource.as_ref().map(|r| r.guard.validator.clone()) };
+    let readiness = Readiness { storage: health, validator: resource.as_ref().map(|r| r.validator.clone()) };
     let mut app = Router::new()
         .route("/", get(async move || pages::home(&home)))
         .route("/health", get(health_check))
@@ -130,15 +115,8 @@ pub fn router(
                 .with_state(state),
         );
     }
-    if let Some(ResourceRoutes { guard, mcp, metadata }) = resource {
-        app = app
-            .merge(
-                Router::new()
-                    .route("/.well-known/oauth-protected-resource", get(metadata::protected_resource))
-                    .route("/.well-known/oauth-protected-resource/mcp", get(metadata::protected_resource))
-                    .with_state(metadata),
-            )
-            .nest("/mcp", mcp.layer(axum::middleware::from_fn_with_state(guard, guard::require_bearer)));
+    if let Some(resource) = resource {
+        app = app.merge(resource.router);
     }
     app.fallback(not_found).layer(cors()).layer(CatchPanicLayer::custom(panic_response))
 }

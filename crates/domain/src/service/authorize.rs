@@ -228,7 +228,7 @@ impl AuthorizationServer {
             family: FamilyId::generate(),
             issued_at: self.clock.now(),
         };
-        if let Err(e) = self.stores.exchanges.insert(&TokenDigest::of(&code), &grant).await {
+        if let Err(e) = self.stores.codes.insert(&TokenDigest::of(&code), &grant).await {
             return Ok(self.error_redirect(&pending.redirect_uri, &e.into(), state));
         }
         tracing::info!(client_id = %grant.client_id, subject = %grant.subject, "authorization approved");

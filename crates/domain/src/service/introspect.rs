@@ -75,20 +75,20 @@ impl AuthorizationServer {
     }
 
     async fn introspect_access(&self, token: &str) -> Result<Option<Introspection>, OAuthError> {
-        let Some(session) = self.stores.sessions.get(&TokenDigest::of(token)).await? else {
+        let Some(record) = self.stores.access_tokens.get(&TokenDigest::of(token)).await? else {
             return Ok(None);
         };
-        if session.expires_at <= self.clock.now() {
+        if record.expires_at <= self.clock.now() {
             return Ok(None);
         }
         Ok(Some(Introspection {
             active: true,
-            client_id: Some(session.client_id),
-            sub: Some(session.subject),
-            scope: Some(session.scope.to_string()),
-            exp: Some(session.expires_at.timestamp()),
-            iat: Some(session.issued_at.timestamp()),
-            aud: Some(session.audience.to_string()),
+            client_id: Some(record.client_id),
+            sub: Some(record.subject),
+            scope: Some(record.scope.to_string()),
+            exp: Some(record.expires_at.timestamp()),
+            iat: Some(record.issued_at.timestamp()),
+            aud: Some(record.audience.to_string()),
             iss: Some(self.policy.issuer.to_string()),
             token_type: Some("Bearer"),
         }))
@@ -131,9 +131,9 @@ impl AuthorizationServer {
         let mut revoked = false;
         for kind in lookup_order(hint) {
             revoked = match kind {
-                TokenKind::Access => match self.stores.sessions.get(&digest).await? {
+                TokenKind::Access => match self.stores.access_tokens.get(&digest).await? {
                     Some(s) if s.client_id != client.client_id => return Err(not_yours()),
-                    Some(_) => self.stores.sessions.remove(&digest).await.map(|()| true)?,
+                    Some(_) => self.stores.access_tokens.remove(&digest).await.map(|()| true)?,
                     None => false,
                 },
                 TokenKind::Refresh => match self.stores.refresh.get(&digest).await? {

@@ -18,7 +18,7 @@ pub use register::RegisteredClient;
 pub use token::{TokenRequest, TokenResponse};
 
 use crate::clock::Clock;
-use crate::ports::{ClientStore, ExchangeStore, PendingAuthStore, RefreshStore, SessionStore, StorageHealth};
+use crate::ports::{AccessTokenStore, AuthorizationCodeStore, ClientStore, PendingAuthStore, RefreshStore, StorageHealth};
 use crate::resource::{Issuer, ResourceUri};
 use crate::scope::Scope;
 use crate::secret::TokenDigest;
@@ -28,8 +28,8 @@ use crate::secret::TokenDigest;
 pub struct Stores {
     pub clients: Arc<dyn ClientStore>,
     pub pending: Arc<dyn PendingAuthStore>,
-    pub exchanges: Arc<dyn ExchangeStore>,
-    pub sessions: Arc<dyn SessionStore>,
+    pub codes: Arc<dyn AuthorizationCodeStore>,
+    pub access_tokens: Arc<dyn AccessTokenStore>,
     pub refresh: Arc<dyn RefreshStore>,
     pub health: Arc<dyn StorageHealth>,
 }
@@ -38,14 +38,14 @@ impl Stores {
     /// Every port served by one adapter value (and its clones).
     pub fn sharing<S>(store: S) -> Self
     where
-        S: ClientStore + PendingAuthStore + ExchangeStore + SessionStore + RefreshStore + StorageHealth + 'static,
+        S: ClientStore + PendingAuthStore + AuthorizationCodeStore + AccessTokenStore + RefreshStore + StorageHealth + 'static,
     {
         let store = Arc::new(store);
         Self {
             clients: store.clone(),
             pending: store.clone(),
-            exchanges: store.clone(),
-            sessions: store.clone(),
+            codes: store.clone(),
+            access_tokens: store.clone(),
             refresh: store.clone(),
             health: store,
         }

@@ -9,7 +9,7 @@ use crate::error::{ErrorCode, OAuthError};
 use crate::grace::{SealedSuccessor, SuccessorPair};
 use crate::pkce::CodeVerifier;
 use crate::ports::{
-    AccessSession, Admission, FamilyId, Redemption, RefreshGrant, RefreshRecord, RefreshState, Rotation, Successor,
+    AccessTokenRecord, Admission, FamilyId, Redemption, RefreshGrant, RefreshRecord, RefreshState, Rotation, Successor,
 };
 use crate::resource::ResourceUri;
 use crate::scope::Scope;
@@ -53,7 +53,7 @@ fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, OAuthE
 struct Issuance {
     access_token: String,
     refresh_token: Option<String>,
-    session: AccessSession,
+    record: AccessTokenRecord,
 }
 
 impl AuthorizationServer {
@@ -94,7 +94,7 @@ impl AuthorizationServer {
             .map_err(|e| OAuthError::invalid_request(e.to_string()))?;
 
         let code_digest = TokenDigest::of(code);
-        let grant = match self.stores.exchanges.redeem(&code_digest).await? {
+        let grant = match self.stores.codes.redeem(&code_digest).await? {
             Redemption::Redeemed(grant) => grant,
             Redemption::Replayed { grant, issued } => {
                 if issued {
@@ -126,14 +126,14 @@ impl AuthorizationServer {
             issued_at: self.clock.now(),
         };
         let issuance = self.prepare(client, &refresh, refresh.scope.clone());
-        self.store_session(&issuance).await?;
+        self.store_access_token(&issuance).await?;
         if let Some(token) = &issuance.refresh_token
             && self.stores.refresh.insert(&TokenDigest::of(token), &refresh).await? == Admission::FamilyRevoked
         {
-            self.stores.sessions.remove(&TokenDigest::of(&issuance.access_token)).await?;
+            self.stores.access_tokens.remove(&TokenDigest::of(&issuance.access_token)).await?;
             return Err(OAuthError::invalid_grant("authorization code was already used"));
         }
-        self.stores.exchanges.mark_issued(&code_digest).await?;
+        self.stores.codes.mark_issued(&code_digest).await?;
         tracing::info!(client_id = %client.client_id, "authorization code exchanged");
         Ok(self.response(&issuance))
     }
@@ -143,7 +143,7 @@ impl AuthorizationServer {
         Issuance {
             access_token: generate_secret(),
             refresh_token: client.allows_grant(GRANT_REFRESH_TOKEN).then(generate_secret),
-            session: AccessSession {
+            record: AccessTokenRecord {
                 subject: grant.subject.clone(),
                 client_id: grant.client_id.clone(),
                 scope,
@@ -155,8 +155,8 @@ impl AuthorizationServer {
         }
     }
 
-    async fn store_session(&self, issuance: &Issuance) -> Result<(), OAuthError> {
-        match self.stores.sessions.insert(&TokenDigest::of(&issuance.access_token), &issuance.session).await? {
+    async fn store_access_token(&self, issuance: &Issuance) -> Result<(), OAuthError> {
+        match self.stores.access_tokens.insert(&TokenDigest::of(&issuance.access_token), &issuance.record).await? {
             Admission::Stored => Ok(()),
             Admission::FamilyRevoked => Err(OAuthError::invalid_grant("this authorization was revoked")),
         }
@@ -170,9 +170,9 @@ impl AuthorizationServer {
         TokenResponse {
             access_token: issuance.access_token.clone(),
             token_type: "Bearer",
-            expires_in: (issuance.session.expires_at - issuance.session.issued_at).num_seconds(),
+            expires_in: (issuance.record.expires_at - issuance.record.issued_at).num_seconds(),
             refresh_token: issuance.refresh_token.clone(),
-            scope: issuance.session.scope.to_string(),
+            scope: issuance.record.scope.to_string(),
         }
     }
 
@@ -211,13 +211,13 @@ impl AuthorizationServer {
             &SuccessorPair {
                 access_token: issuance.access_token.clone(),
                 refresh_token: successor_token.clone(),
-                access_expires_at: issuance.session.expires_at,
-                scope: issuance.session.scope.to_string(),
+                access_expires_at: issuance.record.expires_at,
+                scope: issuance.record.scope.to_string(),
             },
         );
         // The access token is stored first so that a grace-window retry racing this call never
         // receives a token that does not work yet; a losing call removes it again.
-        self.store_session(&issuance).await?;
+        self.store_access_token(&issuance).await?;
         let rotation = self
             .stores
             .refresh
@@ -231,12 +231,12 @@ impl AuthorizationServer {
         let rotation = match rotation {
             Ok(rotation) => rotation,
             Err(e) => {
-                let _ = self.stores.sessions.remove(&TokenDigest::of(&issuance.access_token)).await;
+                let _ = self.stores.access_tokens.remove(&TokenDigest::of(&issuance.access_token)).await;
                 return Err(e.into());
             }
         };
         if rotation != Rotation::Rotated {
-            self.stores.sessions.remove(&TokenDigest::of(&issuance.access_token)).await?;
+            self.stores.access_tokens.remove(&TokenDigest::of(&issuance.access_token)).await?;
         }
         match rotation {
             Rotation::Rotated => {
@@ -281,7 +281,7 @@ impl AuthorizationServer {
         // Refresh first: once no refresh token can mint new access tokens, removing the
         // sessions is final.
         self.stores.refresh.revoke_family(family).await?;
-        self.stores.sessions.revoke_family(family).await?;
+        self.stores.access_tokens.revoke_family(family).await?;
         Ok(())
     }
 }

@@ -4,9 +4,9 @@
 use std::pin::Pin;
 
 use async_trait::async_trait;
-use futures_core::Stream;
+use futures::Stream;
 
-use crate::error::StorageError;
+use mcp_oauth_domain::StorageError;
 
 /// What is kept about each MCP session. A session lives while it is used: every `touch` by
 /// its owner restarts its idle timer, and an idle session disappears everywhere.

@@ -7,12 +7,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
+use mcp_oauth_adapters::redis::RedisStore;
 use mcp_oauth_domain::StorageError;
-use mcp_oauth_domain::mcp_sessions::{McpSessionStore, Payloads, SessionBus};
+
+use crate::ports::{McpSessionStore, Payloads, SessionBus};
 use redis::Script;
 use tokio::sync::broadcast;
 
-use super::{RedisStore, ms};
+/// Milliseconds for a Redis TTL, at least one.
+fn ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
+}
 
 /// Renews the session if `subject` owns it. KEYS: session hash, subscriptions. ARGV: subject, ttl.
 static TOUCH: LazyLock<Script> = LazyLock::new(|| {
@@ -123,7 +128,7 @@ impl RedisBus {
     pub fn start(store: RedisStore) -> Self {
         let channel = store.key("mcp", "bus");
         let (received, _) = broadcast::channel(1024);
-        let (client, listen_on, forward) = (store.client.clone(), channel.clone(), received.clone());
+        let (client, listen_on, forward) = (store.client().clone(), channel.clone(), received.clone());
         tokio::spawn(async move {
             loop {
                 match client.get_async_pubsub().await {

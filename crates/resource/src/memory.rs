@@ -4,10 +4,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::ports::{McpSessionStore, Payloads, SessionBus};
 use async_trait::async_trait;
 use dashmap::DashMap;
 use mcp_oauth_domain::StorageError;
-use mcp_oauth_domain::mcp_sessions::{McpSessionStore, Payloads, SessionBus};
 use tokio::sync::broadcast;
 
 #[derive(Default)]
@@ -54,7 +54,7 @@ impl MemoryMcpSessions {
 
     /// Sweeps every `period` until the sessions are dropped.
     pub fn spawn_sweeper(self: &Arc<Self>, period: Duration) -> tokio::task::JoinHandle<()> {
-        super::sweep_while_alive(Arc::downgrade(self), period, Self::sweep)
+        mcp_oauth_adapters::memory::sweep_while_alive(Arc::downgrade(self), period, Self::sweep)
     }
 }
 

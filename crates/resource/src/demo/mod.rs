@@ -1,23 +1,24 @@
-//! The MCP server behind the bearer guard: the reference feature set and the conformance
-//! fixtures, on rmcp's Streamable HTTP transport.
+//! The demo MCP server served when no upstream is configured: the MCP Feature Reference
+//! Server's tools (`tools`), resources and prompts, combined here with the official
+//! conformance suite's fixtures (`fixtures`).
 
 // Sampling, logging and resource subscriptions are deprecated for the 2026-07-28 revision but
 // are part of the feature set for every earlier revision this server speaks.
 #![allow(deprecated)]
 
 mod bounds;
-pub mod edge;
+mod fixtures;
 mod media;
 mod prompts;
 mod resources;
-pub mod sessions;
 mod tools;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mcp_oauth_domain::mcp_sessions::McpSessionStore;
+use crate::ports::McpSessionStore;
+use crate::transport::{RequestStreams, SESSION_HEADER, ServerContext};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
     CompleteRequestParams, CompleteResult, CompletionInfo, CustomRequest, CustomResult, GetPromptRequestParams,
@@ -30,18 +31,16 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 use tokio::task::JoinHandle;
 
-/// Settings that shape the MCP server's behaviour.
+/// Settings that shape the demo server's behaviour.
 #[derive(Debug, Clone)]
 pub struct McpSettings {
     /// How often a subscribed resource reports `notifications/resources/updated`.
     pub resource_update_interval: Duration,
-    /// A session unused this long is closed.
-    pub session_idle_timeout: Duration,
 }
 
 impl Default for McpSettings {
     fn default() -> Self {
-        Self { resource_update_interval: Duration::from_secs(10), session_idle_timeout: Duration::from_secs(30 * 60) }
+        Self { resource_update_interval: Duration::from_secs(10) }
     }
 }
 
@@ -67,7 +66,7 @@ impl Drop for SessionState {
 pub struct McpServer {
     tool_router: ToolRouter<Self>,
     settings: Arc<McpSettings>,
-    streams: Arc<sessions::RequestStreams>,
+    streams: Arc<RequestStreams>,
     sessions: Arc<dyn McpSessionStore>,
     state: Arc<SessionState>,
 }
@@ -77,7 +76,7 @@ fn session_of(context: &RequestContext<RoleServer>) -> Option<String> {
     context
         .extensions
         .get::<axum::http::request::Parts>()
-        .and_then(|parts| parts.headers.get(sessions::SESSION_HEADER))
+        .and_then(|parts| parts.headers.get(SESSION_HEADER))
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
 }
@@ -119,8 +118,14 @@ fn severity(level: LoggingLevel) -> u8 {
 }
 
 impl McpServer {
-    pub fn new(settings: Arc<McpSettings>, streams: Arc<sessions::RequestStreams>, sessions: Arc<dyn McpSessionStore>) -> Self {
-        Self { tool_router: Self::tool_router(), settings, streams, sessions, state: Arc::default() }
+    pub fn new(settings: Arc<McpSettings>, context: &ServerContext) -> Self {
+        Self {
+            tool_router: Self::reference_tools() + Self::fixture_tools(),
+            settings,
+            streams: context.streams.clone(),
+            sessions: context.sessions.clone(),
+            state: Arc::default(),
+        }
     }
 
     async fn minimum_level(&self, session: Option<&str>) -> Option<LoggingLevel> {
@@ -135,7 +140,7 @@ impl McpServer {
 
     /// Sends a log notification about the request in `context`, on that request's own
     /// response stream where it has one, unless the client asked for a higher minimum level.
-    async fn log(&self, context: &RequestContext<RoleServer>, level: LoggingLevel, message: &str) {
+    pub(super) async fn log(&self, context: &RequestContext<RoleServer>, level: LoggingLevel, message: &str) {
         let session = session_of(context);
         let minimum = self.minimum_level(session.as_deref()).await;
         if minimum.is_some_and(|min| severity(level) < severity(min)) {

@@ -7,7 +7,7 @@ use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::http::guard::jsonrpc_error;
+use crate::guard::jsonrpc_error;
 
 /// rmcp's own limit on request bodies, enforced here first so the answer is JSON-RPC.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;

@@ -1,0 +1,57 @@
+//! Sessions belong to the user whose token created them.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use mcp_oauth_domain::secret::generate_secret;
+use mcp_oauth_domain::validation::ValidatedToken;
+
+use crate::ports::McpSessionStore;
+use crate::transport::SESSION_HEADER;
+
+/// Binds sessions to the token's subject. A request on a session the caller does not own is
+/// sent on as a request on a session id nobody has, so rmcp answers it exactly as it answers
+/// an unknown session (404) and nothing reveals that the session exists.
+pub async fn bind_to_owner(State(sessions): State<Arc<dyn McpSessionStore>>, mut request: Request, next: Next) -> Response {
+    let Some(subject) = request.extensions().get::<ValidatedToken>().map(|t| t.subject.clone()) else {
+        return next.run(request).await;
+    };
+    let unavailable = |error: mcp_oauth_domain::StorageError| {
+        tracing::warn!(%error, "MCP session storage unavailable");
+        let body = crate::guard::jsonrpc_error(-32000, "session storage is temporarily unavailable; retry shortly");
+        (StatusCode::SERVICE_UNAVAILABLE, [(axum::http::header::RETRY_AFTER, "1")], body).into_response()
+    };
+    let session = request.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let deleting = request.method() == axum::http::Method::DELETE;
+    if let Some(id) = &session {
+        match sessions.touch(id, &subject).await {
+            Ok(true) => {}
+            Ok(false) if deleting => {
+                // rmcp acknowledges deleting an unknown session; the transport spec wants 404,
+                // as for any other request on a session that is not there.
+                return (StatusCode::NOT_FOUND, "Not Found: Session not found").into_response();
+            }
+            Ok(false) => {
+                let nobody = HeaderValue::from_str(&format!("unknown-{}", generate_secret())).expect("base64url is header-safe");
+                request.headers_mut().insert(SESSION_HEADER, nobody);
+            }
+            Err(error) => return unavailable(error),
+        }
+    }
+    let mut response = next.run(request).await;
+    // rmcp acknowledges a DELETE with 202, which clients (the Python SDK) report as a failed
+    // termination; the session is gone, so the answer is 204.
+    if deleting && response.status() == StatusCode::ACCEPTED {
+        *response.status_mut() = StatusCode::NO_CONTENT;
+    }
+    if session.is_none()
+        && let Some(created) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok())
+        && let Err(error) = sessions.claim(created, &subject).await
+    {
+        return unavailable(error);
+    }
+    response
+}

@@ -1,0 +1,79 @@
+//! MCP sessions on rmcp's Streamable HTTP transport, shared by every instance: which stream a
+//! request's notifications travel on (`streams`), what instances tell each other (`bus`), the
+//! transport between a session's server and rmcp (`outbox`), the session manager that routes
+//! between instances (`manager`), and the state another instance restores a session from
+//! (`state`).
+
+mod bus;
+mod manager;
+mod outbox;
+mod state;
+mod streams;
+
+use std::sync::Arc;
+
+use rmcp::ServerHandler;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+pub use manager::RoutedSessionManager;
+pub use streams::RequestStreams;
+
+use crate::ports::{McpSessionStore, SessionBus};
+
+pub const SESSION_HEADER: &str = "mcp-session-id";
+
+/// Where the MCP server keeps its sessions and how its instances talk.
+#[derive(Clone)]
+pub struct McpBackend {
+    pub sessions: Arc<dyn McpSessionStore>,
+    pub bus: Arc<dyn SessionBus>,
+}
+
+/// How the transport treats connections and sessions.
+#[derive(Clone)]
+pub struct TransportSettings {
+    /// Hosts allowed in the `Host` header (DNS-rebinding protection).
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed; empty: the Origin header is not checked.
+    pub allowed_origins: Vec<String>,
+    pub session_idle_timeout: std::time::Duration,
+    /// Cancelled when the server starts to stop: GET streams end so that connections drain.
+    pub draining: CancellationToken,
+    /// Cancelled at the shutdown deadline: every session and its streams end.
+    pub closing: CancellationToken,
+}
+
+/// What an MCP server behind this transport may use: the response streams of requests in
+/// flight, and the shared session store.
+#[derive(Clone)]
+pub struct ServerContext {
+    pub streams: Arc<RequestStreams>,
+    pub sessions: Arc<dyn McpSessionStore>,
+}
+
+/// The Streamable HTTP service for /mcp, serving one `S` per session copy, made by `server`.
+pub fn service<S, F>(
+    settings: TransportSettings,
+    backend: McpBackend,
+    server: F,
+) -> StreamableHttpService<S, RoutedSessionManager>
+where
+    S: ServerHandler + Send + 'static,
+    F: Fn(&ServerContext) -> S + Send + Sync + 'static,
+{
+    let streams = Arc::new(RequestStreams::default());
+    let mut local = LocalSessionManager::default();
+    local.session_config.keep_alive = Some(settings.session_idle_timeout);
+    let manager = Arc::new(RoutedSessionManager::new(local, streams.clone(), backend.bus.clone(), settings.draining));
+    let mut config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(settings.allowed_hosts)
+        .with_cancellation_token(settings.closing);
+    if !settings.allowed_origins.is_empty() {
+        config = config.with_allowed_origins(settings.allowed_origins);
+    }
+    config.session_store = Some(Arc::new(state::SharedSessionState(backend.sessions.clone())));
+    let context = ServerContext { streams, sessions: backend.sessions };
+    StreamableHttpService::new(move || Ok(server(&context)), manager, config)
+}

@@ -1,0 +1,76 @@
+//! The transport between a session's server and rmcp's worker.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use rmcp::RoleServer;
+use rmcp::model::{ClientJsonRpcMessage, JsonRpcError, ServerJsonRpcMessage};
+use rmcp::transport::Transport;
+use rmcp::transport::streamable_http_server::session::SessionManager;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+
+use super::bus::{BusMessage, InstanceTag, unscoped};
+use crate::ports::SessionBus;
+
+pub(super) type LocalTransport = <LocalSessionManager as SessionManager>::Transport;
+
+/// The transport between a session's server and rmcp's worker. Notifications tied to no
+/// request go through the bus instead, so they reach the GET stream on any instance. Requests
+/// to the client get ids tagged with this instance: every instance holding a copy of the
+/// session counts its own ids from zero, and the client's answer, which reaches every copy,
+/// must be taken only by the copy that asked.
+pub struct OutboxTransport {
+    inner: LocalTransport,
+    session: String,
+    bus: Arc<dyn SessionBus>,
+    instance: InstanceTag,
+}
+
+impl OutboxTransport {
+    pub(super) fn new(inner: LocalTransport, session: String, bus: Arc<dyn SessionBus>, instance: InstanceTag) -> Self {
+        Self { inner, session, bus, instance }
+    }
+}
+
+impl Transport<RoleServer> for OutboxTransport {
+    type Error = std::io::Error;
+
+    fn send(&mut self, mut item: ServerJsonRpcMessage) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        if let ServerJsonRpcMessage::Request(request) = &mut item {
+            request.id = self.instance.tag(&request.id);
+        }
+        let sending: Pin<Box<dyn Future<Output = Result<(), Self::Error>> + Send>> = if unscoped(&item) {
+            let bus = self.bus.clone();
+            let payload = serde_json::to_string(&BusMessage::Outbox { session: self.session.clone(), message: item });
+            Box::pin(async move { bus.publish(payload.map_err(std::io::Error::other)?).await.map_err(std::io::Error::other) })
+        } else {
+            let sent = self.inner.send(item);
+            Box::pin(async move { sent.await.map_err(std::io::Error::other) })
+        };
+        sending
+    }
+
+    async fn receive(&mut self) -> Option<ClientJsonRpcMessage> {
+        loop {
+            let mut message = self.inner.receive().await?;
+            let id = match &mut message {
+                ClientJsonRpcMessage::Response(response) => &mut response.id,
+                ClientJsonRpcMessage::Error(JsonRpcError { id: Some(id), .. }) => id,
+                _ => return Some(message),
+            };
+            match self.instance.untag(id) {
+                Some(own) => {
+                    *id = own;
+                    return Some(message);
+                }
+                // An answer to another copy's request: that copy has it too.
+                None => continue,
+            }
+        }
+    }
+
+    async fn close(&mut self) -> Result<(), Self::Error> {
+        self.inner.close().await.map_err(std::io::Error::other)
+    }
+}
