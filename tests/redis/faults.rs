@@ -83,3 +83,43 @@ async fn an_outage_is_a_bounded_503_and_service_resumes_without_a_restart() {
     assert!(process.logs().contains("listening"));
     process.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_failure_is_logged_with_its_cause_route_and_request_id() {
+    let mut redis = tokio::task::spawn_blocking(TestRedis::start).await.unwrap();
+    let url = redis.url();
+    let process = ServerProcess::start(free_port(), &[("STORAGE_URL", &url), ("STORAGE_TIMEOUT", "1s")]).await;
+    let server = TestServer::remote(process.base.clone(), http_client());
+    let client = server.client("none").await;
+    redis.stop();
+
+    let response = server
+        .http
+        .post(server.url("/token"))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", "r"), ("client_id", &client.client_id)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert!(!body.to_string().to_lowercase().contains("redis"), "the cause is never sent: {body}");
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let line = loop {
+        let logs = process.logs();
+        if let Some(line) = logs.lines().find(|l| l.contains("request failed") && l.contains(&request_id)) {
+            break line.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no log line for request {request_id}: {logs}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(line.contains("route=/token") || line.contains("route=\"/token\""), "{line}");
+    assert!(line.contains("cause=") && line.contains("storage unavailable"), "the backend's message is logged: {line}");
+
+    let echoed = server.http.get(server.url("/health")).header("x-request-id", "lb-1234").send().await.unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "lb-1234", "a well-formed inbound id is kept");
+    let replaced = server.http.get(server.url("/health")).header("x-request-id", "a b\"c").send().await.unwrap();
+    assert_ne!(replaced.headers()["x-request-id"], "a b\"c", "anything else is replaced");
+}

@@ -57,19 +57,26 @@ impl ErrorCode {
     }
 }
 
-/// A protocol error: the RFC code, a human-readable description, and whether the client
-/// authenticated with HTTP Basic (then a 401 carries `WWW-Authenticate: Basic`).
+/// A protocol error: the RFC code, a human-readable description, whether the client
+/// authenticated with HTTP Basic (then a 401 carries `WWW-Authenticate: Basic`), and the
+/// internal cause, which the HTTP edge logs and never sends.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}: {description}", code.as_str())]
 pub struct OAuthError {
     pub code: ErrorCode,
     pub description: Cow<'static, str>,
     pub basic_auth_challenge: bool,
+    pub cause: Option<String>,
 }
 
 impl OAuthError {
     pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
-        Self { code, description: description.into(), basic_auth_challenge: false }
+        Self { code, description: description.into(), basic_auth_challenge: false, cause: None }
+    }
+
+    /// This error, remembering what went wrong inside (a backend's message).
+    pub fn with_cause(self, cause: impl std::fmt::Display) -> Self {
+        Self { cause: Some(cause.to_string()), ..self }
     }
 
     pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
@@ -102,12 +109,27 @@ pub enum StorageError {
 
 impl From<StorageError> for OAuthError {
     fn from(error: StorageError) -> Self {
-        match error {
+        let public = match &error {
             StorageError::Unavailable(_) => Self::new(
                 ErrorCode::TemporarilyUnavailable,
                 "the authorization server's storage is unavailable; try again shortly",
             ),
             StorageError::Corrupt(_) => Self::new(ErrorCode::ServerError, "stored data could not be read"),
-        }
+        };
+        public.with_cause(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_storage_failure_keeps_its_cause_behind_a_public_description() {
+        let error = OAuthError::from(StorageError::Unavailable("redis: connection refused".into()));
+        assert_eq!(error.code, ErrorCode::TemporarilyUnavailable);
+        assert!(!error.description.contains("redis"), "the description is for clients");
+        assert_eq!(error.cause.as_deref(), Some("storage unavailable: redis: connection refused"));
+        assert_eq!(OAuthError::invalid_request("x").cause, None);
     }
 }

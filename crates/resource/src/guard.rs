@@ -56,12 +56,13 @@ pub async fn require_bearer(State(guard): State<Arc<BearerGuard>>, mut request: 
         }
         Err(TokenRejection::Invalid(reason)) => guard.challenge(Some(reason)),
         Err(TokenRejection::Unavailable(cause)) => {
-            tracing::warn!(%cause, "token validation unavailable");
+            // The same shape as every endpoint's failure log (mcp_oauth_app::http::error).
+            tracing::warn!(code = "temporarily_unavailable", description = "token validation unavailable", %cause, "request failed");
             let body = jsonrpc_error(-32000, "token validation is temporarily unavailable; retry shortly");
             (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], body).into_response()
         }
         Err(TokenRejection::Misconfigured(cause)) => {
-            tracing::error!(%cause, "configuration error: tokens cannot be validated");
+            tracing::error!(code = "misconfigured", description = "tokens cannot be validated", %cause, "configuration error");
             let body =
                 jsonrpc_error(-32000, "this server cannot validate tokens: its configuration needs fixing by its operator");
             (StatusCode::SERVICE_UNAVAILABLE, body).into_response()

@@ -20,7 +20,7 @@ pub async fn bind_to_owner(State(sessions): State<Arc<dyn McpSessionStore>>, mut
         return next.run(request).await;
     };
     let unavailable = |error: mcp_oauth_domain::StorageError| {
-        tracing::warn!(%error, "MCP session storage unavailable");
+        tracing::warn!(code = "temporarily_unavailable", description = "MCP session storage unavailable", cause = %error, "request failed");
         let body = crate::guard::jsonrpc_error(-32000, "session storage is temporarily unavailable; retry shortly");
         (StatusCode::SERVICE_UNAVAILABLE, [(axum::http::header::RETRY_AFTER, "1")], body).into_response()
     };

@@ -76,6 +76,7 @@ pub async fn show(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery)
             pages::error(StatusCode::BAD_REQUEST, &unknown_client(&state), Some("invalid_client"))
         }
         Err(AuthorizeError::Page(error)) => {
+            crate::http::error::log_oauth_error(&error);
             let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
             let status = if error.code == ErrorCode::TemporarilyUnavailable { status } else { StatusCode::BAD_REQUEST };
             pages::error(status, &error.description, Some(error.code.as_str()))
@@ -141,7 +142,10 @@ pub async fn decide(
             let status = match error {
                 ConsentError::Expired | ConsentError::BadInput(_) => StatusCode::BAD_REQUEST,
                 ConsentError::Forged => StatusCode::FORBIDDEN,
-                ConsentError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                ConsentError::Unavailable(ref cause) => {
+                    crate::http::error::log_failure("temporarily_unavailable", &error.to_string(), Some(&cause.to_string()));
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
             };
             pages::error(status, &error.to_string(), None)
         }

@@ -20,9 +20,7 @@ impl IntoResponse for OAuthResponse {
     fn into_response(self) -> Response {
         let error = self.0;
         let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if status.is_server_error() {
-            tracing::warn!(error = %error, "request failed");
-        }
+        log_oauth_error(&error);
         let body = json!({ "error": error.code.as_str(), "error_description": error.description });
         let mut response = (status, no_store(), Json(body)).into_response();
         if error.basic_auth_challenge {
@@ -33,6 +31,20 @@ impl IntoResponse for OAuthResponse {
         }
         response
     }
+}
+
+/// Logs an error the server could not help (a storage outage, corrupt data) with its internal
+/// cause, inside the request's span (route and request id). Client mistakes are not logged
+/// here: they are the client's to fix, and the answer tells it.
+pub fn log_oauth_error(error: &OAuthError) {
+    if error.status() >= 500 || error.cause.is_some() {
+        log_failure(error.code.as_str(), &error.description, error.cause.as_deref());
+    }
+}
+
+/// The one way every endpoint logs a failure of its own.
+pub fn log_failure(code: &str, description: &str, cause: Option<&str>) {
+    tracing::warn!(code, description, cause = cause.unwrap_or("unknown"), "request failed");
 }
 
 /// `Cache-Control: no-store` and `Pragma: no-cache`, for anything carrying tokens or errors

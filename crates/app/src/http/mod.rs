@@ -6,6 +6,7 @@ pub mod error;
 mod extract;
 mod metadata;
 mod oauth;
+mod request_id;
 
 use std::sync::Arc;
 
@@ -83,11 +84,11 @@ async fn ready(State(readiness): State<Readiness>) -> Response {
 /// Browser-based MCP clients call discovery, registration, token and /mcp cross-origin. No
 /// endpoint relies on cookies except the consent form, which is same-origin.
 fn cors() -> CorsLayer {
-    CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods(Any)
-        .allow_headers(Any)
-        .expose_headers([header::WWW_AUTHENTICATE, HeaderName::from_static("mcp-session-id")])
+    CorsLayer::new().allow_origin(Any).allow_methods(Any).allow_headers(Any).expose_headers([
+        header::WWW_AUTHENTICATE,
+        HeaderName::from_static("mcp-session-id"),
+        HeaderName::from_static("x-request-id"),
+    ])
 }
 
 /// The routes of whichever halves this process serves; what it does not serve answers 404.
@@ -118,5 +119,5 @@ pub fn router(
     if let Some(resource) = resource {
         app = app.merge(resource.router);
     }
-    app.fallback(not_found).layer(cors()).layer(CatchPanicLayer::custom(panic_response))
+    request_id::layer(app.fallback(not_found).layer(cors()).layer(CatchPanicLayer::custom(panic_response)))
 }

@@ -2,7 +2,7 @@
 
 use url::Url;
 
-use crate::error::{ErrorCode, OAuthError};
+use crate::error::{ErrorCode, OAuthError, StorageError};
 use crate::params::RequestParams;
 use crate::pkce::CodeChallenge;
 use crate::ports::{AuthorizationGrant, FamilyId, PendingAuthorization};
@@ -53,8 +53,9 @@ pub enum ConsentError {
     Forged,
     #[error("{0}")]
     BadInput(&'static str),
+    /// Storage failed; the cause is logged, never shown.
     #[error("The server cannot complete this request right now. Try again shortly.")]
-    Unavailable,
+    Unavailable(StorageError),
 }
 
 impl AuthorizationServer {
@@ -196,7 +197,7 @@ impl AuthorizationServer {
         csrf_cookie: Option<&str>,
         decision: ConsentDecision,
     ) -> Result<Url, ConsentError> {
-        let unavailable = |_| ConsentError::Unavailable;
+        let unavailable = ConsentError::Unavailable;
         let key = TokenDigest::of(request_id);
         let pending = self.stores.pending.get(&key).await.map_err(unavailable)?.ok_or(ConsentError::Expired)?;
         let csrf_ok =

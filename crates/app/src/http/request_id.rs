@@ -1,0 +1,49 @@
+//! Every request carries an id: each of its log lines names it, with the route, and the answer
+//! returns it in `X-Request-Id`. An id a client sent is kept only when it is a short token, so
+//! nothing arbitrary reaches the logs.
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::HeaderValue;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+const HEADER: &str = "x-request-id";
+const MAX_LEN: usize = 64;
+
+#[derive(Clone, Copy, Default)]
+struct RandomId;
+
+impl MakeRequestId for RandomId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let id = mcp_oauth_domain::secret::TokenDigest::of(&mcp_oauth_domain::secret::generate_secret()).to_hex();
+        HeaderValue::from_str(&id[..16]).ok().map(RequestId::new)
+    }
+}
+
+fn acceptable(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty() && bytes.len() <= MAX_LEN && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
+}
+
+async fn drop_unusable_id(mut request: Request) -> Request {
+    if request.headers().get(HEADER).is_some_and(|value| !acceptable(value)) {
+        request.headers_mut().remove(HEADER);
+    }
+    request
+}
+
+fn span(request: &Request) -> tracing::Span {
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+    let id = request.headers().get(HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    tracing::info_span!("request", method = %request.method(), route, request_id = id)
+}
+
+/// Wraps `router` so that every request has an id and runs inside a span naming it.
+pub fn layer(router: Router) -> Router {
+    router
+        .layer(TraceLayer::new_for_http().make_span_with(span).on_failure(()))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(RandomId))
+        .layer(axum::middleware::map_request(drop_unusable_id))
+}
