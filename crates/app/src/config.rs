@@ -278,8 +278,10 @@ impl Config {
 pub enum StorageUrl {
     Memory,
     /// A `redis://` or `rediss://` URL.
+    #[cfg(feature = "redis")]
     Redis(String),
     /// A `sqlite:` URL naming a database file (or `:memory:`, for tests).
+    #[cfg(feature = "sqlite")]
     Sqlite(String),
 }
 
@@ -290,24 +292,43 @@ impl StorageUrl {
             return Ok(Self::Memory);
         }
         if raw.starts_with("redis://") || raw.starts_with("rediss://") {
+            #[cfg(feature = "redis")]
             return Ok(Self::Redis(raw.to_owned()));
+            #[cfg(not(feature = "redis"))]
+            return Err("STORAGE_URL names Redis, but this build has no Redis support (the `redis` feature)".into());
         }
         if let Some(rest) = raw.strip_prefix("sqlite:") {
-            let path = rest.strip_prefix("//").unwrap_or(rest);
-            let file = path.split('?').next().unwrap_or_default();
-            if file.is_empty() {
-                return Err(format!("STORAGE_URL `{raw}` names no database file; use sqlite://path/to/file.db"));
-            }
-            return Ok(Self::Sqlite(raw.to_owned()));
+            return Self::sqlite(raw, rest);
         }
         Err("STORAGE_URL must be `memory`, a redis:// or rediss:// URL, or a sqlite:// URL".into())
+    }
+
+    #[cfg(feature = "sqlite")]
+    fn sqlite(raw: &str, rest: &str) -> Result<Self, String> {
+        let path = rest.strip_prefix("//").unwrap_or(rest);
+        if path.split('?').next().unwrap_or_default().is_empty() {
+            return Err(format!("STORAGE_URL `{raw}` names no database file; use sqlite://path/to/file.db"));
+        }
+        Ok(Self::Sqlite(raw.to_owned()))
+    }
+
+    #[cfg(not(feature = "sqlite"))]
+    fn sqlite(_raw: &str, _rest: &str) -> Result<Self, String> {
+        Err("STORAGE_URL names SQLite, but this build has no SQLite support (the `sqlite` feature)".into())
+    }
+
+    /// Whether what is stored is gone when the process restarts.
+    pub fn forgets_on_restart(&self) -> bool {
+        matches!(self, Self::Memory)
     }
 
     /// The backend's name, as the home page and the logs show it.
     pub fn backend(&self) -> &'static str {
         match self {
             Self::Memory => "memory",
+            #[cfg(feature = "redis")]
             Self::Redis(_) => "redis",
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(_) => "sqlite",
         }
     }

@@ -8,10 +8,7 @@ use axum::Router;
 use chrono::TimeDelta;
 use mcp_oauth_adapters::external::{ExternalSettings, ExternalValidator, IntrospectionAuth, ValidationMethod};
 use mcp_oauth_adapters::memory::MemoryStore;
-use mcp_oauth_adapters::redis::{RedisOptions, RedisStore};
-use mcp_oauth_adapters::sqlite::SqliteStore;
 use mcp_oauth_domain::clock::{Clock, SystemClock};
-use mcp_oauth_domain::ports::Lifetimes;
 use mcp_oauth_domain::secret::TokenDigest;
 use mcp_oauth_domain::service::{AuthorizationServer, Policy, ResourceServerCredential, Stores};
 use mcp_oauth_domain::validation::{LocalTokenValidator, TokenValidator};
@@ -20,7 +17,6 @@ use mcp_oauth_resource::demo::{McpServer, McpSettings};
 use mcp_oauth_resource::guard::BearerGuard;
 use mcp_oauth_resource::memory::{LocalBus, MemoryMcpSessions};
 use mcp_oauth_resource::metadata::ProtectedResource;
-use mcp_oauth_resource::redis::{RedisBus, RedisMcpSessions};
 use mcp_oauth_resource::transport::{self, McpBackend, TransportSettings};
 use tokio::net::TcpListener;
 
@@ -71,44 +67,54 @@ pub fn local_mcp_backend(config: &Config) -> McpBackend {
 
 /// Opens the storage the configuration names and starts its sweeper.
 pub async fn open_storage(config: &Config) -> Result<Storage, StartupError> {
-    let url = StorageUrl::parse(config.storage()).map_err(StartupError::Config)?;
-    let stores = match url {
-        StorageUrl::Redis(url) => {
-            let options =
-                RedisOptions {
-                    url,
-                    password: config.redis_password.as_ref().map(|p| p.expose().to_owned()),
-                    prefix: config.redis_key_prefix.clone(),
-                    timeout: config.storage_timeout,
-                    lifetimes: Lifetimes::default(),
-                    ca_certificate: match &config.redis_ca_cert {
-                        Some(path) => Some(std::fs::read(path).map_err(|e| {
-                            StartupError::Config(format!("REDIS_CA_CERT `{}` cannot be read: {e}", path.display()))
-                        })?),
-                        None => None,
-                    },
-                };
-            let store = RedisStore::open(options).await.map_err(|e| StartupError::Storage(e.to_string()))?;
-            tracing::info!(prefix = %config.redis_key_prefix, "using Redis storage");
-            let mcp = McpBackend {
-                sessions: Arc::new(RedisMcpSessions::new(store.clone(), config.mcp_session_idle_timeout)),
-                bus: Arc::new(RedisBus::start(store.clone())),
-            };
-            return Ok(Storage { stores: store.stores(), mcp });
-        }
+    let stores = match StorageUrl::parse(config.storage()).map_err(StartupError::Config)? {
+        #[cfg(feature = "redis")]
+        StorageUrl::Redis(url) => return open_redis(config, url).await,
         StorageUrl::Memory => {
             let store = MemoryStore::default();
             store.spawn_sweeper(SWEEP_PERIOD);
             store.stores()
         }
+        #[cfg(feature = "sqlite")]
         StorageUrl::Sqlite(url) => {
-            let store = SqliteStore::open(&url, Lifetimes::default()).await.map_err(|e| StartupError::Storage(e.to_string()))?;
+            let store = mcp_oauth_adapters::sqlite::SqliteStore::open(&url, mcp_oauth_domain::ports::Lifetimes::default())
+                .await
+                .map_err(|e| StartupError::Storage(e.to_string()))?;
             store.spawn_sweeper(SWEEP_PERIOD);
             tracing::info!(url, "using SQLite storage");
             store.stores()
         }
     };
     Ok(Storage { stores, mcp: local_mcp_backend(config) })
+}
+
+/// Redis holds both the authorization server's state and the MCP sessions, for every instance.
+#[cfg(feature = "redis")]
+async fn open_redis(config: &Config, url: String) -> Result<Storage, StartupError> {
+    use mcp_oauth_adapters::redis::{RedisOptions, RedisStore};
+    use mcp_oauth_resource::redis::{RedisBus, RedisMcpSessions};
+    let ca_certificate = match &config.redis_ca_cert {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| StartupError::Config(format!("REDIS_CA_CERT `{}` cannot be read: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    let options = RedisOptions {
+        url,
+        password: config.redis_password.as_ref().map(|p| p.expose().to_owned()),
+        prefix: config.redis_key_prefix.clone(),
+        timeout: config.storage_timeout,
+        lifetimes: mcp_oauth_domain::ports::Lifetimes::default(),
+        ca_certificate,
+    };
+    let store = RedisStore::open(options).await.map_err(|e| StartupError::Storage(e.to_string()))?;
+    tracing::info!(prefix = %config.redis_key_prefix, "using Redis storage");
+    let mcp = McpBackend {
+        sessions: Arc::new(RedisMcpSessions::new(store.clone(), config.mcp_session_idle_timeout)),
+        bus: Arc::new(RedisBus::start(store.clone())),
+    };
+    Ok(Storage { stores: store.stores(), mcp })
 }
 
 /// Builds the whole application for a configuration over the given storage: the

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorCode, OAuthError};
+use crate::grant::{GrantType, ResponseType};
 use crate::redirect_uri::{RedirectKind, RedirectUri, RedirectUriError};
 use crate::scope::Scope;
 use crate::secret::TokenDigest;
@@ -48,16 +49,13 @@ fn application_type_or_web<'de, D: serde::Deserializer<'de>>(deserializer: D) ->
     Ok(Option::<ApplicationType>::deserialize(deserializer)?.unwrap_or_default())
 }
 
-pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
-pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
-
 /// Client metadata as registered, echoed back by the registration response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientMetadata {
     pub redirect_uris: Vec<RedirectUri>,
     pub token_endpoint_auth_method: TokenEndpointAuthMethod,
-    pub grant_types: Vec<String>,
-    pub response_types: Vec<String>,
+    pub grant_types: Vec<GrantType>,
+    pub response_types: Vec<ResponseType>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -95,8 +93,8 @@ impl Client {
         self.metadata.token_endpoint_auth_method
     }
 
-    pub fn allows_grant(&self, grant_type: &str) -> bool {
-        self.metadata.grant_types.iter().any(|g| g == grant_type)
+    pub fn allows_grant(&self, grant_type: GrantType) -> bool {
+        self.metadata.grant_types.contains(&grant_type)
     }
 
     pub fn redirect_uri_for(&self, presented: &str) -> Option<&RedirectUri> {
@@ -229,18 +227,26 @@ impl RegistrationRequest {
             }
         };
 
-        let grant_types =
-            self.grant_types.unwrap_or_else(|| vec![GRANT_AUTHORIZATION_CODE.to_owned(), GRANT_REFRESH_TOKEN.to_owned()]);
-        if let Some(bad) = grant_types.iter().find(|g| ![GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN].contains(&g.as_str())) {
-            return Err(metadata_error(format!("grant type `{}` is not supported", truncate(bad))));
-        }
-        if !grant_types.iter().any(|g| g == GRANT_AUTHORIZATION_CODE) {
+        let grant_types = match self.grant_types {
+            None => GrantType::ALL.to_vec(),
+            Some(raw) => raw
+                .iter()
+                .map(|g| {
+                    GrantType::parse(g).ok_or_else(|| metadata_error(format!("grant type `{}` is not supported", truncate(g))))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        if !grant_types.contains(&GrantType::AuthorizationCode) {
             return Err(metadata_error("grant_types must include authorization_code"));
         }
-        let response_types = self.response_types.unwrap_or_else(|| vec!["code".to_owned()]);
-        if response_types.iter().any(|r| r != "code") || response_types.is_empty() {
-            return Err(metadata_error("response_types may only contain `code`"));
-        }
+        let response_types = match self.response_types {
+            None => ResponseType::ALL.to_vec(),
+            Some(raw) if raw.is_empty() => return Err(metadata_error("response_types may only contain `code`")),
+            Some(raw) => raw
+                .iter()
+                .map(|r| ResponseType::parse(r).ok_or_else(|| metadata_error("response_types may only contain `code`")))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
 
         let scope = match self.scope {
             None => None,
@@ -292,8 +298,8 @@ mod tests {
     fn defaults_to_a_confidential_basic_client_with_code_and_refresh() {
         let metadata = request(&["https://app.example/cb"]).validate(&scopes()).unwrap();
         assert_eq!(metadata.token_endpoint_auth_method, TokenEndpointAuthMethod::ClientSecretBasic);
-        assert_eq!(metadata.grant_types, ["authorization_code", "refresh_token"]);
-        assert_eq!(metadata.response_types, ["code"]);
+        assert_eq!(metadata.grant_types, [GrantType::AuthorizationCode, GrantType::RefreshToken]);
+        assert_eq!(metadata.response_types, [ResponseType::Code]);
     }
 
     #[test]

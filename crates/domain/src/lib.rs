@@ -6,6 +6,7 @@ pub mod client;
 pub mod clock;
 pub mod error;
 pub mod grace;
+pub mod grant;
 pub mod params;
 pub mod pkce;
 pub mod ports;

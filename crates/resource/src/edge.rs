@@ -7,17 +7,19 @@ use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::guard::jsonrpc_error;
+use rmcp::model::ErrorCode;
+
+use crate::guard::{UNAUTHORIZED_OR_UNKNOWN_SESSION, jsonrpc_error};
 
 /// rmcp's own limit on request bodies, enforced here first so the answer is JSON-RPC.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// JSON-RPC error code for a transport failure with `status`.
-fn code_for(status: StatusCode) -> i64 {
+fn code_for(status: StatusCode) -> ErrorCode {
     match status {
-        StatusCode::NOT_FOUND => -32001,
-        s if s.is_server_error() => -32603,
-        _ => -32600,
+        StatusCode::NOT_FOUND => UNAUTHORIZED_OR_UNKNOWN_SESSION,
+        s if s.is_server_error() => ErrorCode::INTERNAL_ERROR,
+        _ => ErrorCode::INVALID_REQUEST,
     }
 }
 
@@ -33,10 +35,12 @@ pub async fn jsonrpc_errors(request: Request, next: Next) -> Response {
     let request = if request.method() == Method::POST {
         let (parts, body) = request.into_parts();
         let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES).await else {
-            return (StatusCode::PAYLOAD_TOO_LARGE, jsonrpc_error(-32600, "the request body is too large")).into_response();
+            return (StatusCode::PAYLOAD_TOO_LARGE, jsonrpc_error(ErrorCode::INVALID_REQUEST, "the request body is too large"))
+                .into_response();
         };
         if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
-            return (StatusCode::BAD_REQUEST, jsonrpc_error(-32700, "parse error: the body is not valid JSON")).into_response();
+            return (StatusCode::BAD_REQUEST, jsonrpc_error(ErrorCode::PARSE_ERROR, "parse error: the body is not valid JSON"))
+                .into_response();
         }
         Request::from_parts(parts, Body::from(bytes))
     } else {

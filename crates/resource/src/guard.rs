@@ -7,9 +7,17 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use mcp_oauth_domain::ErrorCode;
+use mcp_oauth_domain::ErrorCode as OAuthErrorCode;
 use mcp_oauth_domain::validation::{TokenRejection, TokenValidator};
+use rmcp::model::ErrorCode;
 use serde_json::json;
+
+/// Retry later: a dependency (storage, the authorization server) did not answer. The standard
+/// codes are rmcp's; this one and the next are this server's, in JSON-RPC's
+/// implementation-defined range.
+pub const UNAVAILABLE: ErrorCode = ErrorCode(-32000);
+/// Authorization required, or no such session (as the official SDKs use it).
+pub const UNAUTHORIZED_OR_UNKNOWN_SESSION: ErrorCode = ErrorCode(-32001);
 
 pub struct BearerGuard {
     pub validator: Arc<dyn TokenValidator>,
@@ -22,10 +30,10 @@ impl BearerGuard {
     fn challenge(&self, error: Option<&str>) -> Response {
         let mut value = format!("Bearer resource_metadata=\"{}\", scope=\"{}\"", self.resource_metadata, self.scope);
         if let Some(description) = error {
-            let code = ErrorCode::InvalidToken.as_str();
+            let code = OAuthErrorCode::InvalidToken.as_str();
             value.push_str(&format!(", error=\"{code}\", error_description=\"{description}\""));
         }
-        let body = jsonrpc_error(-32001, error.unwrap_or("authorization required"));
+        let body = jsonrpc_error(UNAUTHORIZED_OR_UNKNOWN_SESSION, error.unwrap_or("authorization required"));
         let mut response = (StatusCode::UNAUTHORIZED, body).into_response();
         if let Ok(value) = HeaderValue::from_str(&value) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
@@ -34,8 +42,9 @@ impl BearerGuard {
     }
 }
 
-pub fn jsonrpc_error(code: i64, message: &str) -> axum::Json<serde_json::Value> {
-    axum::Json(json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } }))
+/// A JSON-RPC error body for a transport-level failure, which answers no particular request.
+pub fn jsonrpc_error(code: ErrorCode, message: &str) -> axum::Json<serde_json::Value> {
+    axum::Json(json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code.0, "message": message } }))
 }
 
 fn bearer_token(request: &Request) -> Option<&str> {
@@ -58,13 +67,13 @@ pub async fn require_bearer(State(guard): State<Arc<BearerGuard>>, mut request: 
         Err(TokenRejection::Unavailable(cause)) => {
             // The same shape as every endpoint's failure log (mcp_oauth_app::http::error).
             tracing::warn!(code = "temporarily_unavailable", description = "token validation unavailable", %cause, "request failed");
-            let body = jsonrpc_error(-32000, "token validation is temporarily unavailable; retry shortly");
+            let body = jsonrpc_error(UNAVAILABLE, "token validation is temporarily unavailable; retry shortly");
             (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], body).into_response()
         }
         Err(TokenRejection::Misconfigured(cause)) => {
             tracing::error!(code = "misconfigured", description = "tokens cannot be validated", %cause, "configuration error");
             let body =
-                jsonrpc_error(-32000, "this server cannot validate tokens: its configuration needs fixing by its operator");
+                jsonrpc_error(UNAVAILABLE, "this server cannot validate tokens: its configuration needs fixing by its operator");
             (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
         }
     }

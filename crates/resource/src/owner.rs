@@ -21,7 +21,8 @@ pub async fn bind_to_owner(State(sessions): State<Arc<dyn McpSessionStore>>, mut
     };
     let unavailable = |error: mcp_oauth_domain::StorageError| {
         tracing::warn!(code = "temporarily_unavailable", description = "MCP session storage unavailable", cause = %error, "request failed");
-        let body = crate::guard::jsonrpc_error(-32000, "session storage is temporarily unavailable; retry shortly");
+        let body =
+            crate::guard::jsonrpc_error(crate::guard::UNAVAILABLE, "session storage is temporarily unavailable; retry shortly");
         (StatusCode::SERVICE_UNAVAILABLE, [(axum::http::header::RETRY_AFTER, "1")], body).into_response()
     };
     let session = request.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);

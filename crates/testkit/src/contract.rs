@@ -18,15 +18,18 @@ use mcp_oauth_domain::redirect_uri::RedirectUri;
 use mcp_oauth_domain::resource::{Issuer, ResourceUri};
 use mcp_oauth_domain::scope::Scope;
 use mcp_oauth_domain::secret::{TokenDigest, generate_secret};
-use mcp_oauth_domain::service::{
-    AuthorizationServer, ClientCredentials, ConsentDecision, Policy, Stores, TokenRequest, TokenResponse,
-};
+use mcp_oauth_domain::service::{AuthorizationServer, ClientCredentials, ConsentDecision, Policy, Stores, TokenResponse};
 use mcp_oauth_domain::{ErrorCode, OAuthError};
 
 /// A fresh store, and whatever must stay alive while it is used (a server process, a file).
 pub struct Backend {
     pub stores: Stores,
     pub keep_alive: Box<dyn Any + Send + Sync>,
+}
+
+/// A token request's form parameters.
+fn form(pairs: &[(&str, &str)]) -> RequestParams {
+    RequestParams::new(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
 }
 
 /// Lifetimes short enough to watch expire in real time on every backend.
@@ -426,23 +429,17 @@ impl Flow {
     }
 
     async fn exchange(&self, code: &str, verifier: &str) -> Result<TokenResponse, OAuthError> {
-        let request = TokenRequest {
-            grant_type: Some("authorization_code".into()),
-            code: Some(code.into()),
-            redirect_uri: Some("http://127.0.0.1:3000/callback".into()),
-            code_verifier: Some(verifier.into()),
-            ..Default::default()
-        };
+        let request = form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", "http://127.0.0.1:3000/callback"),
+            ("code_verifier", verifier),
+        ]);
         self.server.token(&self.credentials, &request).await
     }
 
     async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, OAuthError> {
-        let request = TokenRequest {
-            grant_type: Some("refresh_token".into()),
-            refresh_token: Some(refresh_token.into()),
-            ..Default::default()
-        };
-        self.server.token(&self.credentials, &request).await
+        self.server.token(&self.credentials, &form(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token)])).await
     }
 
     async fn active(&self, token: &str) -> bool {

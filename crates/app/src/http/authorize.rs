@@ -14,7 +14,6 @@ use mcp_oauth_domain::service::{AuthorizeError, ConsentDecision, ConsentError};
 
 use super::AppState;
 use super::extract::FormParams;
-use crate::config::StorageUrl;
 use crate::pages::{self, ConsentPage};
 
 const AUTHORIZE_PATH: &str = "/authorize";
@@ -86,11 +85,10 @@ pub async fn show(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery)
 
 /// What happened to a client this server does not know, and what the user can do about it.
 fn unknown_client(state: &AppState) -> String {
-    let why = match state.settings.storage {
-        StorageUrl::Memory => {
-            "This server keeps registrations in memory, so it forgets them when it restarts; registrations also expire after 30 days."
-        }
-        _ => "Registrations expire after 30 days, or the registration was removed.",
+    let why = if state.settings.storage.forgets_on_restart() {
+        "This server keeps registrations in memory, so it forgets them when it restarts; registrations also expire after 30 days."
+    } else {
+        "Registrations expire after 30 days, or the registration was removed."
     };
     format!(
         "The application that sent you here is not registered with this server. {why} \

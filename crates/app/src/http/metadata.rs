@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use mcp_oauth_domain::client::TokenEndpointAuthMethod;
+use mcp_oauth_domain::grant::{GrantType, ResponseType};
 use serde_json::{Value, json};
 
 use super::AppState;
@@ -20,9 +21,9 @@ pub async fn authorization_server(State(state): State<Arc<AppState>>) -> Json<Va
         "registration_endpoint": issuer.endpoint("/register"),
         "introspection_endpoint": issuer.endpoint("/introspect"),
         "revocation_endpoint": issuer.endpoint("/revoke"),
-        "response_types_supported": ["code"],
+        "response_types_supported": ResponseType::ALL.map(ResponseType::as_str),
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": GrantType::ALL.map(GrantType::as_str),
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": TokenEndpointAuthMethod::ALL,
         "introspection_endpoint_auth_methods_supported": secret_methods,

@@ -8,7 +8,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mcp_oauth_domain::client::RegistrationRequest;
-use mcp_oauth_domain::service::TokenRequest;
 use serde_json::{Value, json};
 
 use super::AppState;
@@ -40,16 +39,7 @@ pub async fn token(
     FormParams(params): FormParams,
 ) -> Result<Response, OAuthResponse> {
     let credentials = client_credentials(&headers, &params)?;
-    let request = TokenRequest {
-        grant_type: params.owned("grant_type")?,
-        code: params.owned("code")?,
-        redirect_uri: params.owned("redirect_uri")?,
-        code_verifier: params.owned("code_verifier")?,
-        refresh_token: params.owned("refresh_token")?,
-        scope: params.owned("scope")?,
-        resource: params.owned("resource")?,
-    };
-    let response = state.auth.token(&credentials, &request).await?;
+    let response = state.auth.token(&credentials, &params).await?;
     Ok((no_store(), Json(response)).into_response())
 }
 

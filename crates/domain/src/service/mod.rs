@@ -15,7 +15,7 @@ pub use authorize::{AuthorizeError, ConsentDecision, ConsentError, ConsentPrompt
 pub use client_auth::ClientCredentials;
 pub use introspect::Introspection;
 pub use register::RegisteredClient;
-pub use token::{TokenRequest, TokenResponse};
+pub use token::TokenResponse;
 
 use crate::clock::Clock;
 use crate::ports::{AccessTokenStore, AuthorizationCodeStore, ClientStore, PendingAuthStore, RefreshStore, StorageHealth};

@@ -4,9 +4,11 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::client::{Client, GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN};
+use crate::client::Client;
 use crate::error::{ErrorCode, OAuthError};
 use crate::grace::{SealedSuccessor, SuccessorPair};
+use crate::grant::{GrantType, TokenRequest};
+use crate::params::RequestParams;
 use crate::pkce::CodeVerifier;
 use crate::ports::{
     AccessTokenRecord, Admission, FamilyId, Redemption, RefreshGrant, RefreshRecord, RefreshState, Rotation, Successor,
@@ -16,18 +18,6 @@ use crate::scope::Scope;
 use crate::secret::{TokenDigest, generate_secret};
 
 use super::{AuthorizationServer, ClientCredentials};
-
-/// The token request's parameters, each at most once (checked at the HTTP boundary).
-#[derive(Debug, Default, Clone)]
-pub struct TokenRequest {
-    pub grant_type: Option<String>,
-    pub code: Option<String>,
-    pub redirect_uri: Option<String>,
-    pub code_verifier: Option<String>,
-    pub refresh_token: Option<String>,
-    pub scope: Option<String>,
-    pub resource: Option<String>,
-}
 
 #[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct TokenResponse {
@@ -45,10 +35,6 @@ impl std::fmt::Debug for TokenResponse {
     }
 }
 
-fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, OAuthError> {
-    value.as_deref().filter(|v| !v.is_empty()).ok_or_else(|| OAuthError::invalid_request(format!("{name} is required")))
-}
-
 /// The tokens to store for one issuance, generated before anything is written.
 struct Issuance {
     access_token: String,
@@ -57,25 +43,24 @@ struct Issuance {
 }
 
 impl AuthorizationServer {
-    pub async fn token(&self, credentials: &ClientCredentials, request: &TokenRequest) -> Result<TokenResponse, OAuthError> {
-        let grant_type = required(&request.grant_type, "grant_type")?;
-        if ![GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN].contains(&grant_type) {
-            return Err(OAuthError::new(
-                ErrorCode::UnsupportedGrantType,
-                "grant_type must be authorization_code or refresh_token",
-            ));
-        }
+    /// The token endpoint: the grant type is read first, then the client authenticated, then
+    /// the parameters of that grant.
+    pub async fn token(&self, credentials: &ClientCredentials, params: &RequestParams) -> Result<TokenResponse, OAuthError> {
+        let grant_type = GrantType::from_params(params)?;
         let client = self.authenticate_client(credentials).await?;
         if !client.allows_grant(grant_type) {
             return Err(OAuthError::new(
                 ErrorCode::UnauthorizedClient,
-                format!("this client is not registered for {grant_type}"),
+                format!("this client is not registered for {}", grant_type.as_str()),
             ));
         }
-        if grant_type == GRANT_AUTHORIZATION_CODE {
-            self.exchange_code(&client, request).await
-        } else {
-            self.refresh(&client, request).await
+        match TokenRequest::parse(grant_type, params)? {
+            TokenRequest::AuthorizationCode { code, redirect_uri, code_verifier, resource } => {
+                self.exchange_code(&client, &code, &redirect_uri, &code_verifier, resource.as_deref()).await
+            }
+            TokenRequest::RefreshToken { refresh_token, scope, resource } => {
+                self.refresh(&client, &refresh_token, scope.as_deref(), resource.as_deref()).await
+            }
         }
     }
 
@@ -87,12 +72,14 @@ impl AuthorizationServer {
         }
     }
 
-    async fn exchange_code(&self, client: &Client, request: &TokenRequest) -> Result<TokenResponse, OAuthError> {
-        let code = required(&request.code, "code")?;
-        let redirect_uri = required(&request.redirect_uri, "redirect_uri")?;
-        let verifier = CodeVerifier::parse(required(&request.code_verifier, "code_verifier")?)
-            .map_err(|e| OAuthError::invalid_request(e.to_string()))?;
-
+    async fn exchange_code(
+        &self,
+        client: &Client,
+        code: &str,
+        redirect_uri: &str,
+        verifier: &CodeVerifier,
+        resource: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
         let code_digest = TokenDigest::of(code);
         let grant = match self.stores.codes.redeem(&code_digest).await? {
             Redemption::Redeemed(grant) => grant,
@@ -112,10 +99,10 @@ impl AuthorizationServer {
         if grant.redirect_uri != redirect_uri {
             return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
         }
-        if !grant.code_challenge.is_satisfied_by(&verifier) {
+        if !grant.code_challenge.is_satisfied_by(verifier) {
             return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge"));
         }
-        self.check_resource(request.resource.as_deref(), &grant.resource)?;
+        self.check_resource(resource, &grant.resource)?;
 
         let refresh = RefreshGrant {
             client_id: grant.client_id,
@@ -142,7 +129,7 @@ impl AuthorizationServer {
         let now = self.clock.now();
         Issuance {
             access_token: generate_secret(),
-            refresh_token: client.allows_grant(GRANT_REFRESH_TOKEN).then(generate_secret),
+            refresh_token: client.allows_grant(GrantType::RefreshToken).then(generate_secret),
             record: AccessTokenRecord {
                 subject: grant.subject.clone(),
                 client_id: grant.client_id.clone(),
@@ -176,8 +163,13 @@ impl AuthorizationServer {
         }
     }
 
-    async fn refresh(&self, client: &Client, request: &TokenRequest) -> Result<TokenResponse, OAuthError> {
-        let presented = required(&request.refresh_token, "refresh_token")?;
+    async fn refresh(
+        &self,
+        client: &Client,
+        presented: &str,
+        scope: Option<&str>,
+        resource: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
         let digest = TokenDigest::of(presented);
         let RefreshRecord { grant, state } = self
             .stores
@@ -188,10 +180,10 @@ impl AuthorizationServer {
         if grant.client_id != client.client_id {
             return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
         }
-        self.check_resource(request.resource.as_deref(), &grant.resource)?;
+        self.check_resource(resource, &grant.resource)?;
         // A narrower scope applies to the new access token only; the refresh token keeps the
         // original grant (RFC 6749 section 6).
-        let scope = match request.scope.as_deref() {
+        let scope = match scope {
             None => grant.scope.clone(),
             Some(raw) => Scope::parse(raw)
                 .ok()
