@@ -44,18 +44,24 @@ async fn the_sweep_deletes_expired_rows() {
     assert_eq!(left, 0);
 }
 
+/// A database at `url` with only the first `migrations` of the schema, as an older release left it.
+async fn older_database(url: &str, migrations: usize) -> sqlx::SqlitePool {
+    let options: sqlx::sqlite::SqliteConnectOptions =
+        url.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let mut older = sqlx::migrate!("../migrations");
+    older.migrations = Cow::Owned(older.migrations[..migrations].to_vec());
+    older.run(&pool).await.unwrap();
+    pool
+}
+
 #[tokio::test]
 async fn a_database_made_by_an_older_migration_is_upgraded_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let url = url(&dir);
     {
         // Build the database as the first release did: only the first migration.
-        let options: sqlx::sqlite::SqliteConnectOptions =
-            url.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().create_if_missing(true);
-        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-        let mut first = sqlx::migrate!("../migrations");
-        first.migrations = Cow::Owned(first.migrations[..1].to_vec());
-        first.run(&pool).await.unwrap();
+        let pool = older_database(&url, 1).await;
         sqlx::query("INSERT INTO pending_authorizations (digest, body, expires_at) VALUES ($1, $2, $3)")
             .bind(TokenDigest::of("old").to_hex())
             .bind(serde_json::to_string(&sample_pending()).unwrap())
@@ -107,12 +113,7 @@ async fn access_tokens_stored_before_the_table_rename_are_still_valid() {
     let record = mcp_oauth_testkit::contract::sample_access_token(&family);
     {
         // The schema before migration 4, whose access-token table was `access_sessions`.
-        let options: sqlx::sqlite::SqliteConnectOptions =
-            url.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().create_if_missing(true);
-        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-        let mut before = sqlx::migrate!("../migrations");
-        before.migrations = Cow::Owned(before.migrations[..3].to_vec());
-        before.run(&pool).await.unwrap();
+        let pool = older_database(&url, 3).await;
         sqlx::query("INSERT INTO access_sessions (digest, family, body, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(TokenDigest::of("old-access-token").to_hex())
             .bind(family.to_string())

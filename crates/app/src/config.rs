@@ -267,6 +267,13 @@ impl Config {
         self.port.unwrap_or(if self.auth_mode == AuthMode::AuthServer { 3001 } else { 3232 })
     }
 
+    /// How long each kind of record lives: fixed (clients 30 days, pending authorizations and
+    /// codes 10 minutes, access tokens and refresh tokens 7 days). The one source for both the
+    /// stores and the authorization server's policy.
+    pub fn lifetimes(&self) -> mcp_oauth_domain::ports::Lifetimes {
+        mcp_oauth_domain::ports::Lifetimes::default()
+    }
+
     /// The storage URL in effect: STORAGE_URL, else REDIS_URL, else `memory`.
     pub fn storage(&self) -> &str {
         self.storage_url.as_ref().or(self.redis_url.as_ref()).map_or("memory", ConnectionUrl::as_str).trim()

@@ -71,13 +71,13 @@ pub async fn open_storage(config: &Config) -> Result<Storage, StartupError> {
         #[cfg(feature = "redis")]
         StorageUrl::Redis(url) => return open_redis(config, url).await,
         StorageUrl::Memory => {
-            let store = MemoryStore::default();
+            let store = MemoryStore::new(config.lifetimes());
             store.spawn_sweeper(SWEEP_PERIOD);
             store.stores()
         }
         #[cfg(feature = "sqlite")]
         StorageUrl::Sqlite(url) => {
-            let store = mcp_oauth_adapters::sqlite::SqliteStore::open(&url, mcp_oauth_domain::ports::Lifetimes::default())
+            let store = mcp_oauth_adapters::sqlite::SqliteStore::open(&url, config.lifetimes())
                 .await
                 .map_err(|e| StartupError::Storage(e.to_string()))?;
             store.spawn_sweeper(SWEEP_PERIOD);
@@ -105,7 +105,7 @@ async fn open_redis(config: &Config, url: String) -> Result<Storage, StartupErro
         password: config.redis_password.as_ref().map(|p| p.expose().to_owned()),
         prefix: config.redis_key_prefix.clone(),
         timeout: config.storage_timeout,
-        lifetimes: mcp_oauth_domain::ports::Lifetimes::default(),
+        lifetimes: config.lifetimes(),
         ca_certificate,
     };
     let store = RedisStore::open(options).await.map_err(|e| StartupError::Storage(e.to_string()))?;
@@ -138,6 +138,7 @@ pub fn build(config: &Config, storage: Storage, shutdown: &Shutdown) -> Result<R
             access_token_ttl: to_delta(config.access_token_ttl),
             refresh_grace: to_delta(config.refresh_grace),
             resource_servers,
+            lifetimes: config.lifetimes(),
         };
         let auth = Arc::new(AuthorizationServer::new(stores.clone(), policy, clock.clone()));
         Arc::new(AppState { auth, settings: settings.clone() })

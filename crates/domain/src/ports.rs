@@ -20,11 +20,11 @@ use crate::resource::ResourceUri;
 use crate::scope::Scope;
 use crate::secret::TokenDigest;
 
-pub const CLIENT_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
-pub const PENDING_AUTH_LIFETIME: Duration = Duration::from_secs(10 * 60);
-pub const CODE_LIFETIME: Duration = Duration::from_secs(10 * 60);
-pub const ACCESS_TOKEN_RECORD_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
-pub const REFRESH_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+const CLIENT_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+const PENDING_AUTH_LIFETIME: Duration = Duration::from_secs(10 * 60);
+const CODE_LIFETIME: Duration = Duration::from_secs(10 * 60);
+const ACCESS_TOKEN_RECORD_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+const REFRESH_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How long each store keeps its records. Production uses the constants above; the contract
 /// suite shortens them to observe expiry in real time on every backend.

@@ -385,6 +385,7 @@ impl Flow {
             access_token_ttl: TimeDelta::hours(1),
             refresh_grace: TimeDelta::seconds(grace_secs),
             resource_servers: vec![],
+            lifetimes: Lifetimes::default(),
         };
         let server = Arc::new(AuthorizationServer::new(backend.stores.clone(), policy, clock.clone() as Arc<dyn Clock>));
         let registered = server

@@ -4,7 +4,6 @@
 //! instances' views of one bus.
 
 use std::any::Any;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,11 +47,7 @@ macro_rules! session_contract_cases {
     };
 }
 
-pub async fn sessions_belong_to_the_subject_that_claimed_them<F, Fut>(factory: &F)
-where
-    F: Fn(Duration) -> Fut,
-    Fut: Future<Output = SessionBackend>,
-{
+pub async fn sessions_belong_to_the_subject_that_claimed_them(factory: &impl AsyncFn(Duration) -> SessionBackend) {
     let backend = factory(Duration::from_secs(60)).await;
     let sessions = &backend.sessions;
     assert!(!sessions.touch("s1", "alice").await.unwrap(), "an unknown session is nobody's");
@@ -62,11 +57,7 @@ where
     assert!(!sessions.touch("s2", "alice").await.unwrap(), "sessions are kept apart");
 }
 
-pub async fn ended_sessions_are_gone<F, Fut>(factory: &F)
-where
-    F: Fn(Duration) -> Fut,
-    Fut: Future<Output = SessionBackend>,
-{
+pub async fn ended_sessions_are_gone(factory: &impl AsyncFn(Duration) -> SessionBackend) {
     let backend = factory(Duration::from_secs(60)).await;
     let sessions = &backend.sessions;
     sessions.claim("s1", "alice").await.unwrap();
@@ -79,11 +70,7 @@ where
     sessions.end("never-existed").await.unwrap();
 }
 
-pub async fn state_level_and_subscriptions_round_trip<F, Fut>(factory: &F)
-where
-    F: Fn(Duration) -> Fut,
-    Fut: Future<Output = SessionBackend>,
-{
+pub async fn state_level_and_subscriptions_round_trip(factory: &impl AsyncFn(Duration) -> SessionBackend) {
     let backend = factory(Duration::from_secs(60)).await;
     let sessions = &backend.sessions;
     sessions.claim("s1", "alice").await.unwrap();
@@ -103,11 +90,7 @@ where
     assert!(sessions.touch("s1", "alice").await.unwrap(), "the owner survives the other writes");
 }
 
-pub async fn idle_sessions_expire_and_use_renews_them<F, Fut>(factory: &F)
-where
-    F: Fn(Duration) -> Fut,
-    Fut: Future<Output = SessionBackend>,
-{
+pub async fn idle_sessions_expire_and_use_renews_them(factory: &impl AsyncFn(Duration) -> SessionBackend) {
     let backend = factory(IDLE).await;
     let sessions = &backend.sessions;
     sessions.claim("kept", "alice").await.unwrap();
@@ -129,11 +112,7 @@ async fn next(listener: &mut Payloads) -> Option<String> {
     tokio::time::timeout(Duration::from_millis(200), listener.next()).await.ok().flatten()
 }
 
-pub async fn the_bus_reaches_every_listener_on_every_instance<F, Fut>(factory: &F)
-where
-    F: Fn(Duration) -> Fut,
-    Fut: Future<Output = SessionBackend>,
-{
+pub async fn the_bus_reaches_every_listener_on_every_instance(factory: &impl AsyncFn(Duration) -> SessionBackend) {
     let backend = factory(Duration::from_secs(60)).await;
     let mut own = backend.bus.listen();
     let mut second = backend.bus.listen();

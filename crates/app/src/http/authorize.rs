@@ -65,7 +65,7 @@ pub async fn show(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery)
                 csrf_token: &prompt.csrf_token,
             };
             let mut response = pages::consent(page, &prompt.redirect_uri.csp_source());
-            let lifetime = mcp_oauth_domain::ports::PENDING_AUTH_LIFETIME.as_secs() as i64;
+            let lifetime = i64::try_from(state.auth.policy().lifetimes.pending_auth.as_secs()).unwrap_or(i64::MAX);
             let cookie = csrf_cookie(&state, csrf_cookie_name(&prompt.request_id), prompt.csrf_token, lifetime);
             response.headers_mut().append(header::SET_COOKIE, cookie);
             response

@@ -102,7 +102,7 @@ impl AuthorizationServer {
             return Ok(None);
         }
         let grant = record.grant;
-        let lifetime = chrono::Duration::from_std(crate::ports::REFRESH_LIFETIME).expect("7 days fits");
+        let lifetime = chrono::Duration::from_std(self.policy.lifetimes.refresh).unwrap_or(chrono::Duration::MAX);
         Ok(Some(Introspection {
             active: true,
             client_id: Some(grant.client_id),

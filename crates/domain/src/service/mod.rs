@@ -18,7 +18,9 @@ pub use register::RegisteredClient;
 pub use token::TokenResponse;
 
 use crate::clock::Clock;
-use crate::ports::{AccessTokenStore, AuthorizationCodeStore, ClientStore, PendingAuthStore, RefreshStore, StorageHealth};
+use crate::ports::{
+    AccessTokenStore, AuthorizationCodeStore, ClientStore, Lifetimes, PendingAuthStore, RefreshStore, StorageHealth,
+};
 use crate::resource::{Issuer, ResourceUri};
 use crate::scope::Scope;
 use crate::secret::TokenDigest;
@@ -71,6 +73,9 @@ pub struct Policy {
     /// turns the grace window off.
     pub refresh_grace: Duration,
     pub resource_servers: Vec<ResourceServerCredential>,
+    /// How long each kind of record lives. The stores are opened with the same value, so what
+    /// the rules report (a refresh token's `exp`) is what the stores enforce.
+    pub lifetimes: Lifetimes,
 }
 
 pub struct AuthorizationServer {

@@ -19,7 +19,7 @@ impl AuthorizationServer {
         let metadata = request.validate(&self.policy.scopes)?;
         let client_secret = metadata.token_endpoint_auth_method.is_confidential().then(generate_secret);
         let issued_at = self.clock.now();
-        let lifetime = Duration::from_std(crate::ports::CLIENT_LIFETIME).expect("30 days fits");
+        let lifetime = Duration::from_std(self.policy.lifetimes.client).unwrap_or(Duration::MAX);
         let client = Client {
             // Client ids are public but unguessable, so nobody can enumerate them.
             client_id: generate_secret(),
