@@ -35,8 +35,8 @@ fn resource() -> ResourceUri {
 /// A validator over `stores` and a token it knows.
 fn prepared(stores: Stores) -> (LocalTokenValidator, String) {
     let token = generate_secret();
-    let session = AccessTokenRecord {
-        subject: "alice".into(),
+    let record = AccessTokenRecord {
+        subject: mcp_oauth_domain::identity::Subject::parse("alice").unwrap(),
         client_id: "client".into(),
         scope: Scope::parse("mcp").unwrap(),
         audience: resource(),
@@ -44,7 +44,7 @@ fn prepared(stores: Stores) -> (LocalTokenValidator, String) {
         issued_at: Utc::now(),
         expires_at: Utc::now() + TimeDelta::hours(1),
     };
-    RUNTIME.block_on(stores.access_tokens.insert(&TokenDigest::of(&token), &session)).unwrap();
+    RUNTIME.block_on(stores.access_tokens.insert(&TokenDigest::of(&token), &record)).unwrap();
     (LocalTokenValidator::new(stores.access_tokens.clone(), resource(), Arc::new(SystemClock)), token)
 }
 

@@ -127,7 +127,7 @@ pub fn build(config: &Config, storage: Storage, shutdown: &Shutdown) -> Result<R
     let oauth = (config.auth_mode != AuthMode::External).then(|| {
         let resource_servers = match (&config.introspection_client_id, &config.introspection_client_secret) {
             (Some(id), Some(secret)) => {
-                vec![ResourceServerCredential { client_id: id.clone(), secret_digest: TokenDigest::of(secret.expose()) }]
+                vec![ResourceServerCredential { client_id: id.as_str().into(), secret_digest: TokenDigest::of(secret.expose()) }]
             }
             _ => vec![],
         };

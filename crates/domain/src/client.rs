@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorCode, OAuthError};
 use crate::grant::{GrantType, ResponseType};
+use crate::identity::ClientId;
 use crate::redirect_uri::{RedirectKind, RedirectUri, RedirectUriError};
 use crate::scope::Scope;
 use crate::secret::TokenDigest;
@@ -81,7 +82,7 @@ pub struct ClientMetadata {
 /// A registered client as stored: its secret only as a digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Client {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub secret_digest: Option<TokenDigest>,
     pub metadata: ClientMetadata,
     pub issued_at: DateTime<Utc>,
@@ -102,7 +103,7 @@ impl Client {
     }
 
     pub fn display_name(&self) -> &str {
-        self.metadata.client_name.as_deref().unwrap_or(&self.client_id)
+        self.metadata.client_name.as_deref().unwrap_or(self.client_id.as_str())
     }
 }
 

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod error;
 pub mod grace;
 pub mod grant;
+pub mod identity;
 pub mod params;
 pub mod pkce;
 pub mod ports;

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::client::Client;
 use crate::error::StorageError;
 use crate::grace::SealedSuccessor;
+use crate::identity::{ClientId, Subject};
 use crate::pkce::CodeChallenge;
 use crate::redirect_uri::RedirectUri;
 use crate::resource::ResourceUri;
@@ -91,13 +92,13 @@ pub trait StorageHealth: Send + Sync {
 #[async_trait]
 pub trait ClientStore: Send + Sync {
     async fn insert(&self, client: &Client) -> Result<(), StorageError>;
-    async fn get(&self, client_id: &str) -> Result<Option<Client>, StorageError>;
+    async fn get(&self, client_id: &ClientId) -> Result<Option<Client>, StorageError>;
 }
 
 /// An authorization request waiting for the user's login and consent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingAuthorization {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub redirect_uri: RedirectUri,
     pub code_challenge: CodeChallenge,
     pub scope: Scope,
@@ -119,13 +120,13 @@ pub trait PendingAuthStore: Send + Sync {
 /// What an authorization code stands for until it is exchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizationGrant {
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The redirect_uri exactly as sent to /authorize; the token request must repeat it.
     pub redirect_uri: String,
     pub code_challenge: CodeChallenge,
     pub scope: Scope,
     pub resource: ResourceUri,
-    pub subject: String,
+    pub subject: Subject,
     pub family: FamilyId,
     pub issued_at: DateTime<Utc>,
 }
@@ -157,8 +158,8 @@ pub trait AuthorizationCodeStore: Send + Sync {
 /// What is stored about an issued access token (under its digest).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessTokenRecord {
-    pub subject: String,
-    pub client_id: String,
+    pub subject: Subject,
+    pub client_id: ClientId,
     pub scope: Scope,
     pub audience: ResourceUri,
     pub family: FamilyId,
@@ -178,8 +179,8 @@ pub trait AccessTokenStore: Send + Sync {
 /// What a refresh token grants; a successor inherits it unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshGrant {
-    pub client_id: String,
-    pub subject: String,
+    pub client_id: ClientId,
+    pub subject: Subject,
     pub scope: Scope,
     pub resource: ResourceUri,
     pub family: FamilyId,

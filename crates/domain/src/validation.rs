@@ -77,8 +77,8 @@ impl TokenValidator for LocalTokenValidator {
             return Err(TokenRejection::Invalid("token was issued for another resource"));
         }
         Ok(ValidatedToken {
-            subject: record.subject,
-            client_id: record.client_id,
+            subject: record.subject.to_string(),
+            client_id: record.client_id.to_string(),
             scope: record.scope,
             audience: vec![record.audience.to_string()],
             issued_at: Some(record.issued_at),

@@ -11,6 +11,7 @@ use chrono::{TimeDelta, Utc};
 use mcp_oauth_domain::client::{Client, RegistrationRequest};
 use mcp_oauth_domain::clock::{Clock, ManualClock};
 use mcp_oauth_domain::grace::{SealedSuccessor, SuccessorPair};
+use mcp_oauth_domain::identity::Subject;
 use mcp_oauth_domain::params::RequestParams;
 use mcp_oauth_domain::pkce::{CodeChallenge, CodeVerifier};
 use mcp_oauth_domain::ports::*;
@@ -111,7 +112,7 @@ fn sample_grant(family: &FamilyId) -> AuthorizationGrant {
         code_challenge: challenge(),
         scope: Scope::parse("mcp").unwrap(),
         resource: resource(),
-        subject: "alice".into(),
+        subject: Subject::parse("alice").unwrap(),
         family: family.clone(),
         issued_at: Utc::now(),
     }
@@ -119,7 +120,7 @@ fn sample_grant(family: &FamilyId) -> AuthorizationGrant {
 
 pub fn sample_access_token(family: &FamilyId) -> AccessTokenRecord {
     AccessTokenRecord {
-        subject: "alice".into(),
+        subject: Subject::parse("alice").unwrap(),
         client_id: "client".into(),
         scope: Scope::parse("mcp").unwrap(),
         audience: resource(),
@@ -132,7 +133,7 @@ pub fn sample_access_token(family: &FamilyId) -> AccessTokenRecord {
 fn sample_refresh(family: &FamilyId) -> RefreshGrant {
     RefreshGrant {
         client_id: "client".into(),
-        subject: "alice".into(),
+        subject: Subject::parse("alice").unwrap(),
         scope: Scope::parse("mcp").unwrap(),
         resource: resource(),
         family: family.clone(),
@@ -165,8 +166,8 @@ pub async fn clients_round_trip<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Ba
     let clients = &backend.stores.clients;
     let client = sample_client("client-1");
     clients.insert(&client).await.unwrap();
-    assert_eq!(clients.get("client-1").await.unwrap(), Some(client));
-    assert_eq!(clients.get("client-2").await.unwrap(), None);
+    assert_eq!(clients.get(&"client-1".into()).await.unwrap(), Some(client));
+    assert_eq!(clients.get(&"client-2".into()).await.unwrap(), None);
 }
 
 pub async fn pending_requests_are_taken_once<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
@@ -193,13 +194,13 @@ pub async fn records_expire<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backen
     s.codes.insert(&code, &sample_grant(&family)).await.unwrap();
     assert_eq!(s.access_tokens.insert(&access, &sample_access_token(&family)).await.unwrap(), Admission::Stored);
     assert_eq!(s.refresh.insert(&refresh, &sample_refresh(&family)).await.unwrap(), Admission::Stored);
-    assert!(s.clients.get("expiring").await.unwrap().is_some());
+    assert!(s.clients.get(&"expiring".into()).await.unwrap().is_some());
     assert!(s.pending.get(&request).await.unwrap().is_some());
     assert!(s.access_tokens.get(&access).await.unwrap().is_some());
     assert!(s.refresh.get(&refresh).await.unwrap().is_some());
 
     tokio::time::sleep(SHORT + Duration::from_millis(300)).await;
-    assert_eq!(s.clients.get("expiring").await.unwrap(), None);
+    assert_eq!(s.clients.get(&"expiring".into()).await.unwrap(), None);
     assert_eq!(s.pending.get(&request).await.unwrap(), None);
     assert_eq!(s.pending.take(&request).await.unwrap(), None);
     assert_eq!(s.codes.redeem(&code).await.unwrap(), Redemption::Unknown);
@@ -406,7 +407,7 @@ impl Flow {
         let params = RequestParams::new(
             [
                 ("response_type", "code"),
-                ("client_id", client_id),
+                ("client_id", client_id.as_str()),
                 ("redirect_uri", "http://127.0.0.1:3000/callback"),
                 ("code_challenge", challenge.as_str()),
                 ("code_challenge_method", "S256"),

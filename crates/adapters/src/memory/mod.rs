@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use mcp_oauth_domain::StorageError;
 use mcp_oauth_domain::client::Client;
 use mcp_oauth_domain::grace::SealedSuccessor;
+use mcp_oauth_domain::identity::ClientId;
 use mcp_oauth_domain::ports::{
     AccessTokenRecord, AccessTokenStore, Admission, AuthorizationCodeStore, AuthorizationGrant, ClientStore, FamilyId, Lifetimes,
     PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore, Rotation,
@@ -40,7 +41,7 @@ struct Family {
 /// Lock order, wherever two maps are touched: a family entry first, then token entries.
 struct Inner {
     lifetimes: Lifetimes,
-    clients: ExpiringMap<String, Client>,
+    clients: ExpiringMap<ClientId, Client>,
     pending: ExpiringMap<TokenDigest, PendingAuthorization>,
     codes: ExpiringMap<TokenDigest, Exchange>,
     access_tokens: ExpiringMap<TokenDigest, AccessTokenRecord>,
@@ -173,8 +174,8 @@ impl ClientStore for MemoryStore {
         Ok(())
     }
 
-    async fn get(&self, client_id: &str) -> Result<Option<Client>, StorageError> {
-        Ok(self.inner.clients.get(&client_id.to_owned()))
+    async fn get(&self, client_id: &ClientId) -> Result<Option<Client>, StorageError> {
+        Ok(self.inner.clients.get(client_id))
     }
 }
 

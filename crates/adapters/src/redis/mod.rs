@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use mcp_oauth_domain::StorageError;
 use mcp_oauth_domain::client::Client;
 use mcp_oauth_domain::grace::SealedSuccessor;
+use mcp_oauth_domain::identity::ClientId;
 use mcp_oauth_domain::ports::{
     AccessTokenRecord, AccessTokenStore, Admission, AuthorizationCodeStore, AuthorizationGrant, ClientStore, FamilyId, Lifetimes,
     PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore, Rotation,
@@ -245,11 +246,11 @@ impl StorageHealth for RedisStore {
 #[async_trait]
 impl ClientStore for RedisStore {
     async fn insert(&self, client: &Client) -> Result<(), StorageError> {
-        self.set(self.key("client", &client.client_id), encode(client)?, self.lifetimes.client).await
+        self.set(self.key("client", client.client_id.as_str()), encode(client)?, self.lifetimes.client).await
     }
 
-    async fn get(&self, client_id: &str) -> Result<Option<Client>, StorageError> {
-        self.get_json(self.key("client", client_id)).await
+    async fn get(&self, client_id: &ClientId) -> Result<Option<Client>, StorageError> {
+        self.get_json(self.key("client", client_id.as_str())).await
     }
 }
 

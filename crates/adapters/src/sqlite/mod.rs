@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use mcp_oauth_domain::StorageError;
 use mcp_oauth_domain::client::Client;
 use mcp_oauth_domain::grace::SealedSuccessor;
+use mcp_oauth_domain::identity::ClientId;
 use mcp_oauth_domain::ports::{
     AccessTokenRecord, AccessTokenStore, Admission, AuthorizationCodeStore, AuthorizationGrant, ClientStore, FamilyId, Lifetimes,
     PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore, Rotation,
@@ -194,11 +195,11 @@ impl ClientStore for SqliteStore {
     async fn insert(&self, client: &Client) -> Result<(), StorageError> {
         let sql = "INSERT INTO clients (client_id, body, expires_at) VALUES ($1, $2, $3) \
                    ON CONFLICT (client_id) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at";
-        self.insert_body(sql, &client.client_id, encode(client)?, self.lifetimes.client).await
+        self.insert_body(sql, client.client_id.as_str(), encode(client)?, self.lifetimes.client).await
     }
 
-    async fn get(&self, client_id: &str) -> Result<Option<Client>, StorageError> {
-        self.fetch_body("SELECT body FROM clients WHERE client_id = $1 AND expires_at > $2", client_id).await
+    async fn get(&self, client_id: &ClientId) -> Result<Option<Client>, StorageError> {
+        self.fetch_body("SELECT body FROM clients WHERE client_id = $1 AND expires_at > $2", client_id.as_str()).await
     }
 }
 

@@ -36,9 +36,9 @@ pub fn client_credentials(headers: &HeaderMap, params: &RequestParams) -> Result
         (Some((client_id, _)), Some(form_id), None) if form_id != client_id => {
             Err(OAuthError::invalid_request("client_id differs from the Basic credentials"))
         }
-        (Some((client_id, secret)), _, None) => Ok(ClientCredentials::Basic { client_id, secret }),
-        (None, Some(client_id), Some(secret)) => Ok(ClientCredentials::Post { client_id, secret }),
-        (None, Some(client_id), None) => Ok(ClientCredentials::Public { client_id }),
+        (Some((client_id, secret)), _, None) => Ok(ClientCredentials::Basic { client_id: client_id.into(), secret }),
+        (None, Some(client_id), Some(secret)) => Ok(ClientCredentials::Post { client_id: client_id.into(), secret }),
+        (None, Some(client_id), None) => Ok(ClientCredentials::Public { client_id: client_id.into() }),
         (None, None, Some(_)) => Err(OAuthError::invalid_request("client_secret without client_id")),
         (None, None, None) => Ok(ClientCredentials::Missing),
     }

@@ -3,6 +3,7 @@
 use url::Url;
 
 use crate::error::{ErrorCode, OAuthError, StorageError};
+use crate::identity::{ClientId, Subject};
 use crate::params::RequestParams;
 use crate::pkce::CodeChallenge;
 use crate::ports::{AuthorizationGrant, FamilyId, PendingAuthorization};
@@ -14,7 +15,6 @@ use crate::secret::{TokenDigest, generate_secret, secrets_equal};
 use super::AuthorizationServer;
 
 const MAX_STATE_LEN: usize = 2048;
-const MAX_SUBJECT_LEN: usize = 200;
 
 /// Why /authorize could not proceed.
 #[derive(Debug)]
@@ -84,7 +84,7 @@ impl AuthorizationServer {
         let client = self
             .stores
             .clients
-            .get(client_id)
+            .get(&ClientId::from(client_id))
             .await
             .map_err(|e| AuthorizeError::Page(e.into()))?
             .filter(|c| c.expires_at > self.clock.now())
@@ -205,18 +205,18 @@ impl AuthorizationServer {
         if !csrf_ok {
             return Err(ConsentError::Forged);
         }
-        if let ConsentDecision::Approve { subject } = &decision {
-            validate_subject(subject)?;
-        }
+        let approved = match &decision {
+            ConsentDecision::Approve { subject } => {
+                Some(Subject::parse(subject).map_err(|e| ConsentError::BadInput(e.message()))?)
+            }
+            ConsentDecision::Deny => None,
+        };
         // Only one decision per request, however many posts race here.
         let pending = self.stores.pending.take(&key).await.map_err(unavailable)?.ok_or(ConsentError::Expired)?;
         let state = pending.state.as_deref();
-        let subject = match decision {
-            ConsentDecision::Deny => {
-                let denied = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
-                return Ok(self.error_redirect(&pending.redirect_uri, &denied, state));
-            }
-            ConsentDecision::Approve { subject } => subject.trim().to_owned(),
+        let Some(subject) = approved else {
+            let denied = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
+            return Ok(self.error_redirect(&pending.redirect_uri, &denied, state));
         };
         let code = generate_secret();
         let grant = AuthorizationGrant {
@@ -235,17 +235,6 @@ impl AuthorizationServer {
         tracing::info!(client_id = %grant.client_id, subject = %grant.subject, "authorization approved");
         Ok(self.authorization_response(&pending.redirect_uri, &[("code", &code)], state))
     }
-}
-
-fn validate_subject(subject: &str) -> Result<(), ConsentError> {
-    let subject = subject.trim();
-    if subject.is_empty() {
-        return Err(ConsentError::BadInput("Enter a user name to approve."));
-    }
-    if subject.len() > MAX_SUBJECT_LEN || subject.chars().any(char::is_control) {
-        return Err(ConsentError::BadInput("The user name must be at most 200 printable characters."));
-    }
-    Ok(())
 }
 
 fn join(resources: &[ResourceUri]) -> String {

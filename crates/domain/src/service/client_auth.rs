@@ -2,6 +2,7 @@
 
 use crate::client::{Client, TokenEndpointAuthMethod};
 use crate::error::OAuthError;
+use crate::identity::ClientId;
 use crate::secret::secrets_equal;
 
 use super::AuthorizationServer;
@@ -11,17 +12,17 @@ use super::AuthorizationServer;
 pub enum ClientCredentials {
     /// `Authorization: Basic` (client_secret_basic).
     Basic {
-        client_id: String,
+        client_id: ClientId,
         secret: String,
     },
     /// `client_id` and `client_secret` in the form body (client_secret_post).
     Post {
-        client_id: String,
+        client_id: ClientId,
         secret: String,
     },
     /// `client_id` alone: a public client.
     Public {
-        client_id: String,
+        client_id: ClientId,
     },
     Missing,
 }
@@ -51,7 +52,7 @@ impl ClientCredentials {
         }
     }
 
-    fn parts(&self) -> Option<(&str, Option<&str>)> {
+    fn parts(&self) -> Option<(&ClientId, Option<&str>)> {
         match self {
             Self::Basic { client_id, secret } | Self::Post { client_id, secret } => Some((client_id, Some(secret))),
             Self::Public { client_id } => Some((client_id, None)),
@@ -93,7 +94,8 @@ impl AuthorizationServer {
 
     pub(super) async fn authenticate_introspector(&self, credentials: &ClientCredentials) -> Result<Introspector, OAuthError> {
         if let ClientCredentials::Basic { client_id, secret } | ClientCredentials::Post { client_id, secret } = credentials {
-            let configured = self.policy.resource_servers.iter().find(|rs| secrets_equal(&rs.client_id, client_id));
+            let configured =
+                self.policy.resource_servers.iter().find(|rs| secrets_equal(rs.client_id.as_str(), client_id.as_str()));
             if let Some(rs) = configured {
                 return if rs.secret_digest.matches(secret) {
                     Ok(Introspector::ResourceServer)

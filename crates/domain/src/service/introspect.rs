@@ -83,8 +83,8 @@ impl AuthorizationServer {
         }
         Ok(Some(Introspection {
             active: true,
-            client_id: Some(record.client_id),
-            sub: Some(record.subject),
+            client_id: Some(record.client_id.to_string()),
+            sub: Some(record.subject.to_string()),
             scope: Some(record.scope.to_string()),
             exp: Some(record.expires_at.timestamp()),
             iat: Some(record.issued_at.timestamp()),
@@ -105,8 +105,8 @@ impl AuthorizationServer {
         let lifetime = chrono::Duration::from_std(self.policy.lifetimes.refresh).unwrap_or(chrono::Duration::MAX);
         Ok(Some(Introspection {
             active: true,
-            client_id: Some(grant.client_id),
-            sub: Some(grant.subject),
+            client_id: Some(grant.client_id.to_string()),
+            sub: Some(grant.subject.to_string()),
             scope: Some(grant.scope.to_string()),
             exp: Some((grant.issued_at + lifetime).timestamp()),
             iat: Some(grant.issued_at.timestamp()),

@@ -18,6 +18,7 @@ pub use register::RegisteredClient;
 pub use token::TokenResponse;
 
 use crate::clock::Clock;
+use crate::identity::ClientId;
 use crate::ports::{
     AccessTokenStore, AuthorizationCodeStore, ClientStore, Lifetimes, PendingAuthStore, RefreshStore, StorageHealth,
 };
@@ -57,7 +58,7 @@ impl Stores {
 /// A credential with which a resource server may call the introspection endpoint.
 #[derive(Debug, Clone)]
 pub struct ResourceServerCredential {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub secret_digest: TokenDigest,
 }
 

@@ -2,6 +2,7 @@ use chrono::Duration;
 
 use crate::client::{Client, RegistrationRequest};
 use crate::error::OAuthError;
+use crate::identity::ClientId;
 use crate::secret::{TokenDigest, generate_secret};
 
 use super::AuthorizationServer;
@@ -22,7 +23,7 @@ impl AuthorizationServer {
         let lifetime = Duration::from_std(self.policy.lifetimes.client).unwrap_or(Duration::MAX);
         let client = Client {
             // Client ids are public but unguessable, so nobody can enumerate them.
-            client_id: generate_secret(),
+            client_id: ClientId::generate(),
             secret_digest: client_secret.as_deref().map(TokenDigest::of),
             metadata,
             issued_at,
