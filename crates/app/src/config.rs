@@ -111,8 +111,8 @@ pub struct Config {
     pub token_validation: TokenValidation,
 
     /// external mode: overrides the introspection endpoint found by discovery.
-    #[arg(long, env = "INTROSPECTION_URL")]
-    pub introspection_url: Option<String>,
+    #[arg(long, env = "INTROSPECTION_URL", value_parser = parse_http_url)]
+    pub introspection_url: Option<url::Url>,
 
     /// external mode: how to authenticate to the introspection endpoint.
     #[arg(long, env = "INTROSPECTION_AUTH_METHOD", value_enum, default_value = "client_secret_basic")]
@@ -124,8 +124,8 @@ pub struct Config {
     pub introspection_cache_ttl: Duration,
 
     /// external mode (jwt): overrides the jwks_uri found by discovery.
-    #[arg(long, env = "JWKS_URL")]
-    pub jwks_url: Option<String>,
+    #[arg(long, env = "JWKS_URL", value_parser = parse_http_url)]
+    pub jwks_url: Option<url::Url>,
 
     /// external mode (jwt): an unknown key id refetches the JWKS at most this often.
     #[arg(long, env = "JWKS_REFRESH_INTERVAL", default_value = "30s", value_parser = parse_duration)]
@@ -166,7 +166,7 @@ pub struct Config {
 
     /// Comma-separated browser origins allowed to call /mcp (e.g. https://app.example);
     /// requests with another Origin get 403. Empty: the Origin header is not checked.
-    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
     pub allowed_origins: Vec<String>,
 
     /// On SIGTERM or SIGINT, how long requests in flight may take to finish before they are
@@ -242,6 +242,30 @@ impl std::fmt::Debug for ConnectionUrl {
             Err(_) => f.write_str("<not a URL>"),
         }
     }
+}
+
+/// An absolute http(s) URL with a host.
+pub fn parse_http_url(raw: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(raw.trim()).map_err(|e| format!("`{raw}` is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("`{raw}` must be an http(s) URL"));
+    }
+    Ok(url)
+}
+
+/// A browser origin: scheme, host and optional port, nothing else (`https://app.example`).
+/// `:*` for any port is kept as rmcp accepts it.
+pub fn parse_origin(raw: &str) -> Result<String, String> {
+    let raw = raw.trim();
+    let checked = raw.strip_suffix(":*").unwrap_or(raw);
+    let url = url::Url::parse(checked).map_err(|e| format!("`{raw}` is not an origin: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() || url.path() != "/" || url.query().is_some() {
+        return Err(format!("`{raw}` is not an origin like https://app.example"));
+    }
+    if url.as_str().trim_end_matches('/') != checked.to_ascii_lowercase().trim_end_matches('/') {
+        return Err(format!("`{raw}` is not an origin like https://app.example"));
+    }
+    Ok(raw.trim_end_matches('/').to_owned())
 }
 
 /// Accepts `30`, `30s`, `10m`, `1h` or `1d`.
@@ -512,5 +536,22 @@ mod storage_tests {
         for bad in ["sqlite://", "sqlite:", "sqlite://?mode=rwc", "postgres://x", "memroy", ""] {
             assert!(StorageUrl::parse(bad).is_err(), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_scheme_host_and_port_only() {
+        assert_eq!(parse_origin("https://app.example").unwrap(), "https://app.example");
+        assert_eq!(parse_origin("http://localhost:6274/").unwrap(), "http://localhost:6274");
+        assert_eq!(parse_origin("http://localhost:*").unwrap(), "http://localhost:*");
+        for bad in ["app.example", "https://app.example/cb", "https://app.example?x=1", "javascript:alert(1)", "https://"] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
+        assert!(parse_http_url("https://as.example/introspect").is_ok());
+        assert!(parse_http_url("mailto:x@y").is_err());
     }
 }

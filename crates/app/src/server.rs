@@ -188,7 +188,7 @@ fn external_settings(config: &Config, settings: &Settings, issuer: url::Url) -> 
             TokenValidation::Introspection => ValidationMethod::Introspection,
             TokenValidation::Jwt => ValidationMethod::Jwt,
         },
-        introspection_url: config.introspection_url.clone(),
+        introspection_url: config.introspection_url.as_ref().map(url::Url::to_string),
         credentials: config
             .introspection_client_id
             .clone()
@@ -198,7 +198,7 @@ fn external_settings(config: &Config, settings: &Settings, issuer: url::Url) -> 
             IntrospectionAuthMethod::ClientSecretPost => IntrospectionAuth::ClientSecretPost,
         },
         cache_ttl: config.introspection_cache_ttl,
-        jwks_url: config.jwks_url.clone(),
+        jwks_url: config.jwks_url.as_ref().map(url::Url::to_string),
         jwks_refresh_interval: config.jwks_refresh_interval,
         jwt_types: config.jwt_typ.clone(),
         leeway: TimeDelta::seconds(60),

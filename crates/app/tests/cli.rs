@@ -61,3 +61,19 @@ fn a_storage_url_that_names_no_database_is_refused_at_start() {
     let (_, stderr) = run(&[("STORAGE_URL", "sqlite://"), ("PORT", "0")]);
     assert!(stderr.contains("names no database file"), "{stderr}");
 }
+
+#[test]
+fn urls_and_origins_that_cannot_work_are_refused_by_name() {
+    for (name, value) in [
+        ("INTROSPECTION_URL", "not a url"),
+        ("INTROSPECTION_URL", "ftp://as.example/introspect"),
+        ("JWKS_URL", "/jwks"),
+        ("ALLOWED_ORIGINS", "https://app.example/path"),
+        ("ALLOWED_ORIGINS", "app.example"),
+    ] {
+        let (code, stderr) = run(&[(name, value), ("PORT", "0")]);
+        assert_eq!(code, Some(2), "{name}={value}: {stderr}");
+        let flag = name.to_lowercase().replace('_', "-");
+        assert!(stderr.contains(name) || stderr.contains(&flag), "{name}={value}: {stderr}");
+    }
+}
