@@ -176,8 +176,10 @@ pub trait AccessTokenStore: Send + Sync {
     async fn revoke_family(&self, family: &FamilyId) -> Result<(), StorageError>;
 }
 
-/// What a refresh token grants; a successor inherits it unchanged.
+/// What a refresh token grants; a successor inherits it, with its own issue and expiry. The
+/// record carries its expiry: stores keep it until then, and introspection reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredRefreshGrant")]
 pub struct RefreshGrant {
     pub client_id: ClientId,
     pub subject: Subject,
@@ -185,6 +187,42 @@ pub struct RefreshGrant {
     pub resource: ResourceUri,
     pub family: FamilyId,
     pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A refresh grant as stored; releases before the expiry was kept stored none, and their
+/// grants lived the fixed [`REFRESH_LIFETIME`] from issue.
+#[derive(Deserialize)]
+struct StoredRefreshGrant {
+    client_id: ClientId,
+    subject: Subject,
+    scope: Scope,
+    resource: ResourceUri,
+    family: FamilyId,
+    issued_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+impl From<StoredRefreshGrant> for RefreshGrant {
+    fn from(stored: StoredRefreshGrant) -> Self {
+        let legacy = || stored.issued_at + chrono::Duration::from_std(REFRESH_LIFETIME).unwrap_or(chrono::Duration::MAX);
+        Self {
+            expires_at: stored.expires_at.unwrap_or_else(legacy),
+            client_id: stored.client_id,
+            subject: stored.subject,
+            scope: stored.scope,
+            resource: stored.resource,
+            family: stored.family,
+            issued_at: stored.issued_at,
+        }
+    }
+}
+
+impl RefreshGrant {
+    /// How much longer a store must keep this grant (at least a millisecond).
+    pub fn remaining(&self, now: DateTime<Utc>) -> std::time::Duration {
+        (self.expires_at - now).to_std().unwrap_or_default().max(std::time::Duration::from_millis(1))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,4 +275,30 @@ pub trait RefreshStore: Send + Sync {
     ) -> Result<Rotation, StorageError>;
     /// Removes every refresh token of the family and refuses new ones for it.
     async fn revoke_family(&self, family: &FamilyId) -> Result<(), StorageError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refresh_grant_carries_its_expiry_and_old_records_read_with_the_fixed_lifetime() {
+        let issued_at = DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let grant = RefreshGrant {
+            client_id: ClientId::from("c"),
+            subject: Subject::parse("alice").unwrap(),
+            scope: Scope::parse("mcp").unwrap(),
+            resource: ResourceUri::parse("https://mcp.example/mcp").unwrap(),
+            family: FamilyId::generate(),
+            issued_at,
+            expires_at: issued_at + chrono::Duration::hours(1),
+        };
+        let stored = serde_json::to_value(&grant).unwrap();
+        assert_eq!(serde_json::from_value::<RefreshGrant>(stored.clone()).unwrap(), grant, "the expiry round-trips");
+        let mut legacy = stored;
+        legacy.as_object_mut().unwrap().remove("expires_at");
+        let read: RefreshGrant = serde_json::from_value(legacy).unwrap();
+        assert_eq!(read.expires_at, issued_at + chrono::Duration::days(7), "stored before expiries were kept: 7 days");
+        assert_eq!(grant.remaining(issued_at + chrono::Duration::hours(2)), std::time::Duration::from_millis(1));
+    }
 }

@@ -138,6 +138,7 @@ fn sample_refresh(family: &FamilyId) -> RefreshGrant {
         resource: resource(),
         family: family.clone(),
         issued_at: Utc::now(),
+        expires_at: Utc::now() + TimeDelta::days(7),
     }
 }
 
@@ -193,7 +194,9 @@ pub async fn records_expire<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backen
     s.pending.insert(&request, &sample_pending()).await.unwrap();
     s.codes.insert(&code, &sample_grant(&family)).await.unwrap();
     assert_eq!(s.access_tokens.insert(&access, &sample_access_token(&family)).await.unwrap(), Admission::Stored);
-    assert_eq!(s.refresh.insert(&refresh, &sample_refresh(&family)).await.unwrap(), Admission::Stored);
+    // A refresh grant carries its expiry; the store keeps it exactly that long.
+    let short_refresh = RefreshGrant { expires_at: Utc::now() + TimeDelta::from_std(SHORT).unwrap(), ..sample_refresh(&family) };
+    assert_eq!(s.refresh.insert(&refresh, &short_refresh).await.unwrap(), Admission::Stored);
     assert!(s.clients.get(&"expiring".into()).await.unwrap().is_some());
     assert!(s.pending.get(&request).await.unwrap().is_some());
     assert!(s.access_tokens.get(&access).await.unwrap().is_some());

@@ -247,10 +247,10 @@ impl AccessTokenStore for MemoryStore {
 #[async_trait]
 impl RefreshStore for MemoryStore {
     async fn insert(&self, token: &TokenDigest, grant: &RefreshGrant) -> Result<Admission, StorageError> {
-        let lifetime = self.inner.lifetimes.refresh;
-        Ok(admit(&self.inner.refresh_families, &grant.family, lifetime, *token, || {
+        let kept = grant.remaining(Utc::now());
+        Ok(admit(&self.inner.refresh_families, &grant.family, self.inner.lifetimes.refresh, *token, || {
             let record = RefreshRecord { grant: grant.clone(), state: RefreshState::Active };
-            self.inner.refresh.insert(*token, record, lifetime);
+            self.inner.refresh.insert(*token, record, kept);
         }))
     }
 
@@ -282,7 +282,7 @@ impl RefreshStore for MemoryStore {
             if outcome == Rotation::Rotated {
                 family.members.insert(*successor.token);
                 let record = RefreshRecord { grant: successor.grant.clone(), state: RefreshState::Active };
-                inner.refresh.insert(*successor.token, record, lifetime);
+                inner.refresh.insert(*successor.token, record, successor.grant.remaining(Utc::now()));
             }
             outcome
         });

@@ -339,7 +339,7 @@ impl AccessTokenStore for RedisStore {
 #[async_trait]
 impl RefreshStore for RedisStore {
     async fn insert(&self, token: &TokenDigest, grant: &RefreshGrant) -> Result<Admission, StorageError> {
-        self.admit("refresh", token, &grant.family, encode(grant)?, "hash", self.lifetimes.refresh).await
+        self.admit("refresh", token, &grant.family, encode(grant)?, "hash", grant.remaining(Utc::now())).await
     }
 
     async fn get(&self, token: &TokenDigest) -> Result<Option<RefreshRecord>, StorageError> {
@@ -368,8 +368,12 @@ impl RefreshStore for RedisStore {
             self.key("family:refresh", family),
             self.key("revoked", family),
         ];
-        let (rotated, grant, lifetime, member) =
-            (rotated_value(at, sealed), encode(successor.grant)?, ms(self.lifetimes.refresh), successor.token.to_hex());
+        let (rotated, grant, lifetime, member) = (
+            rotated_value(at, sealed),
+            encode(successor.grant)?,
+            ms(successor.grant.remaining(Utc::now())),
+            successor.token.to_hex(),
+        );
         let answer: (i64, String) = self
             .run(async move |c| {
                 let [presented, next, set, tombstone] = keys;

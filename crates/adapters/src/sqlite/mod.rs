@@ -314,7 +314,7 @@ fn refresh_record(row: &SqliteRow) -> Result<RefreshRecord, StorageError> {
 #[async_trait]
 impl RefreshStore for SqliteStore {
     async fn insert(&self, token: &TokenDigest, grant: &RefreshGrant) -> Result<Admission, StorageError> {
-        self.admit(INSERT_REFRESH, token, &grant.family, encode(grant)?, self.lifetimes.refresh).await
+        self.admit(INSERT_REFRESH, token, &grant.family, encode(grant)?, grant.remaining(Utc::now())).await
     }
 
     async fn get(&self, token: &TokenDigest) -> Result<Option<RefreshRecord>, StorageError> {
@@ -353,7 +353,7 @@ impl RefreshStore for SqliteStore {
                 .bind(successor.token.to_hex())
                 .bind(successor.grant.family.as_str())
                 .bind(encode(successor.grant)?)
-                .bind(now + ms(self.lifetimes.refresh))
+                .bind(successor.grant.expires_at.timestamp_millis())
                 .bind(now)
                 .execute(&mut *tx)
                 .await

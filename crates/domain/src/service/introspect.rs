@@ -98,17 +98,16 @@ impl AuthorizationServer {
         let Some(record) = self.stores.refresh.get(&TokenDigest::of(token)).await? else {
             return Ok(None);
         };
-        if record.state != RefreshState::Active {
+        if record.state != RefreshState::Active || record.grant.expires_at <= self.clock.now() {
             return Ok(None);
         }
         let grant = record.grant;
-        let lifetime = chrono::Duration::from_std(self.policy.lifetimes.refresh).unwrap_or(chrono::Duration::MAX);
         Ok(Some(Introspection {
             active: true,
             client_id: Some(grant.client_id.to_string()),
             sub: Some(grant.subject.to_string()),
             scope: Some(grant.scope.to_string()),
-            exp: Some((grant.issued_at + lifetime).timestamp()),
+            exp: Some(grant.expires_at.timestamp()),
             iat: Some(grant.issued_at.timestamp()),
             aud: Some(grant.resource.to_string()),
             iss: Some(self.policy.issuer.to_string()),

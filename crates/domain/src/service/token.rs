@@ -111,6 +111,7 @@ impl AuthorizationServer {
             resource: grant.resource,
             family: grant.family,
             issued_at: self.clock.now(),
+            expires_at: self.refresh_expiry(),
         };
         let issuance = self.prepare(client, &refresh, refresh.scope.clone());
         self.store_access_token(&issuance).await?;
@@ -149,6 +150,11 @@ impl AuthorizationServer {
         }
     }
 
+    /// When a refresh token issued now expires.
+    fn refresh_expiry(&self) -> DateTime<Utc> {
+        self.clock.now() + chrono::Duration::from_std(self.policy.lifetimes.refresh).unwrap_or(chrono::Duration::MAX)
+    }
+
     fn expires_in(&self, expires_at: DateTime<Utc>) -> i64 {
         (expires_at - self.clock.now()).num_seconds().max(0)
     }
@@ -176,6 +182,7 @@ impl AuthorizationServer {
             .refresh
             .get(&digest)
             .await?
+            .filter(|record| record.grant.expires_at > self.clock.now())
             .ok_or_else(|| OAuthError::invalid_grant("refresh token is invalid, expired or revoked"))?;
         if grant.client_id != client.client_id {
             return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
@@ -195,7 +202,7 @@ impl AuthorizationServer {
             return self.reused(presented, &grant.family, at, &successor).await;
         }
 
-        let successor_grant = RefreshGrant { issued_at: self.clock.now(), ..grant.clone() };
+        let successor_grant = RefreshGrant { issued_at: self.clock.now(), expires_at: self.refresh_expiry(), ..grant.clone() };
         let issuance = self.prepare(client, &successor_grant, scope);
         let successor_token = issuance.refresh_token.clone().unwrap_or_else(generate_secret);
         let sealed = SealedSuccessor::seal(
