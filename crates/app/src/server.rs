@@ -9,6 +9,7 @@ use chrono::TimeDelta;
 use mcp_oauth_adapters::external::{ExternalSettings, ExternalValidator, IntrospectionAuth, ValidationMethod};
 use mcp_oauth_adapters::memory::MemoryStore;
 use mcp_oauth_domain::clock::{Clock, SystemClock};
+use mcp_oauth_domain::redirect_uri::is_loopback;
 use mcp_oauth_domain::secret::TokenDigest;
 use mcp_oauth_domain::service::{AuthorizationServer, Policy, ResourceServerCredential, Stores};
 use mcp_oauth_domain::validation::{LocalTokenValidator, TokenValidator};
@@ -65,9 +66,9 @@ pub fn local_mcp_backend(config: &Config) -> McpBackend {
     McpBackend { sessions, bus: Arc::new(LocalBus::default()) }
 }
 
-/// Opens the storage the configuration names and starts its sweeper.
-pub async fn open_storage(config: &Config) -> Result<Storage, StartupError> {
-    let stores = match StorageUrl::parse(config.storage()).map_err(StartupError::Config)? {
+/// Opens the storage `url` names (parsed with the rest of the settings) and starts its sweeper.
+pub async fn open_storage(config: &Config, url: &StorageUrl) -> Result<Storage, StartupError> {
+    let stores = match url.clone() {
         #[cfg(feature = "redis")]
         StorageUrl::Redis(url) => return open_redis(config, url).await,
         StorageUrl::Memory => {
@@ -273,7 +274,7 @@ async fn run_split(config: Config) -> Result<(), StartupError> {
 /// Binds the configured address and serves until the process is asked to stop.
 async fn serve(config: Config) -> Result<(), StartupError> {
     let settings = config.settings().map_err(StartupError::Config)?;
-    let storage = open_storage(&config).await?;
+    let storage = open_storage(&config, &settings.storage).await?;
     let health = storage.stores.health.clone();
     let shutdown = Shutdown::default();
     let app = build(&config, storage, &shutdown)?;
@@ -307,12 +308,7 @@ fn announce(config: &Config, settings: &Settings, local: SocketAddr) {
             tracing::info!(%local, mode, storage, mcp_url = %settings.resource, "mcp-oauth-server listening; connect MCP clients to mcp_url")
         }
     }
-    let base_is_loopback = url::Url::parse(settings.issuer.as_str()).is_ok_and(|url| match url.host() {
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    });
+    let base_is_loopback = url::Url::parse(settings.issuer.as_str()).is_ok_and(|url| is_loopback(&url));
     if base_is_loopback && !local.ip().is_loopback() {
         tracing::warn!(
             host = %config.host,

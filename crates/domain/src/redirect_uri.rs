@@ -78,7 +78,8 @@ pub struct RedirectUri {
     kind: RedirectKind,
 }
 
-fn is_loopback(url: &Url) -> bool {
+/// Whether `url` names this machine: `localhost`, 127.0.0.0/8 or `[::1]`.
+pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
         Some(Host::Ipv4(ip)) => ip.is_loopback(),
