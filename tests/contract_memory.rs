@@ -4,23 +4,22 @@
 use std::time::Duration;
 
 use mcp_oauth_adapters::memory::MemoryStore;
-use mcp_oauth_domain::ports::Lifetimes;
 use mcp_oauth_domain::secret::TokenDigest;
-use mcp_oauth_testkit::contract::{Backend, SHORT, short_lifetimes};
+use mcp_oauth_testkit::contract::{Backend, SHORT, short_lived_pending};
 
-async fn memory(lifetimes: Lifetimes) -> Backend {
-    Backend { stores: MemoryStore::new(lifetimes).stores(), keep_alive: Box::new(()) }
+async fn memory() -> Backend {
+    Backend { stores: MemoryStore::new().stores(), keep_alive: Box::new(()) }
 }
 
 mcp_oauth_testkit::contract_suite!(memory_store, memory);
 
 #[tokio::test]
 async fn the_periodic_sweep_frees_expired_records() {
-    let store = MemoryStore::new(short_lifetimes());
+    let store = MemoryStore::new();
     let stores = store.stores();
     for i in 0..100 {
         let key = TokenDigest::of(&i.to_string());
-        let pending = mcp_oauth_testkit::contract::sample_pending();
+        let pending = short_lived_pending();
         stores.pending.insert(&key, &pending).await.unwrap();
     }
     assert_eq!(store.held_records(), 100);

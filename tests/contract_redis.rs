@@ -1,14 +1,13 @@
 //! The storage contract against a real redis-server, plus what only Redis must show: native
 //! TTLs on every key, the documented key layout, and one round trip per token validation.
 
-use mcp_oauth_domain::ports::Lifetimes;
 use mcp_oauth_domain::secret::TokenDigest;
 use mcp_oauth_testkit::contract::{Backend, sample_pending};
 use mcp_oauth_testkit::redis_server::TestRedis;
 
-async fn redis(lifetimes: Lifetimes) -> Backend {
+async fn redis() -> Backend {
     let server = tokio::task::spawn_blocking(TestRedis::start).await.unwrap();
-    let store = server.store(lifetimes).await;
+    let store = server.store().await;
     Backend { stores: store.stores(), keep_alive: Box::new(server) }
 }
 
@@ -17,7 +16,7 @@ mcp_oauth_testkit::contract_suite!(redis_store, redis);
 #[tokio::test]
 async fn keys_follow_the_layout_and_carry_their_lifetime_as_a_ttl() {
     let server = tokio::task::spawn_blocking(TestRedis::start).await.unwrap();
-    let store = server.store(Lifetimes::default()).await;
+    let store = server.store().await;
     let key = TokenDigest::of("request");
     store.stores().pending.insert(&key, &sample_pending()).await.unwrap();
     let mut connection = server.connection();

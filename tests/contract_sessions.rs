@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_oauth_domain::ports::Lifetimes;
 use mcp_oauth_resource::memory::{LocalBus, MemoryMcpSessions};
 use mcp_oauth_resource::redis::{RedisBus, RedisMcpSessions};
 use mcp_oauth_testkit::redis_server::TestRedis;
@@ -22,7 +21,7 @@ async fn memory(idle: Duration) -> SessionBackend {
 
 async fn redis(idle: Duration) -> SessionBackend {
     let server = tokio::task::spawn_blocking(TestRedis::start).await.unwrap();
-    let (one, two) = (server.store(Lifetimes::default()).await, server.store(Lifetimes::default()).await);
+    let (one, two) = (server.store().await, server.store().await);
     SessionBackend {
         sessions: Arc::new(RedisMcpSessions::new(one.clone(), idle)),
         bus: Arc::new(RedisBus::start(one)),

@@ -4,17 +4,16 @@
 use std::borrow::Cow;
 
 use mcp_oauth_adapters::sqlite::SqliteStore;
-use mcp_oauth_domain::ports::Lifetimes;
 use mcp_oauth_domain::secret::TokenDigest;
-use mcp_oauth_testkit::contract::{Backend, SHORT, sample_pending, short_lifetimes};
+use mcp_oauth_testkit::contract::{Backend, SHORT, sample_pending, short_lived_pending};
 
 fn url(dir: &tempfile::TempDir) -> String {
     format!("sqlite://{}", dir.path().join("store.db").display())
 }
 
-async fn sqlite(lifetimes: Lifetimes) -> Backend {
+async fn sqlite() -> Backend {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&url(&dir), lifetimes).await.expect("a fresh file opens");
+    let store = SqliteStore::open(&url(&dir)).await.expect("a fresh file opens");
     Backend { stores: store.stores(), keep_alive: Box::new((store, dir)) }
 }
 
@@ -22,7 +21,7 @@ mcp_oauth_testkit::contract_suite!(sqlite_store, sqlite);
 
 #[tokio::test]
 async fn in_memory_databases_work() {
-    let store = SqliteStore::open("sqlite::memory:", Lifetimes::default()).await.unwrap();
+    let store = SqliteStore::open("sqlite::memory:").await.unwrap();
     let stores = store.stores();
     let key = TokenDigest::of("k");
     stores.pending.insert(&key, &sample_pending()).await.unwrap();
@@ -32,10 +31,10 @@ async fn in_memory_databases_work() {
 #[tokio::test]
 async fn the_sweep_deletes_expired_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&url(&dir), short_lifetimes()).await.unwrap();
+    let store = SqliteStore::open(&url(&dir)).await.unwrap();
     let stores = store.stores();
     for i in 0..20 {
-        stores.pending.insert(&TokenDigest::of(&i.to_string()), &sample_pending()).await.unwrap();
+        stores.pending.insert(&TokenDigest::of(&i.to_string()), &short_lived_pending()).await.unwrap();
     }
     assert_eq!(store.sweep().await.unwrap(), 0, "nothing has expired yet");
     tokio::time::sleep(SHORT + std::time::Duration::from_millis(200)).await;
@@ -71,7 +70,7 @@ async fn a_database_made_by_an_older_migration_is_upgraded_in_place() {
             .unwrap();
         pool.close().await;
     }
-    let store = SqliteStore::open(&url, Lifetimes::default()).await.expect("the old database is upgraded");
+    let store = SqliteStore::open(&url).await.expect("the old database is upgraded");
     let indexes: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'refresh_tokens_family'")
             .fetch_one(store.pool())
@@ -86,7 +85,7 @@ async fn a_file_that_is_not_sqlite_is_a_clear_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("notes.db");
     std::fs::write(&path, "these are my notes, not a database ".repeat(200)).unwrap();
-    let error = SqliteStore::open(&format!("sqlite://{}", path.display()), Lifetimes::default()).await.err().expect("refused");
+    let error = SqliteStore::open(&format!("sqlite://{}", path.display())).await.err().expect("refused");
     let message = error.to_string();
     assert!(message.contains("notes.db"), "{message}");
     assert!(message.to_lowercase().contains("not a database") || message.contains("file is not"), "{message}");
@@ -97,7 +96,7 @@ async fn a_read_only_database_is_a_clear_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("readonly.db");
     std::fs::write(&path, "").unwrap();
-    let error = SqliteStore::open(&format!("sqlite://{}?mode=ro", path.display()), Lifetimes::default())
+    let error = SqliteStore::open(&format!("sqlite://{}?mode=ro", path.display()))
         .await
         .err()
         .expect("a database that cannot be written is refused");
@@ -124,7 +123,7 @@ async fn access_tokens_stored_before_the_table_rename_are_still_valid() {
             .unwrap();
         pool.close().await;
     }
-    let store = SqliteStore::open(&url, Lifetimes::default()).await.expect("the database is upgraded");
+    let store = SqliteStore::open(&url).await.expect("the database is upgraded");
     let kept = store.stores().access_tokens.get(&TokenDigest::of("old-access-token")).await.unwrap();
     assert_eq!(kept, Some(record), "the row moved with the table");
     let old: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'access_sessions%'")

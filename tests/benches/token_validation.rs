@@ -10,7 +10,7 @@ use chrono::{TimeDelta, Utc};
 use mcp_oauth_adapters::memory::MemoryStore;
 use mcp_oauth_adapters::sqlite::SqliteStore;
 use mcp_oauth_domain::clock::SystemClock;
-use mcp_oauth_domain::ports::{AccessTokenRecord, FamilyId, Lifetimes};
+use mcp_oauth_domain::ports::{AccessTokenRecord, FamilyId};
 use mcp_oauth_domain::resource::ResourceUri;
 use mcp_oauth_domain::scope::Scope;
 use mcp_oauth_domain::secret::{TokenDigest, generate_secret};
@@ -43,6 +43,7 @@ fn prepared(stores: Stores) -> (LocalTokenValidator, String) {
         family: FamilyId::generate(),
         issued_at: Utc::now(),
         expires_at: Utc::now() + TimeDelta::hours(1),
+        retained_until: Utc::now() + TimeDelta::days(7),
     };
     RUNTIME.block_on(stores.access_tokens.insert(&TokenDigest::of(&token), &record)).unwrap();
     (LocalTokenValidator::new(stores.access_tokens.clone(), resource(), Arc::new(SystemClock)), token)
@@ -63,7 +64,7 @@ fn memory(bencher: divan::Bencher) {
 fn sqlite_file(bencher: divan::Bencher) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let store = RUNTIME.block_on(SqliteStore::open(&url, Lifetimes::default())).unwrap();
+    let store = RUNTIME.block_on(SqliteStore::open(&url)).unwrap();
     let (validator, token) = prepared(store.stores());
     run(bencher, &validator, &token);
 }
@@ -72,7 +73,7 @@ fn sqlite_file(bencher: divan::Bencher) {
 #[divan::bench]
 fn redis_loopback(bencher: divan::Bencher) {
     let redis = TestRedis::start();
-    let store = RUNTIME.block_on(redis.store(Lifetimes::default()));
+    let store = RUNTIME.block_on(redis.store());
     let (validator, token) = prepared(store.stores());
     run(bencher, &validator, &token);
 }

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use mcp_oauth_domain::ports::Lifetimes;
 use mcp_oauth_testkit::http::{Pkce, TestServer, redirect_params};
 use mcp_oauth_testkit::redis_server::TestRedis;
 
@@ -31,7 +30,7 @@ fn delta(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> HashMap
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trips_per_operation() {
     let redis = tokio::task::spawn_blocking(TestRedis::start).await.unwrap();
-    let store = redis.store(Lifetimes::default()).await;
+    let store = redis.store().await;
     let server = TestServer::start_with(
         &["--introspection-client-id", "rs", "--introspection-client-secret", "rs-secret"],
         store.stores(),

@@ -4,7 +4,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mcp_oauth_adapters::redis::{RedisOptions, RedisStore};
-use mcp_oauth_domain::ports::Lifetimes;
 use mcp_oauth_testkit::http::TestServer;
 use mcp_oauth_testkit::process::free_port;
 
@@ -44,7 +43,6 @@ fn options(url: String, password: Option<&str>) -> RedisOptions {
         password: password.map(str::to_owned),
         prefix: "auth:".into(),
         timeout: Duration::from_secs(2),
-        lifetimes: Lifetimes::default(),
         ca_certificate: None,
     }
 }

@@ -291,13 +291,6 @@ impl Config {
         self.port.unwrap_or(if self.auth_mode == AuthMode::AuthServer { 3001 } else { 3232 })
     }
 
-    /// How long each kind of record lives: fixed (clients 30 days, pending authorizations and
-    /// codes 10 minutes, access tokens and refresh tokens 7 days). The one source for both the
-    /// stores and the authorization server's policy.
-    pub fn lifetimes(&self) -> mcp_oauth_domain::ports::Lifetimes {
-        mcp_oauth_domain::ports::Lifetimes::default()
-    }
-
     /// The storage URL in effect: STORAGE_URL, else REDIS_URL, else `memory`.
     pub fn storage(&self) -> &str {
         self.storage_url.as_ref().or(self.redis_url.as_ref()).map_or("memory", ConnectionUrl::as_str).trim()
@@ -365,9 +358,12 @@ impl StorageUrl {
     }
 }
 
-/// Settings derived from the configuration, validated once at start-up.
+/// The configuration, validated once at start-up: what the command line and the environment
+/// said (`config`, each value already typed by its parser), and what is derived from it.
+/// Everything after start-up reads settings, never the raw configuration again.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    pub config: Config,
     /// This server's own identifier: the issuer (internal, auth_server modes), and the base of
     /// its MCP resource.
     pub issuer: Issuer,
@@ -381,23 +377,23 @@ pub struct Settings {
     pub storage: StorageUrl,
 }
 
-impl Config {
-    pub fn settings(&self) -> Result<Settings, String> {
-        let base = self.base_uri.clone().unwrap_or_else(|| format!("http://localhost:{}", self.port()));
+impl Settings {
+    pub fn parse(config: Config) -> Result<Settings, String> {
+        let base = config.base_uri.clone().unwrap_or_else(|| format!("http://localhost:{}", config.port()));
         let issuer = Issuer::parse(&base).map_err(|e| format!("BASE_URI: {e}"))?;
         let resource = ResourceUri::parse(&issuer.endpoint("/mcp")).map_err(|e| format!("BASE_URI: {e}"))?;
-        let scopes = Scope::parse(&self.scopes).map_err(|e| format!("SCOPES: {e}"))?;
+        let scopes = Scope::parse(&config.scopes).map_err(|e| format!("SCOPES: {e}"))?;
         if scopes.is_empty() {
             return Err("SCOPES must name at least one scope".into());
         }
-        if self.access_token_ttl.is_zero() {
+        if config.access_token_ttl.is_zero() {
             return Err("ACCESS_TOKEN_TTL must be positive".into());
         }
-        if self.mcp_session_idle_timeout.is_zero() || self.resource_update_interval.is_zero() {
+        if config.mcp_session_idle_timeout.is_zero() || config.resource_update_interval.is_zero() {
             return Err("MCP_SESSION_IDLE_TIMEOUT and RESOURCE_UPDATE_INTERVAL must be positive".into());
         }
-        let resources = match self.auth_mode {
-            AuthMode::AuthServer => self
+        let resources = match config.auth_mode {
+            AuthMode::AuthServer => config
                 .resources
                 .iter()
                 .filter(|r| !r.trim().is_empty())
@@ -408,7 +404,7 @@ impl Config {
         if resources.is_empty() {
             return Err("RESOURCES must name at least one resource".into());
         }
-        let auth_server = match (self.auth_mode, &self.auth_server_url) {
+        let auth_server = match (config.auth_mode, &config.auth_server_url) {
             (AuthMode::External, None) => {
                 return Err("AUTH_SERVER_URL is required in external mode".into());
             }
@@ -421,14 +417,14 @@ impl Config {
             }
             _ => None,
         };
-        if self.auth_mode == AuthMode::External
-            && self.token_validation == TokenValidation::Introspection
-            && self.introspection_client_id.is_none()
+        if config.auth_mode == AuthMode::External
+            && config.token_validation == TokenValidation::Introspection
+            && config.introspection_client_id.is_none()
         {
             return Err("external mode with introspection needs INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET".into());
         }
-        let storage = StorageUrl::parse(self.storage())?;
-        Ok(Settings { issuer, resource, resources, scopes, auth_server, storage })
+        let storage = StorageUrl::parse(config.storage())?;
+        Ok(Settings { issuer, resource, resources, scopes, auth_server, storage, config })
     }
 }
 
@@ -453,9 +449,9 @@ mod tests {
         assert_eq!(Config::parse_from(["x", "--auth-mode", "auth_server"]).port(), 3001);
         assert_eq!(Config::parse_from(["x"]).port(), 3232);
         let config = Config::parse_from(["x", "--port", "4000"]);
-        assert_eq!(config.settings().unwrap().issuer.as_str(), "http://localhost:4000");
+        assert_eq!(Settings::parse(config.clone()).unwrap().issuer.as_str(), "http://localhost:4000");
         let config = Config::parse_from(["x", "--base-uri", "https://mcp.example/"]);
-        let settings = config.settings().unwrap();
+        let settings = Settings::parse(config.clone()).unwrap();
         assert_eq!(settings.issuer.as_str(), "https://mcp.example");
         assert_eq!(settings.resource.as_str(), "https://mcp.example/mcp");
     }
@@ -467,9 +463,10 @@ mod mode_tests {
 
     #[test]
     fn external_mode_needs_a_url_for_its_authorization_server() {
-        let missing = Config::parse_from(["x", "--auth-mode", "external"]).settings().unwrap_err();
+        let missing = Settings::parse(Config::parse_from(["x", "--auth-mode", "external"])).unwrap_err();
         assert!(missing.contains("AUTH_SERVER_URL is required"), "{missing}");
-        let bad = Config::parse_from(["x", "--auth-mode", "external", "--auth-server-url", "not a url"]).settings().unwrap_err();
+        let bad =
+            Settings::parse(Config::parse_from(["x", "--auth-mode", "external", "--auth-server-url", "not a url"])).unwrap_err();
         assert!(bad.contains("not a URL"), "{bad}");
         let ok = Config::parse_from([
             "x",
@@ -482,14 +479,14 @@ mod mode_tests {
             "--introspection-client-secret",
             "s",
         ]);
-        assert!(ok.settings().is_ok());
+        assert!(Settings::parse(ok.clone()).is_ok());
     }
 
     #[test]
     fn the_authorization_server_issues_for_configured_resources() {
         let config =
             Config::parse_from(["x", "--auth-mode", "auth_server", "--resources", "http://a:1/mcp,https://b.example/mcp"]);
-        let settings = config.settings().unwrap();
+        let settings = Settings::parse(config.clone()).unwrap();
         assert_eq!(settings.resources.len(), 2);
         assert_eq!(settings.issuer.as_str(), "http://localhost:3001");
     }

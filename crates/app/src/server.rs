@@ -9,6 +9,7 @@ use chrono::TimeDelta;
 use mcp_oauth_adapters::external::{ExternalSettings, ExternalValidator, IntrospectionAuth, ValidationMethod};
 use mcp_oauth_adapters::memory::MemoryStore;
 use mcp_oauth_domain::clock::{Clock, SystemClock};
+use mcp_oauth_domain::ports::Lifetimes;
 use mcp_oauth_domain::redirect_uri::is_loopback;
 use mcp_oauth_domain::secret::TokenDigest;
 use mcp_oauth_domain::service::{AuthorizationServer, Policy, ResourceServerCredential, Stores};
@@ -60,33 +61,32 @@ pub struct Storage {
 }
 
 /// MCP sessions of one process, for storage that is not shared between instances.
-pub fn local_mcp_backend(config: &Config) -> McpBackend {
-    let sessions = Arc::new(MemoryMcpSessions::new(config.mcp_session_idle_timeout));
+pub fn local_mcp_backend(settings: &Settings) -> McpBackend {
+    let sessions = Arc::new(MemoryMcpSessions::new(settings.config.mcp_session_idle_timeout));
     sessions.spawn_sweeper(SWEEP_PERIOD);
     McpBackend { sessions, bus: Arc::new(LocalBus::default()) }
 }
 
-/// Opens the storage `url` names (parsed with the rest of the settings) and starts its sweeper.
-pub async fn open_storage(config: &Config, url: &StorageUrl) -> Result<Storage, StartupError> {
-    let stores = match url.clone() {
+/// Opens the storage the settings name and starts its sweeper.
+pub async fn open_storage(settings: &Settings) -> Result<Storage, StartupError> {
+    let stores = match settings.storage.clone() {
         #[cfg(feature = "redis")]
-        StorageUrl::Redis(url) => return open_redis(config, url).await,
+        StorageUrl::Redis(url) => return open_redis(&settings.config, url).await,
         StorageUrl::Memory => {
-            let store = MemoryStore::new(config.lifetimes());
+            let store = MemoryStore::new();
             store.spawn_sweeper(SWEEP_PERIOD);
             store.stores()
         }
         #[cfg(feature = "sqlite")]
         StorageUrl::Sqlite(url) => {
-            let store = mcp_oauth_adapters::sqlite::SqliteStore::open(&url, config.lifetimes())
-                .await
-                .map_err(|e| StartupError::Storage(e.to_string()))?;
+            let store =
+                mcp_oauth_adapters::sqlite::SqliteStore::open(&url).await.map_err(|e| StartupError::Storage(e.to_string()))?;
             store.spawn_sweeper(SWEEP_PERIOD);
             tracing::info!(url, "using SQLite storage");
             store.stores()
         }
     };
-    Ok(Storage { stores, mcp: local_mcp_backend(config) })
+    Ok(Storage { stores, mcp: local_mcp_backend(settings) })
 }
 
 /// Redis holds both the authorization server's state and the MCP sessions, for every instance.
@@ -106,7 +106,6 @@ async fn open_redis(config: &Config, url: String) -> Result<Storage, StartupErro
         password: config.redis_password.as_ref().map(|p| p.expose().to_owned()),
         prefix: config.redis_key_prefix.clone(),
         timeout: config.storage_timeout,
-        lifetimes: config.lifetimes(),
         ca_certificate,
     };
     let store = RedisStore::open(options).await.map_err(|e| StartupError::Storage(e.to_string()))?;
@@ -121,9 +120,9 @@ async fn open_redis(config: &Config, url: String) -> Result<Storage, StartupErro
 /// Builds the whole application for a configuration over the given storage: the
 /// authorization server (internal, auth_server modes), the MCP resource server (internal,
 /// external modes), or both.
-pub fn build(config: &Config, storage: Storage, shutdown: &Shutdown) -> Result<Router, StartupError> {
+pub fn build(settings: &Settings, storage: Storage, shutdown: &Shutdown) -> Router {
     let Storage { stores, mcp: backend } = storage;
-    let settings = config.settings().map_err(StartupError::Config)?;
+    let config = &settings.config;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let oauth = (config.auth_mode != AuthMode::External).then(|| {
         let resource_servers = match (&config.introspection_client_id, &config.introspection_client_secret) {
@@ -139,7 +138,7 @@ pub fn build(config: &Config, storage: Storage, shutdown: &Shutdown) -> Result<R
             access_token_ttl: to_delta(config.access_token_ttl),
             refresh_grace: to_delta(config.refresh_grace),
             resource_servers,
-            lifetimes: config.lifetimes(),
+            lifetimes: Lifetimes::default(),
         };
         let auth = Arc::new(AuthorizationServer::new(stores.clone(), policy, clock.clone()));
         Arc::new(AppState { auth, settings: settings.clone() })
@@ -148,21 +147,22 @@ pub fn build(config: &Config, storage: Storage, shutdown: &Shutdown) -> Result<R
         AuthMode::AuthServer => None,
         AuthMode::Internal => {
             let validator = Arc::new(LocalTokenValidator::new(stores.access_tokens.clone(), settings.resource.clone(), clock));
-            Some(resource_routes(config, &settings, validator, settings.issuer.as_str().to_owned(), backend, shutdown))
+            Some(resource_routes(settings, validator, settings.issuer.as_str().to_owned(), backend, shutdown))
         }
         AuthMode::External => {
             let issuer = settings.auth_server.clone().expect("external settings name the authorization server");
-            let validator = Arc::new(ExternalValidator::new(external_settings(config, &settings, issuer.clone())));
+            let validator = Arc::new(ExternalValidator::new(external_settings(settings, issuer.clone())));
             let named = issuer.as_str().trim_end_matches('/').to_owned();
-            Some(resource_routes(config, &settings, validator, named, backend, shutdown))
+            Some(resource_routes(settings, validator, named, backend, shutdown))
         }
     };
-    let home = Arc::new(home_page(config, &settings));
-    Ok(http::router(oauth, resource, stores.health.clone(), home))
+    let home = Arc::new(home_page(settings));
+    http::router(oauth, resource, stores.health.clone(), home)
 }
 
 /// What `GET /` tells a visitor: the mode, the storage, and the URLs to use. Nothing secret.
-fn home_page(config: &Config, settings: &Settings) -> HomePage {
+fn home_page(settings: &Settings) -> HomePage {
+    let config = &settings.config;
     let serves_mcp = config.auth_mode != AuthMode::AuthServer;
     let mut metadata = Vec::new();
     if config.auth_mode != AuthMode::External {
@@ -181,7 +181,8 @@ fn home_page(config: &Config, settings: &Settings) -> HomePage {
     }
 }
 
-fn external_settings(config: &Config, settings: &Settings, issuer: url::Url) -> ExternalSettings {
+fn external_settings(settings: &Settings, issuer: url::Url) -> ExternalSettings {
+    let config = &settings.config;
     ExternalSettings {
         issuer,
         resource: settings.resource.clone(),
@@ -209,7 +210,6 @@ fn external_settings(config: &Config, settings: &Settings, issuer: url::Url) -> 
 /// `/mcp` behind its bearer guard, serving the demo MCP server, and its protected-resource
 /// metadata naming `authorization_server`.
 fn resource_routes(
-    config: &Config,
     settings: &Settings,
     validator: Arc<dyn TokenValidator>,
     authorization_server: String,
@@ -221,6 +221,7 @@ fn resource_routes(
         resource_metadata: settings.issuer.endpoint("/.well-known/oauth-protected-resource/mcp"),
         scope: settings.scopes.to_string(),
     };
+    let config = &settings.config;
     let transport = TransportSettings {
         allowed_hosts: allowed_hosts(settings),
         allowed_origins: config.allowed_origins.clone(),
@@ -273,15 +274,16 @@ async fn run_split(config: Config) -> Result<(), StartupError> {
 
 /// Binds the configured address and serves until the process is asked to stop.
 async fn serve(config: Config) -> Result<(), StartupError> {
-    let settings = config.settings().map_err(StartupError::Config)?;
-    let storage = open_storage(&config, &settings.storage).await?;
+    let settings = Settings::parse(config).map_err(StartupError::Config)?;
+    let config = &settings.config;
+    let storage = open_storage(&settings).await?;
     let health = storage.stores.health.clone();
     let shutdown = Shutdown::default();
-    let app = build(&config, storage, &shutdown)?;
+    let app = build(&settings, storage, &shutdown);
     let addr = format!("{}:{}", config.host, config.port());
     let listener = TcpListener::bind(&addr).await.map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
     let local: SocketAddr = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;
-    announce(&config, &settings, local);
+    announce(&settings, local);
     let stopping = shutdown.clone();
     tokio::spawn(async move {
         let signal = crate::shutdown::signal().await;
@@ -297,7 +299,8 @@ async fn serve(config: Config) -> Result<(), StartupError> {
 
 /// Says where the server listens and, above all, the URL clients must use: the resource in its
 /// tokens is `BASE_URI/mcp`, and a client that connects by another name is refused.
-fn announce(config: &Config, settings: &Settings, local: SocketAddr) {
+fn announce(settings: &Settings, local: SocketAddr) {
+    let config = &settings.config;
     let mode = config.auth_mode.name();
     let storage = settings.storage.backend();
     match config.auth_mode {

@@ -27,8 +27,8 @@ const CODE_LIFETIME: Duration = Duration::from_secs(10 * 60);
 const ACCESS_TOKEN_RECORD_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 const REFRESH_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// How long each store keeps its records. Production uses the constants above; the contract
-/// suite shortens them to observe expiry in real time on every backend.
+/// How long each kind of record is kept. The domain's policy holds them and stamps each record
+/// with its end ([`Expiring`]); stores keep a record exactly until then.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lifetimes {
     pub client: Duration,
@@ -47,6 +47,41 @@ impl Default for Lifetimes {
             access_token: ACCESS_TOKEN_RECORD_LIFETIME,
             refresh: REFRESH_LIFETIME,
         }
+    }
+}
+
+/// A record that says until when a store must keep it; backends derive their TTL from it.
+pub trait Expiring {
+    fn kept_until(&self) -> DateTime<Utc>;
+
+    /// How much longer a store must keep the record (at least a millisecond, so that a TTL of
+    /// zero never means "forever" to a backend).
+    fn remaining(&self, now: DateTime<Utc>) -> Duration {
+        (self.kept_until() - now).to_std().unwrap_or_default().max(Duration::from_millis(1))
+    }
+}
+
+/// The end of a lifetime that starts at `start`, saturating instead of overflowing.
+pub fn lifetime_end(start: DateTime<Utc>, lifetime: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(lifetime).ok().and_then(|d| start.checked_add_signed(d)).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Records written before each carried its expiry are read back with the fixed lifetime from
+/// the moment they are read; the backend still holds the TTL it set when they were stored, so
+/// they end no later than before.
+mod legacy {
+    use super::*;
+
+    pub fn pending_expiry() -> DateTime<Utc> {
+        lifetime_end(Utc::now(), PENDING_AUTH_LIFETIME)
+    }
+
+    pub fn code_expiry() -> DateTime<Utc> {
+        lifetime_end(Utc::now(), CODE_LIFETIME)
+    }
+
+    pub fn access_token_retention() -> DateTime<Utc> {
+        lifetime_end(Utc::now(), ACCESS_TOKEN_RECORD_LIFETIME)
     }
 }
 
@@ -91,6 +126,7 @@ pub trait StorageHealth: Send + Sync {
 
 #[async_trait]
 pub trait ClientStore: Send + Sync {
+    /// Keeps the client until its `expires_at`.
     async fn insert(&self, client: &Client) -> Result<(), StorageError>;
     async fn get(&self, client_id: &ClientId) -> Result<Option<Client>, StorageError>;
 }
@@ -107,6 +143,20 @@ pub struct PendingAuthorization {
     /// The consent form's CSRF token, bound to this request.
     pub csrf_digest: TokenDigest,
     pub created_at: DateTime<Utc>,
+    #[serde(default = "legacy::pending_expiry")]
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Expiring for PendingAuthorization {
+    fn kept_until(&self) -> DateTime<Utc> {
+        self.expires_at
+    }
+}
+
+impl Expiring for Client {
+    fn kept_until(&self) -> DateTime<Utc> {
+        self.expires_at
+    }
 }
 
 #[async_trait]
@@ -129,6 +179,15 @@ pub struct AuthorizationGrant {
     pub subject: Subject,
     pub family: FamilyId,
     pub issued_at: DateTime<Utc>,
+    /// The code's end; the record is kept until then so that a replay is recognised.
+    #[serde(default = "legacy::code_expiry")]
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Expiring for AuthorizationGrant {
+    fn kept_until(&self) -> DateTime<Utc> {
+        self.expires_at
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,7 +223,18 @@ pub struct AccessTokenRecord {
     pub audience: ResourceUri,
     pub family: FamilyId,
     pub issued_at: DateTime<Utc>,
+    /// When the token stops being accepted.
     pub expires_at: DateTime<Utc>,
+    /// How long the record is kept: past the token's expiry, for the access-token lifetime of
+    /// the policy, so that a family revocation still finds it.
+    #[serde(default = "legacy::access_token_retention")]
+    pub retained_until: DateTime<Utc>,
+}
+
+impl Expiring for AccessTokenRecord {
+    fn kept_until(&self) -> DateTime<Utc> {
+        self.retained_until
+    }
 }
 
 #[async_trait]
@@ -172,8 +242,8 @@ pub trait AccessTokenStore: Send + Sync {
     async fn insert(&self, token: &TokenDigest, record: &AccessTokenRecord) -> Result<Admission, StorageError>;
     async fn get(&self, token: &TokenDigest) -> Result<Option<AccessTokenRecord>, StorageError>;
     async fn remove(&self, token: &TokenDigest) -> Result<(), StorageError>;
-    /// Removes every access token of the family and refuses new ones for it.
-    async fn revoke_family(&self, family: &FamilyId) -> Result<(), StorageError>;
+    /// Removes every access token of the family and refuses new ones for it until `until`.
+    async fn revoke_family(&self, family: &FamilyId, until: DateTime<Utc>) -> Result<(), StorageError>;
 }
 
 /// What a refresh token grants; a successor inherits it, with its own issue and expiry. The
@@ -205,7 +275,7 @@ struct StoredRefreshGrant {
 
 impl From<StoredRefreshGrant> for RefreshGrant {
     fn from(stored: StoredRefreshGrant) -> Self {
-        let legacy = || stored.issued_at + chrono::Duration::from_std(REFRESH_LIFETIME).unwrap_or(chrono::Duration::MAX);
+        let legacy = || lifetime_end(stored.issued_at, REFRESH_LIFETIME);
         Self {
             expires_at: stored.expires_at.unwrap_or_else(legacy),
             client_id: stored.client_id,
@@ -218,10 +288,9 @@ impl From<StoredRefreshGrant> for RefreshGrant {
     }
 }
 
-impl RefreshGrant {
-    /// How much longer a store must keep this grant (at least a millisecond).
-    pub fn remaining(&self, now: DateTime<Utc>) -> std::time::Duration {
-        (self.expires_at - now).to_std().unwrap_or_default().max(std::time::Duration::from_millis(1))
+impl Expiring for RefreshGrant {
+    fn kept_until(&self) -> DateTime<Utc> {
+        self.expires_at
     }
 }
 
@@ -273,8 +342,8 @@ pub trait RefreshStore: Send + Sync {
         sealed: &SealedSuccessor,
         successor: Successor<'_>,
     ) -> Result<Rotation, StorageError>;
-    /// Removes every refresh token of the family and refuses new ones for it.
-    async fn revoke_family(&self, family: &FamilyId) -> Result<(), StorageError>;
+    /// Removes every refresh token of the family and refuses new ones for it until `until`.
+    async fn revoke_family(&self, family: &FamilyId, until: DateTime<Utc>) -> Result<(), StorageError>;
 }
 
 #[cfg(test)]
@@ -300,5 +369,25 @@ mod tests {
         let read: RefreshGrant = serde_json::from_value(legacy).unwrap();
         assert_eq!(read.expires_at, issued_at + chrono::Duration::days(7), "stored before expiries were kept: 7 days");
         assert_eq!(grant.remaining(issued_at + chrono::Duration::hours(2)), std::time::Duration::from_millis(1));
+    }
+
+    #[test]
+    fn records_stored_before_they_carried_their_end_read_back_with_the_fixed_lifetime() {
+        let record = AccessTokenRecord {
+            subject: Subject::parse("alice").unwrap(),
+            client_id: ClientId::from("c"),
+            scope: Scope::parse("mcp").unwrap(),
+            audience: ResourceUri::parse("https://mcp.example/mcp").unwrap(),
+            family: FamilyId::generate(),
+            issued_at: Utc::now(),
+            expires_at: Utc::now() + chrono::Duration::hours(1),
+            retained_until: Utc::now() + chrono::Duration::days(1),
+        };
+        let mut stored = serde_json::to_value(&record).unwrap();
+        stored.as_object_mut().unwrap().remove("retained_until");
+        let read: AccessTokenRecord = serde_json::from_value(stored).unwrap();
+        let kept = read.remaining(Utc::now()).as_secs();
+        assert!((7 * 24 * 3600 - 5..=7 * 24 * 3600).contains(&kept), "kept the fixed 7 days: {kept}");
+        assert_eq!(read.expires_at, record.expires_at);
     }
 }

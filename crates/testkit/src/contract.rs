@@ -1,6 +1,7 @@
 //! The storage contract: the same cases for every adapter. An adapter's test file calls
-//! `contract_suite!(name, factory)`, where `factory(lifetimes)` returns a fresh, empty
-//! [`Backend`].
+//! `contract_suite!(name, factory)`, where `factory()` returns a fresh, empty [`Backend`].
+//! Stores take every lifetime from the records, so the cases that watch expiry write records
+//! that end soon.
 
 use std::any::Any;
 use std::future::Future;
@@ -33,8 +34,13 @@ fn form(pairs: &[(&str, &str)]) -> RequestParams {
     RequestParams::new(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
 }
 
-/// Lifetimes short enough to watch expire in real time on every backend.
+/// A lifetime short enough to watch expire in real time on every backend.
 pub const SHORT: Duration = Duration::from_millis(400);
+
+/// The end of a record that should expire within [`SHORT`].
+pub fn soon() -> chrono::DateTime<Utc> {
+    Utc::now() + TimeDelta::from_std(SHORT).unwrap()
+}
 
 pub fn short_lifetimes() -> Lifetimes {
     Lifetimes { client: SHORT, pending_auth: SHORT, code: SHORT, access_token: SHORT, refresh: SHORT }
@@ -49,8 +55,9 @@ macro_rules! contract_suite {
                 clients_round_trip, pending_requests_are_taken_once, records_expire,
                 codes_redeem_once_then_report_replay, racing_redemptions_have_one_winner,
                 access_tokens_and_family_revocation, refresh_rotation_and_reuse, racing_rotations_store_one_successor,
-                refresh_family_revocation, service_grace_window_retry, service_reuse_after_grace_revokes_family,
-                service_racing_refreshes_share_one_successor, service_code_replay_revokes_tokens);
+                refresh_family_revocation, family_tombstones_end, service_grace_window_retry, service_reuse_after_grace_revokes_family,
+                service_racing_refreshes_share_one_successor, service_code_replay_revokes_tokens,
+                service_records_end_when_the_policy_says);
         }
     };
 }
@@ -92,6 +99,11 @@ fn challenge() -> CodeChallenge {
     CodeChallenge::of(&CodeVerifier::parse(&"v".repeat(43)).unwrap())
 }
 
+/// A pending request that ends within [`SHORT`].
+pub fn short_lived_pending() -> PendingAuthorization {
+    PendingAuthorization { expires_at: soon(), ..sample_pending() }
+}
+
 pub fn sample_pending() -> PendingAuthorization {
     PendingAuthorization {
         client_id: "client".into(),
@@ -102,6 +114,7 @@ pub fn sample_pending() -> PendingAuthorization {
         state: Some("xyz".into()),
         csrf_digest: TokenDigest::of("csrf"),
         created_at: Utc::now(),
+        expires_at: Utc::now() + TimeDelta::minutes(10),
     }
 }
 
@@ -115,6 +128,7 @@ fn sample_grant(family: &FamilyId) -> AuthorizationGrant {
         subject: Subject::parse("alice").unwrap(),
         family: family.clone(),
         issued_at: Utc::now(),
+        expires_at: Utc::now() + TimeDelta::minutes(10),
     }
 }
 
@@ -127,6 +141,7 @@ pub fn sample_access_token(family: &FamilyId) -> AccessTokenRecord {
         family: family.clone(),
         issued_at: Utc::now(),
         expires_at: Utc::now() + TimeDelta::hours(1),
+        retained_until: Utc::now() + TimeDelta::days(7),
     }
 }
 
@@ -156,13 +171,13 @@ fn sealed_for(token: &str) -> SealedSuccessor {
 
 async fn fresh<F, Fut>(factory: &F) -> Backend
 where
-    F: Fn(Lifetimes) -> Fut,
+    F: Fn() -> Fut,
     Fut: Future<Output = Backend>,
 {
-    factory(Lifetimes::default()).await
+    factory().await
 }
 
-pub async fn clients_round_trip<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+pub async fn clients_round_trip<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
     let backend = fresh(factory).await;
     let clients = &backend.stores.clients;
     let client = sample_client("client-1");
@@ -171,7 +186,7 @@ pub async fn clients_round_trip<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Ba
     assert_eq!(clients.get(&"client-2".into()).await.unwrap(), None);
 }
 
-pub async fn pending_requests_are_taken_once<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+pub async fn pending_requests_are_taken_once<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
     let backend = fresh(factory).await;
     let pending = &backend.stores.pending;
     let key = TokenDigest::of(&generate_secret());
@@ -184,18 +199,19 @@ pub async fn pending_requests_are_taken_once<F: Fn(Lifetimes) -> Fut, Fut: Futur
     assert_eq!(pending.get(&TokenDigest::of("unknown")).await.unwrap(), None);
 }
 
-pub async fn records_expire<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
-    let backend = factory(short_lifetimes()).await;
+pub async fn records_expire<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    let backend = fresh(factory).await;
     let s = &backend.stores;
     let family = FamilyId::generate();
     let (request, code, access, refresh) =
         (TokenDigest::of("r"), TokenDigest::of("c"), TokenDigest::of("a"), TokenDigest::of("f"));
-    s.clients.insert(&sample_client("expiring")).await.unwrap();
-    s.pending.insert(&request, &sample_pending()).await.unwrap();
-    s.codes.insert(&code, &sample_grant(&family)).await.unwrap();
-    assert_eq!(s.access_tokens.insert(&access, &sample_access_token(&family)).await.unwrap(), Admission::Stored);
-    // A refresh grant carries its expiry; the store keeps it exactly that long.
-    let short_refresh = RefreshGrant { expires_at: Utc::now() + TimeDelta::from_std(SHORT).unwrap(), ..sample_refresh(&family) };
+    // Every record carries its end; the store keeps it exactly that long.
+    s.clients.insert(&Client { expires_at: soon(), ..sample_client("expiring") }).await.unwrap();
+    s.pending.insert(&request, &short_lived_pending()).await.unwrap();
+    s.codes.insert(&code, &AuthorizationGrant { expires_at: soon(), ..sample_grant(&family) }).await.unwrap();
+    let short_access = AccessTokenRecord { retained_until: soon(), ..sample_access_token(&family) };
+    assert_eq!(s.access_tokens.insert(&access, &short_access).await.unwrap(), Admission::Stored);
+    let short_refresh = RefreshGrant { expires_at: soon(), ..sample_refresh(&family) };
     assert_eq!(s.refresh.insert(&refresh, &short_refresh).await.unwrap(), Admission::Stored);
     assert!(s.clients.get(&"expiring".into()).await.unwrap().is_some());
     assert!(s.pending.get(&request).await.unwrap().is_some());
@@ -217,7 +233,7 @@ pub async fn records_expire<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backen
     assert_eq!(s.refresh.get(&next).await.unwrap(), None);
 }
 
-pub async fn codes_redeem_once_then_report_replay<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+pub async fn codes_redeem_once_then_report_replay<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
     let backend = fresh(factory).await;
     let codes = &backend.stores.codes;
     let code = TokenDigest::of(&generate_secret());
@@ -232,7 +248,7 @@ pub async fn codes_redeem_once_then_report_replay<F: Fn(Lifetimes) -> Fut, Fut: 
     assert_eq!(codes.redeem(&TokenDigest::of("unknown")).await.unwrap(), Redemption::Unknown);
 }
 
-pub async fn racing_redemptions_have_one_winner<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+pub async fn racing_redemptions_have_one_winner<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
     let backend = fresh(factory).await;
     let codes = backend.stores.codes.clone();
     let code = TokenDigest::of(&generate_secret());
@@ -258,7 +274,7 @@ pub async fn racing_redemptions_have_one_winner<F: Fn(Lifetimes) -> Fut, Fut: Fu
     assert_eq!(redeemed, 1, "exactly one of 64 racing redemptions wins");
 }
 
-pub async fn access_tokens_and_family_revocation<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+pub async fn access_tokens_and_family_revocation<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
     let backend = fresh(factory).await;
     let access_tokens = &backend.stores.access_tokens;
     let (family, other) = (FamilyId::generate(), FamilyId::generate());
@@ -272,16 +288,16 @@ pub async fn access_tokens_and_family_revocation<F: Fn(Lifetimes) -> Fut, Fut: F
     assert_eq!(access_tokens.get(&a2).await.unwrap(), None);
     access_tokens.remove(&TokenDigest::of("unknown")).await.unwrap();
 
-    access_tokens.revoke_family(&family).await.unwrap();
+    access_tokens.revoke_family(&family, Utc::now() + TimeDelta::days(7)).await.unwrap();
     assert_eq!(access_tokens.get(&a1).await.unwrap(), None);
     assert!(access_tokens.get(&b1).await.unwrap().is_some(), "another family is untouched");
     let late = TokenDigest::of("late");
     assert_eq!(access_tokens.insert(&late, &sample_access_token(&family)).await.unwrap(), Admission::FamilyRevoked);
     assert_eq!(access_tokens.get(&late).await.unwrap(), None);
-    access_tokens.revoke_family(&FamilyId::generate()).await.unwrap();
+    access_tokens.revoke_family(&FamilyId::generate(), Utc::now() + TimeDelta::days(7)).await.unwrap();
 }
 
-pub async fn refresh_rotation_and_reuse<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+pub async fn refresh_rotation_and_reuse<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
     let backend = fresh(factory).await;
     let refresh = &backend.stores.refresh;
     let family = FamilyId::generate();
@@ -316,7 +332,7 @@ pub async fn refresh_rotation_and_reuse<F: Fn(Lifetimes) -> Fut, Fut: Future<Out
     assert_eq!(refresh.get(&r3).await.unwrap(), None);
 }
 
-pub async fn racing_rotations_store_one_successor<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+pub async fn racing_rotations_store_one_successor<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
     let backend = fresh(factory).await;
     let refresh = backend.stores.refresh.clone();
     let family = FamilyId::generate();
@@ -349,7 +365,7 @@ pub async fn racing_rotations_store_one_successor<F: Fn(Lifetimes) -> Fut, Fut: 
     assert_eq!(refresh.get(&winners[0]).await.unwrap().unwrap().state, RefreshState::Active);
 }
 
-pub async fn refresh_family_revocation<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+pub async fn refresh_family_revocation<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
     let backend = fresh(factory).await;
     let refresh = &backend.stores.refresh;
     let (family, other) = (FamilyId::generate(), FamilyId::generate());
@@ -359,7 +375,7 @@ pub async fn refresh_family_revocation<F: Fn(Lifetimes) -> Fut, Fut: Future<Outp
     let grant = sample_refresh(&family);
     refresh.rotate(&r1, Utc::now(), &sealed_for("r1"), Successor { token: &r2, grant: &grant }).await.unwrap();
 
-    refresh.revoke_family(&family).await.unwrap();
+    refresh.revoke_family(&family, Utc::now() + TimeDelta::days(7)).await.unwrap();
     assert_eq!(refresh.get(&r1).await.unwrap(), None);
     assert_eq!(refresh.get(&r2).await.unwrap(), None);
     assert!(refresh.get(&o1).await.unwrap().is_some(), "another family is untouched");
@@ -367,6 +383,21 @@ pub async fn refresh_family_revocation<F: Fn(Lifetimes) -> Fut, Fut: Future<Outp
     assert_eq!(rotation, Rotation::Unknown);
     assert_eq!(refresh.insert(&r3, &grant).await.unwrap(), Admission::FamilyRevoked);
     assert_eq!(refresh.get(&r3).await.unwrap(), None);
+}
+
+/// A revoked family refuses new members until its tombstone's end, then accepts them again.
+pub async fn family_tombstones_end<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    let backend = fresh(factory).await;
+    let s = &backend.stores;
+    let family = FamilyId::generate();
+    s.refresh.revoke_family(&family, soon()).await.unwrap();
+    s.access_tokens.revoke_family(&family, soon()).await.unwrap();
+    let (refresh, access) = (TokenDigest::of("r"), TokenDigest::of("a"));
+    assert_eq!(s.refresh.insert(&refresh, &sample_refresh(&family)).await.unwrap(), Admission::FamilyRevoked);
+    assert_eq!(s.access_tokens.insert(&access, &sample_access_token(&family)).await.unwrap(), Admission::FamilyRevoked);
+    tokio::time::sleep(SHORT + Duration::from_millis(300)).await;
+    assert_eq!(s.refresh.insert(&refresh, &sample_refresh(&family)).await.unwrap(), Admission::Stored);
+    assert_eq!(s.access_tokens.insert(&access, &sample_access_token(&family)).await.unwrap(), Admission::Stored);
 }
 
 // The domain service over each adapter: the rules that span several ports.
@@ -379,7 +410,15 @@ struct Flow {
 }
 
 impl Flow {
-    async fn new<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F, grace_secs: i64) -> Self {
+    async fn new<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F, grace_secs: i64) -> Self {
+        Self::with_lifetimes(factory, grace_secs, Lifetimes::default()).await
+    }
+
+    async fn with_lifetimes<F: Fn() -> Fut, Fut: Future<Output = Backend>>(
+        factory: &F,
+        grace_secs: i64,
+        lifetimes: Lifetimes,
+    ) -> Self {
         let backend = fresh(factory).await;
         let clock = Arc::new(ManualClock::new(Utc::now()));
         let policy = Policy {
@@ -389,7 +428,7 @@ impl Flow {
             access_token_ttl: TimeDelta::hours(1),
             refresh_grace: TimeDelta::seconds(grace_secs),
             resource_servers: vec![],
-            lifetimes: Lifetimes::default(),
+            lifetimes,
         };
         let server = Arc::new(AuthorizationServer::new(backend.stores.clone(), policy, clock.clone() as Arc<dyn Clock>));
         let registered = server
@@ -453,7 +492,7 @@ impl Flow {
     }
 }
 
-pub async fn service_grace_window_retry<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+pub async fn service_grace_window_retry<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
     let flow = Flow::new(factory, 30).await;
     let first = flow.tokens().await;
     let r1 = first.refresh_token.clone().unwrap();
@@ -467,7 +506,7 @@ pub async fn service_grace_window_retry<F: Fn(Lifetimes) -> Fut, Fut: Future<Out
     assert!(flow.active(&third.access_token).await, "the successor keeps working after a grace retry");
 }
 
-pub async fn service_reuse_after_grace_revokes_family<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+pub async fn service_reuse_after_grace_revokes_family<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
     let flow = Flow::new(factory, 30).await;
     let first = flow.tokens().await;
     let r1 = first.refresh_token.clone().unwrap();
@@ -498,7 +537,7 @@ pub async fn service_reuse_after_grace_revokes_family<F: Fn(Lifetimes) -> Fut, F
     assert!(!flow.active(&second.access_token).await);
 }
 
-pub async fn service_racing_refreshes_share_one_successor<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+pub async fn service_racing_refreshes_share_one_successor<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
     let flow = Arc::new(Flow::new(factory, 30).await);
     let first = flow.tokens().await;
     let r1 = first.refresh_token.clone().unwrap();
@@ -521,7 +560,7 @@ pub async fn service_racing_refreshes_share_one_successor<F: Fn(Lifetimes) -> Fu
     assert_eq!(successors.len(), 1, "racing refreshes yield one successor");
 }
 
-pub async fn service_code_replay_revokes_tokens<F: Fn(Lifetimes) -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+pub async fn service_code_replay_revokes_tokens<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
     let flow = Flow::new(factory, 30).await;
     let verifier = "y".repeat(60);
     let code = flow.code(&verifier).await;
@@ -532,4 +571,20 @@ pub async fn service_code_replay_revokes_tokens<F: Fn(Lifetimes) -> Fut, Fut: Fu
     assert!(!flow.active(&tokens.access_token).await, "a replayed code revokes the first redemption's tokens");
     let refresh = flow.refresh(tokens.refresh_token.as_deref().unwrap()).await.unwrap_err();
     assert_eq!(refresh.code, ErrorCode::InvalidGrant);
+}
+
+/// The policy's lifetimes are what the stores enforce: with every lifetime short, a code, a
+/// pending request and a refresh token end on time on every backend.
+pub async fn service_records_end_when_the_policy_says<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    let lifetimes = Lifetimes { client: Duration::from_secs(3600), ..short_lifetimes() };
+    let flow = Flow::with_lifetimes(factory, 30, lifetimes).await;
+    let verifier = "z".repeat(60);
+    let tokens = flow.tokens().await;
+    let code = flow.code(&verifier).await;
+    tokio::time::sleep(SHORT + Duration::from_millis(300)).await;
+    let late = flow.exchange(&code, &verifier).await.unwrap_err();
+    assert_eq!(late.code, ErrorCode::InvalidGrant, "the code ended with the policy's code lifetime");
+    let refresh = flow.refresh(tokens.refresh_token.as_deref().unwrap()).await.unwrap_err();
+    assert_eq!(refresh.code, ErrorCode::InvalidGrant, "the refresh token ended with the policy's refresh lifetime");
+    assert!(!flow.active(&tokens.access_token).await, "the access-token record ended with the policy's lifetime");
 }

@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use clap::Parser;
 use mcp_oauth_adapters::memory::MemoryStore;
-use mcp_oauth_app::config::Config;
+use mcp_oauth_app::config::{Config, Settings};
 use mcp_oauth_domain::service::Stores;
 use reqwest::header::{self, HeaderMap};
 use reqwest::redirect::Policy;
@@ -58,12 +58,13 @@ impl TestServer {
         let mut argv = vec!["mcp-oauth-server", "--base-uri", &base];
         argv.extend_from_slice(args);
         let config = Config::try_parse_from(argv).expect("valid test configuration");
-        let mcp = mcp_oauth_app::server::local_mcp_backend(&config);
+        let settings = Settings::parse(config).expect("valid test settings");
+        let mcp = mcp_oauth_app::server::local_mcp_backend(&settings);
         let storage = mcp_oauth_app::server::Storage { stores, mcp };
         let shutdown = mcp_oauth_app::shutdown::Shutdown::default();
-        let app = mcp_oauth_app::server::build(&config, storage, &shutdown).expect("app builds");
+        let app = mcp_oauth_app::server::build(&settings, storage, &shutdown);
         let task = tokio::spawn(async move {
-            let timeout = config.shutdown_timeout;
+            let timeout = settings.config.shutdown_timeout;
             mcp_oauth_app::shutdown::serve(listener, app, shutdown, timeout).await.expect("server runs");
         });
         Self { base, http: http_client(), task: Some(task) }

@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use mcp_oauth_adapters::redis::{RedisOptions, RedisStore};
-use mcp_oauth_domain::ports::Lifetimes;
 use redis_test::server::RedisServer;
 
 pub struct TestRedis {
@@ -53,19 +52,18 @@ impl TestRedis {
         wait_ready(self.port);
     }
 
-    pub fn options(&self, lifetimes: Lifetimes) -> RedisOptions {
+    pub fn options(&self) -> RedisOptions {
         RedisOptions {
             url: self.url(),
             password: None,
             prefix: "auth:".into(),
             timeout: Duration::from_secs(2),
-            lifetimes,
             ca_certificate: None,
         }
     }
 
-    pub async fn store(&self, lifetimes: Lifetimes) -> RedisStore {
-        RedisStore::open(self.options(lifetimes)).await.expect("the test redis-server accepts connections")
+    pub async fn store(&self) -> RedisStore {
+        RedisStore::open(self.options()).await.expect("the test redis-server accepts connections")
     }
 
     /// A plain connection for looking at what the server holds.

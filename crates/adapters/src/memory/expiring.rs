@@ -43,22 +43,31 @@ impl<K: Eq + Hash + Clone, V: Clone> ExpiringMap<K, V> {
         Some(change(&mut entry.0))
     }
 
-    /// Runs `change` on the entry, creating it with `fresh` (live for `lifetime`) when it is
-    /// missing or expired, and extends its deadline to at least `lifetime` from now.
-    pub(super) fn upsert<R>(&self, key: K, lifetime: Duration, fresh: impl FnOnce() -> V, change: impl FnOnce(&mut V) -> R) -> R {
+    /// Runs `change` on the entry under its shard lock, starting from `fresh` when it is
+    /// missing or expired. `change` returns its result and how long from now the entry must
+    /// at least be kept (`None`: as long as before, which for a fresh entry is not at all).
+    pub(super) fn upsert<R>(&self, key: K, fresh: impl FnOnce() -> V, change: impl FnOnce(&mut V) -> (R, Option<Duration>)) -> R {
         let now = Instant::now();
-        let deadline = now + lifetime;
-        match self.entries.entry(key) {
+        let mut entry = match self.entries.entry(key) {
             Entry::Occupied(mut occupied) => {
-                let entry = occupied.get_mut();
-                if entry.1 <= now {
-                    *entry = (fresh(), deadline);
+                if occupied.get().1 <= now {
+                    occupied.insert((fresh(), now));
                 }
-                entry.1 = entry.1.max(deadline);
-                change(&mut entry.0)
+                occupied.into_ref()
             }
-            Entry::Vacant(vacant) => change(&mut vacant.insert((fresh(), deadline)).0),
+            Entry::Vacant(vacant) => vacant.insert((fresh(), now)),
+        };
+        let (result, keep) = change(&mut entry.0);
+        if let Some(keep) = keep {
+            entry.1 = entry.1.max(now + keep);
         }
+        // An entry that nothing asked to keep is dropped at once rather than left to the sweep.
+        if entry.1 <= now {
+            let key = entry.key().clone();
+            drop(entry);
+            self.entries.remove_if(&key, |_, (_, deadline)| *deadline <= now);
+        }
+        result
     }
 
     pub(super) fn sweep(&self) {

@@ -15,7 +15,7 @@ use mcp_oauth_domain::client::Client;
 use mcp_oauth_domain::grace::SealedSuccessor;
 use mcp_oauth_domain::identity::ClientId;
 use mcp_oauth_domain::ports::{
-    AccessTokenRecord, AccessTokenStore, Admission, AuthorizationCodeStore, AuthorizationGrant, ClientStore, FamilyId, Lifetimes,
+    AccessTokenRecord, AccessTokenStore, Admission, AuthorizationCodeStore, AuthorizationGrant, ClientStore, Expiring, FamilyId,
     PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore, Rotation,
     StorageHealth, Successor,
 };
@@ -40,7 +40,6 @@ struct Family {
 
 /// Lock order, wherever two maps are touched: a family entry first, then token entries.
 struct Inner {
-    lifetimes: Lifetimes,
     clients: ExpiringMap<ClientId, Client>,
     pending: ExpiringMap<TokenDigest, PendingAuthorization>,
     codes: ExpiringMap<TokenDigest, Exchange>,
@@ -70,15 +69,14 @@ pub struct MemoryStore {
 
 impl Default for MemoryStore {
     fn default() -> Self {
-        Self::new(Lifetimes::default())
+        Self::new()
     }
 }
 
 impl MemoryStore {
-    pub fn new(lifetimes: Lifetimes) -> Self {
+    pub fn new() -> Self {
         Self {
             inner: Arc::new(Inner {
-                lifetimes,
                 clients: ExpiringMap::new(),
                 pending: ExpiringMap::new(),
                 codes: ExpiringMap::new(),
@@ -134,8 +132,13 @@ pub fn sweep_while_alive<T: Send + Sync + 'static>(
     })
 }
 
+fn remaining_until(until: DateTime<Utc>) -> Duration {
+    (until - Utc::now()).to_std().unwrap_or_default()
+}
+
 /// Adds `token` to its family unless the family was revoked; `store` runs under the family's
-/// lock, so it cannot interleave with a revocation.
+/// lock, so it cannot interleave with a revocation. Only a stored member extends the family's
+/// life: a refused one leaves a tombstone's end where the revocation put it.
 fn admit(
     families: &ExpiringMap<FamilyId, Family>,
     family: &FamilyId,
@@ -143,13 +146,13 @@ fn admit(
     token: TokenDigest,
     store: impl FnOnce(),
 ) -> Admission {
-    families.upsert(family.clone(), lifetime, Family::default, |f| {
+    families.upsert(family.clone(), Family::default, |f| {
         if f.revoked {
-            return Admission::FamilyRevoked;
+            return (Admission::FamilyRevoked, None);
         }
         f.members.insert(token);
         store();
-        Admission::Stored
+        (Admission::Stored, Some(lifetime))
     })
 }
 
@@ -157,20 +160,21 @@ fn revoke<V: Clone>(
     families: &ExpiringMap<FamilyId, Family>,
     tokens: &ExpiringMap<TokenDigest, V>,
     family: &FamilyId,
-    lifetime: Duration,
+    until: DateTime<Utc>,
 ) {
-    families.upsert(family.clone(), lifetime, Family::default, |f| {
+    families.upsert(family.clone(), Family::default, |f| {
         f.revoked = true;
         for token in f.members.drain() {
             tokens.remove(&token);
         }
+        ((), Some(remaining_until(until)))
     });
 }
 
 #[async_trait]
 impl ClientStore for MemoryStore {
     async fn insert(&self, client: &Client) -> Result<(), StorageError> {
-        self.inner.clients.insert(client.client_id.clone(), client.clone(), self.inner.lifetimes.client);
+        self.inner.clients.insert(client.client_id.clone(), client.clone(), client.remaining(Utc::now()));
         Ok(())
     }
 
@@ -182,7 +186,7 @@ impl ClientStore for MemoryStore {
 #[async_trait]
 impl PendingAuthStore for MemoryStore {
     async fn insert(&self, request: &TokenDigest, pending: &PendingAuthorization) -> Result<(), StorageError> {
-        self.inner.pending.insert(*request, pending.clone(), self.inner.lifetimes.pending_auth);
+        self.inner.pending.insert(*request, pending.clone(), pending.remaining(Utc::now()));
         Ok(())
     }
 
@@ -199,7 +203,7 @@ impl PendingAuthStore for MemoryStore {
 impl AuthorizationCodeStore for MemoryStore {
     async fn insert(&self, code: &TokenDigest, grant: &AuthorizationGrant) -> Result<(), StorageError> {
         let exchange = Exchange { grant: grant.clone(), redeemed: false, issued: false };
-        self.inner.codes.insert(*code, exchange, self.inner.lifetimes.code);
+        self.inner.codes.insert(*code, exchange, grant.remaining(Utc::now()));
         Ok(())
     }
 
@@ -223,7 +227,7 @@ impl AuthorizationCodeStore for MemoryStore {
 #[async_trait]
 impl AccessTokenStore for MemoryStore {
     async fn insert(&self, token: &TokenDigest, record: &AccessTokenRecord) -> Result<Admission, StorageError> {
-        let lifetime = self.inner.lifetimes.access_token;
+        let lifetime = record.remaining(Utc::now());
         Ok(admit(&self.inner.access_token_families, &record.family, lifetime, *token, || {
             self.inner.access_tokens.insert(*token, record.clone(), lifetime);
         }))
@@ -238,8 +242,8 @@ impl AccessTokenStore for MemoryStore {
         Ok(())
     }
 
-    async fn revoke_family(&self, family: &FamilyId) -> Result<(), StorageError> {
-        revoke(&self.inner.access_token_families, &self.inner.access_tokens, family, self.inner.lifetimes.access_token);
+    async fn revoke_family(&self, family: &FamilyId, until: DateTime<Utc>) -> Result<(), StorageError> {
+        revoke(&self.inner.access_token_families, &self.inner.access_tokens, family, until);
         Ok(())
     }
 }
@@ -248,7 +252,7 @@ impl AccessTokenStore for MemoryStore {
 impl RefreshStore for MemoryStore {
     async fn insert(&self, token: &TokenDigest, grant: &RefreshGrant) -> Result<Admission, StorageError> {
         let kept = grant.remaining(Utc::now());
-        Ok(admit(&self.inner.refresh_families, &grant.family, self.inner.lifetimes.refresh, *token, || {
+        Ok(admit(&self.inner.refresh_families, &grant.family, kept, *token, || {
             let record = RefreshRecord { grant: grant.clone(), state: RefreshState::Active };
             self.inner.refresh.insert(*token, record, kept);
         }))
@@ -266,10 +270,10 @@ impl RefreshStore for MemoryStore {
         successor: Successor<'_>,
     ) -> Result<Rotation, StorageError> {
         let inner = &self.inner;
-        let lifetime = inner.lifetimes.refresh;
-        let rotation = inner.refresh_families.upsert(successor.grant.family.clone(), lifetime, Family::default, |family| {
+        let kept = successor.grant.remaining(Utc::now());
+        let rotation = inner.refresh_families.upsert(successor.grant.family.clone(), Family::default, |family| {
             if family.revoked {
-                return Rotation::Unknown;
+                return (Rotation::Unknown, None);
             }
             let outcome = inner.refresh.update(token, |record| match &record.state {
                 RefreshState::Rotated { at, successor } => Rotation::AlreadyRotated { at: *at, successor: successor.clone() },
@@ -282,15 +286,16 @@ impl RefreshStore for MemoryStore {
             if outcome == Rotation::Rotated {
                 family.members.insert(*successor.token);
                 let record = RefreshRecord { grant: successor.grant.clone(), state: RefreshState::Active };
-                inner.refresh.insert(*successor.token, record, successor.grant.remaining(Utc::now()));
+                inner.refresh.insert(*successor.token, record, kept);
+                return (outcome, Some(kept));
             }
-            outcome
+            (outcome, None)
         });
         Ok(rotation)
     }
 
-    async fn revoke_family(&self, family: &FamilyId) -> Result<(), StorageError> {
-        revoke(&self.inner.refresh_families, &self.inner.refresh, family, self.inner.lifetimes.refresh);
+    async fn revoke_family(&self, family: &FamilyId, until: DateTime<Utc>) -> Result<(), StorageError> {
+        revoke(&self.inner.refresh_families, &self.inner.refresh, family, until);
         Ok(())
     }
 }

@@ -22,7 +22,7 @@ use mcp_oauth_domain::client::Client;
 use mcp_oauth_domain::grace::SealedSuccessor;
 use mcp_oauth_domain::identity::ClientId;
 use mcp_oauth_domain::ports::{
-    AccessTokenRecord, AccessTokenStore, Admission, AuthorizationCodeStore, AuthorizationGrant, ClientStore, FamilyId, Lifetimes,
+    AccessTokenRecord, AccessTokenStore, Admission, AuthorizationCodeStore, AuthorizationGrant, ClientStore, Expiring, FamilyId,
     PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore, Rotation,
     StorageHealth, Successor,
 };
@@ -43,7 +43,6 @@ pub struct RedisOptions {
     pub prefix: String,
     /// Bound on every operation, reconnection included.
     pub timeout: Duration,
-    pub lifetimes: Lifetimes,
     /// PEM certificate(s) to trust for `rediss://`, besides the public roots: a private CA.
     pub ca_certificate: Option<Vec<u8>>,
 }
@@ -62,7 +61,6 @@ pub struct RedisStore {
     connection: ConnectionManager,
     prefix: Arc<str>,
     timeout: Duration,
-    lifetimes: Lifetimes,
     round_trips: Arc<AtomicU64>,
 }
 
@@ -132,14 +130,8 @@ impl RedisStore {
             .await
             .map_err(|_| fail("timed out connecting".into()))?
             .map_err(|e| fail(e.to_string()))?;
-        let store = Self {
-            client,
-            connection,
-            prefix: options.prefix.into(),
-            timeout: options.timeout,
-            lifetimes: options.lifetimes,
-            round_trips: Arc::default(),
-        };
+        let store =
+            Self { client, connection, prefix: options.prefix.into(), timeout: options.timeout, round_trips: Arc::default() };
         store.ping().await.map_err(|e| fail(e.to_string()))?;
         Ok(store)
     }
@@ -223,7 +215,8 @@ impl RedisStore {
         Ok(if stored == 1 { Admission::Stored } else { Admission::FamilyRevoked })
     }
 
-    async fn revoke(&self, kind: &str, family: &FamilyId, lifetime: Duration) -> Result<(), StorageError> {
+    async fn revoke(&self, kind: &str, family: &FamilyId, until: DateTime<Utc>) -> Result<(), StorageError> {
+        let lifetime = (until - Utc::now()).to_std().unwrap_or_default();
         let (set, tombstone, member_prefix) =
             (self.key(&format!("family:{kind}"), family.as_str()), self.key("revoked", family.as_str()), self.key(kind, ""));
         let _: i64 = self
@@ -246,7 +239,7 @@ impl StorageHealth for RedisStore {
 #[async_trait]
 impl ClientStore for RedisStore {
     async fn insert(&self, client: &Client) -> Result<(), StorageError> {
-        self.set(self.key("client", client.client_id.as_str()), encode(client)?, self.lifetimes.client).await
+        self.set(self.key("client", client.client_id.as_str()), encode(client)?, client.remaining(Utc::now())).await
     }
 
     async fn get(&self, client_id: &ClientId) -> Result<Option<Client>, StorageError> {
@@ -257,7 +250,7 @@ impl ClientStore for RedisStore {
 #[async_trait]
 impl PendingAuthStore for RedisStore {
     async fn insert(&self, request: &TokenDigest, pending: &PendingAuthorization) -> Result<(), StorageError> {
-        self.set(self.key("pending", &request.to_hex()), encode(pending)?, self.lifetimes.pending_auth).await
+        self.set(self.key("pending", &request.to_hex()), encode(pending)?, pending.remaining(Utc::now())).await
     }
 
     async fn get(&self, request: &TokenDigest) -> Result<Option<PendingAuthorization>, StorageError> {
@@ -274,7 +267,7 @@ impl PendingAuthStore for RedisStore {
 #[async_trait]
 impl AuthorizationCodeStore for RedisStore {
     async fn insert(&self, code: &TokenDigest, grant: &AuthorizationGrant) -> Result<(), StorageError> {
-        let (key, grant, lifetime) = (self.key("exch", &code.to_hex()), encode(grant)?, ms(self.lifetimes.code));
+        let (key, grant, lifetime) = (self.key("exch", &code.to_hex()), encode(grant)?, ms(grant.remaining(Utc::now())));
         self.run(async move |c| {
             redis::pipe()
                 .atomic()
@@ -318,7 +311,7 @@ impl AuthorizationCodeStore for RedisStore {
 #[async_trait]
 impl AccessTokenStore for RedisStore {
     async fn insert(&self, token: &TokenDigest, record: &AccessTokenRecord) -> Result<Admission, StorageError> {
-        self.admit("installation", token, &record.family, encode(record)?, "string", self.lifetimes.access_token).await
+        self.admit("installation", token, &record.family, encode(record)?, "string", record.remaining(Utc::now())).await
     }
 
     /// One round trip: token validation is a single GET.
@@ -331,8 +324,8 @@ impl AccessTokenStore for RedisStore {
         self.run(async move |c| redis::cmd("DEL").arg(&key).query_async(c).await).await
     }
 
-    async fn revoke_family(&self, family: &FamilyId) -> Result<(), StorageError> {
-        self.revoke("installation", family, self.lifetimes.access_token).await
+    async fn revoke_family(&self, family: &FamilyId, until: DateTime<Utc>) -> Result<(), StorageError> {
+        self.revoke("installation", family, until).await
     }
 }
 
@@ -400,7 +393,7 @@ impl RefreshStore for RedisStore {
         }
     }
 
-    async fn revoke_family(&self, family: &FamilyId) -> Result<(), StorageError> {
-        self.revoke("refresh", family, self.lifetimes.refresh).await
+    async fn revoke_family(&self, family: &FamilyId, until: DateTime<Utc>) -> Result<(), StorageError> {
+        self.revoke("refresh", family, until).await
     }
 }

@@ -15,7 +15,7 @@ use mcp_oauth_domain::client::Client;
 use mcp_oauth_domain::grace::SealedSuccessor;
 use mcp_oauth_domain::identity::ClientId;
 use mcp_oauth_domain::ports::{
-    AccessTokenRecord, AccessTokenStore, Admission, AuthorizationCodeStore, AuthorizationGrant, ClientStore, FamilyId, Lifetimes,
+    AccessTokenRecord, AccessTokenStore, Admission, AuthorizationCodeStore, AuthorizationGrant, ClientStore, Expiring, FamilyId,
     PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore, Rotation,
     StorageHealth, Successor,
 };
@@ -39,15 +39,10 @@ pub struct OpenError {
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    lifetimes: Lifetimes,
 }
 
 fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
-}
-
-fn ms(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn unavailable(error: sqlx::Error) -> StorageError {
@@ -70,7 +65,7 @@ fn datetime(millis: i64) -> Result<DateTime<Utc>, StorageError> {
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://path/to/file.db` or
     /// `sqlite::memory:`) and upgrades its schema.
-    pub async fn open(url: &str, lifetimes: Lifetimes) -> Result<Self, OpenError> {
+    pub async fn open(url: &str) -> Result<Self, OpenError> {
         let fail = |reason: String| OpenError { location: url.to_owned(), reason };
         let in_memory = url.contains(":memory:");
         let options = SqliteConnectOptions::from_str(url)
@@ -91,7 +86,7 @@ impl SqliteStore {
             .await
             .map_err(|e| fail(e.to_string()))?;
         MIGRATOR.run(&pool).await.map_err(|e| fail(format!("schema migration failed: {e}")))?;
-        Ok(Self { pool, lifetimes })
+        Ok(Self { pool })
     }
 
     pub fn stores(&self) -> Stores {
@@ -139,9 +134,10 @@ impl SqliteStore {
         row.map(|r| decode(&r, "body")).transpose()
     }
 
-    /// Runs `sql`, an insert binding a key as $1, a body as $2 and its expiry as $3.
-    async fn insert_body(&self, sql: &'static str, key: &str, body: String, lifetime: Duration) -> Result<(), StorageError> {
-        sqlx::query(sql).bind(key).bind(body).bind(now_ms() + ms(lifetime)).execute(&self.pool).await.map_err(unavailable)?;
+    /// Runs `sql`, an insert binding a key as $1, a body as $2 and the record's end as $3.
+    async fn insert_body(&self, sql: &'static str, key: &str, record: &(impl Serialize + Expiring)) -> Result<(), StorageError> {
+        let (body, until) = (encode(record)?, record.kept_until().timestamp_millis());
+        sqlx::query(sql).bind(key).bind(body).bind(until).execute(&self.pool).await.map_err(unavailable)?;
         Ok(())
     }
 
@@ -152,16 +148,14 @@ impl SqliteStore {
         sql: &'static str,
         token: &TokenDigest,
         family: &FamilyId,
-        body: String,
-        lifetime: Duration,
+        record: &(impl Serialize + Expiring),
     ) -> Result<Admission, StorageError> {
-        let now = now_ms();
         let result = sqlx::query(sql)
             .bind(token.to_hex())
             .bind(family.as_str())
-            .bind(body)
-            .bind(now + ms(lifetime))
-            .bind(now)
+            .bind(encode(record)?)
+            .bind(record.kept_until().timestamp_millis())
+            .bind(now_ms())
             .execute(&self.pool)
             .await
             .map_err(unavailable)?;
@@ -173,15 +167,14 @@ impl SqliteStore {
     }
 
     /// Writes a family's tombstone and deletes its rows from `table`, in one transaction.
-    async fn revoke(&self, family: &FamilyId, delete_members: &'static str, lifetime: Duration) -> Result<(), StorageError> {
-        let now = now_ms();
+    async fn revoke(&self, family: &FamilyId, delete_members: &'static str, until: DateTime<Utc>) -> Result<(), StorageError> {
         let mut tx = self.immediate().await?;
         sqlx::query(
             "INSERT INTO revoked_families (family, expires_at) VALUES ($1, $2) \
              ON CONFLICT (family) DO UPDATE SET expires_at = MAX(revoked_families.expires_at, excluded.expires_at)",
         )
         .bind(family.as_str())
-        .bind(now + ms(lifetime))
+        .bind(until.timestamp_millis())
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
@@ -195,7 +188,7 @@ impl ClientStore for SqliteStore {
     async fn insert(&self, client: &Client) -> Result<(), StorageError> {
         let sql = "INSERT INTO clients (client_id, body, expires_at) VALUES ($1, $2, $3) \
                    ON CONFLICT (client_id) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at";
-        self.insert_body(sql, client.client_id.as_str(), encode(client)?, self.lifetimes.client).await
+        self.insert_body(sql, client.client_id.as_str(), client).await
     }
 
     async fn get(&self, client_id: &ClientId) -> Result<Option<Client>, StorageError> {
@@ -207,7 +200,7 @@ impl ClientStore for SqliteStore {
 impl PendingAuthStore for SqliteStore {
     async fn insert(&self, request: &TokenDigest, pending: &PendingAuthorization) -> Result<(), StorageError> {
         let sql = "INSERT INTO pending_authorizations (digest, body, expires_at) VALUES ($1, $2, $3)";
-        self.insert_body(sql, &request.to_hex(), encode(pending)?, self.lifetimes.pending_auth).await
+        self.insert_body(sql, &request.to_hex(), pending).await
     }
 
     async fn get(&self, request: &TokenDigest) -> Result<Option<PendingAuthorization>, StorageError> {
@@ -225,7 +218,7 @@ impl PendingAuthStore for SqliteStore {
 impl AuthorizationCodeStore for SqliteStore {
     async fn insert(&self, code: &TokenDigest, grant: &AuthorizationGrant) -> Result<(), StorageError> {
         let sql = "INSERT INTO authorization_codes (digest, body, expires_at) VALUES ($1, $2, $3)";
-        self.insert_body(sql, &code.to_hex(), encode(grant)?, self.lifetimes.code).await
+        self.insert_body(sql, &code.to_hex(), grant).await
     }
 
     async fn redeem(&self, code: &TokenDigest) -> Result<Redemption, StorageError> {
@@ -273,7 +266,7 @@ fn admission(rows: u64) -> Admission {
 #[async_trait]
 impl AccessTokenStore for SqliteStore {
     async fn insert(&self, token: &TokenDigest, record: &AccessTokenRecord) -> Result<Admission, StorageError> {
-        self.admit(INSERT_ACCESS_TOKEN, token, &record.family, encode(record)?, self.lifetimes.access_token).await
+        self.admit(INSERT_ACCESS_TOKEN, token, &record.family, record).await
     }
 
     async fn get(&self, token: &TokenDigest) -> Result<Option<AccessTokenRecord>, StorageError> {
@@ -289,8 +282,8 @@ impl AccessTokenStore for SqliteStore {
         Ok(())
     }
 
-    async fn revoke_family(&self, family: &FamilyId) -> Result<(), StorageError> {
-        self.revoke(family, "DELETE FROM access_tokens WHERE family = $1", self.lifetimes.access_token).await
+    async fn revoke_family(&self, family: &FamilyId, until: DateTime<Utc>) -> Result<(), StorageError> {
+        self.revoke(family, "DELETE FROM access_tokens WHERE family = $1", until).await
     }
 }
 
@@ -314,7 +307,7 @@ fn refresh_record(row: &SqliteRow) -> Result<RefreshRecord, StorageError> {
 #[async_trait]
 impl RefreshStore for SqliteStore {
     async fn insert(&self, token: &TokenDigest, grant: &RefreshGrant) -> Result<Admission, StorageError> {
-        self.admit(INSERT_REFRESH, token, &grant.family, encode(grant)?, grant.remaining(Utc::now())).await
+        self.admit(INSERT_REFRESH, token, &grant.family, grant).await
     }
 
     async fn get(&self, token: &TokenDigest) -> Result<Option<RefreshRecord>, StorageError> {
@@ -382,8 +375,8 @@ impl RefreshStore for SqliteStore {
         Ok(rotation)
     }
 
-    async fn revoke_family(&self, family: &FamilyId) -> Result<(), StorageError> {
-        self.revoke(family, "DELETE FROM refresh_tokens WHERE family = $1", self.lifetimes.refresh).await
+    async fn revoke_family(&self, family: &FamilyId, until: DateTime<Utc>) -> Result<(), StorageError> {
+        self.revoke(family, "DELETE FROM refresh_tokens WHERE family = $1", until).await
     }
 }
 

@@ -2,18 +2,17 @@
 
 use std::sync::Arc;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cookie::{Cookie, SameSite};
 use mcp_oauth_domain::ErrorCode;
-use mcp_oauth_domain::params::RequestParams;
 use mcp_oauth_domain::redirect_uri::RedirectKind;
 use mcp_oauth_domain::secret::TokenDigest;
 use mcp_oauth_domain::service::{AuthorizeError, ConsentDecision, ConsentError};
 
 use super::AppState;
-use super::extract::FormParams;
+use super::extract::{FormParams, QueryParams};
 use crate::pages::{self, ConsentPage};
 
 const AUTHORIZE_PATH: &str = "/authorize";
@@ -42,9 +41,8 @@ fn csrf_cookie(state: &AppState, name: String, value: String, max_age_secs: i64)
     HeaderValue::from_str(&cookie.to_string()).expect("cookie names and base64url values are valid header text")
 }
 
-pub async fn show(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
-    let pairs = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
-    match state.auth.authorize(&RequestParams::new(pairs)).await {
+pub async fn show(State(state): State<Arc<AppState>>, QueryParams(params): QueryParams) -> Response {
+    match state.auth.authorize(&params).await {
         Ok(prompt) => {
             let scope = prompt.scope.to_string();
             let resource = prompt.resource.to_string();

@@ -1,8 +1,11 @@
-//! Request-body extractors whose rejections are OAuth JSON errors with the right status, so a
-//! malformed or oversized body never falls through to axum's plain-text answers.
+//! The extractors every OAuth endpoint takes its input through: parameters (query or form
+//! body) as [`RequestParams`] for the domain to parse, and the registration's JSON body.
+//! Rejections are OAuth JSON errors with the right status, so a malformed or oversized body
+//! never falls through to axum's plain-text answers.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mcp_oauth_domain::OAuthError;
@@ -59,6 +62,19 @@ impl<S: Send + Sync> FromRequest<S> for FormParams {
         let body = read_body(request, state).await?;
         let pairs = url::form_urlencoded::parse(&body).into_owned().collect();
         Ok(Self(RequestParams::new(pairs)))
+    }
+}
+
+/// The query string as ordered name/value pairs (GET /authorize). Reading it cannot fail:
+/// what the pairs mean is the domain's to judge.
+pub struct QueryParams(pub RequestParams);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        Ok(Self(RequestParams::new(url::form_urlencoded::parse(query.as_bytes()).into_owned().collect())))
     }
 }
 

@@ -134,6 +134,7 @@ impl AuthorizationServer {
             state: state.map(str::to_owned),
             csrf_digest: TokenDigest::of(&csrf_token),
             created_at: self.clock.now(),
+            expires_at: self.lifetime_end(self.policy.lifetimes.pending_auth),
         };
         if let Err(e) = self.stores.pending.insert(&TokenDigest::of(&request_id), &pending).await {
             return Err(AuthorizeError::Redirect(self.error_redirect(
@@ -228,6 +229,7 @@ impl AuthorizationServer {
             subject,
             family: FamilyId::generate(),
             issued_at: self.clock.now(),
+            expires_at: self.lifetime_end(self.policy.lifetimes.code),
         };
         if let Err(e) = self.stores.codes.insert(&TokenDigest::of(&code), &grant).await {
             return Ok(self.error_redirect(&pending.redirect_uri, &e.into(), state));

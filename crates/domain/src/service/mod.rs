@@ -74,8 +74,9 @@ pub struct Policy {
     /// turns the grace window off.
     pub refresh_grace: Duration,
     pub resource_servers: Vec<ResourceServerCredential>,
-    /// How long each kind of record lives. The stores are opened with the same value, so what
-    /// the rules report (a refresh token's `exp`) is what the stores enforce.
+    /// How long each kind of record lives. Every record is stamped with its end from these,
+    /// and the stores keep it exactly that long, so what the rules report (a refresh token's
+    /// `exp`) is what the stores enforce.
     pub lifetimes: Lifetimes,
 }
 
@@ -93,5 +94,10 @@ impl AuthorizationServer {
 
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// The end of a lifetime that starts now.
+    fn lifetime_end(&self, lifetime: std::time::Duration) -> chrono::DateTime<chrono::Utc> {
+        crate::ports::lifetime_end(self.clock.now(), lifetime)
     }
 }

@@ -1,4 +1,4 @@
-use chrono::Duration;
+use crate::ports::lifetime_end;
 
 use crate::client::{Client, RegistrationRequest};
 use crate::error::OAuthError;
@@ -20,14 +20,13 @@ impl AuthorizationServer {
         let metadata = request.validate(&self.policy.scopes)?;
         let client_secret = metadata.token_endpoint_auth_method.is_confidential().then(generate_secret);
         let issued_at = self.clock.now();
-        let lifetime = Duration::from_std(self.policy.lifetimes.client).unwrap_or(Duration::MAX);
         let client = Client {
             // Client ids are public but unguessable, so nobody can enumerate them.
             client_id: ClientId::generate(),
             secret_digest: client_secret.as_deref().map(TokenDigest::of),
             metadata,
             issued_at,
-            expires_at: issued_at + lifetime,
+            expires_at: lifetime_end(issued_at, self.policy.lifetimes.client),
         };
         self.stores.clients.insert(&client).await?;
         tracing::info!(client_id = %client.client_id, method = ?client.auth_method(), "client registered");

@@ -139,6 +139,7 @@ impl AuthorizationServer {
                 family: grant.family.clone(),
                 issued_at: now,
                 expires_at: now + self.policy.access_token_ttl,
+                retained_until: self.lifetime_end(self.policy.lifetimes.access_token),
             },
         }
     }
@@ -152,7 +153,7 @@ impl AuthorizationServer {
 
     /// When a refresh token issued now expires.
     fn refresh_expiry(&self) -> DateTime<Utc> {
-        self.clock.now() + chrono::Duration::from_std(self.policy.lifetimes.refresh).unwrap_or(chrono::Duration::MAX)
+        self.lifetime_end(self.policy.lifetimes.refresh)
     }
 
     fn expires_in(&self, expires_at: DateTime<Utc>) -> i64 {
@@ -279,8 +280,10 @@ impl AuthorizationServer {
     pub(super) async fn revoke_family(&self, family: &FamilyId) -> Result<(), OAuthError> {
         // Refresh first: once no refresh token can mint new access tokens, removing the
         // sessions is final.
-        self.stores.refresh.revoke_family(family).await?;
-        self.stores.access_tokens.revoke_family(family).await?;
+        // Each tombstone outlives any member the family could still have been given.
+        self.stores.refresh.revoke_family(family, self.refresh_expiry()).await?;
+        let retention = self.lifetime_end(self.policy.lifetimes.access_token);
+        self.stores.access_tokens.revoke_family(family, retention).await?;
         Ok(())
     }
 }
