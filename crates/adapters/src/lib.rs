@@ -4,6 +4,7 @@ pub mod memory;
 pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+pub mod upstream;
 
 /// rustls needs one process-wide crypto provider; ring is the one this build carries.
 /// Installing again is a harmless no-op.

@@ -33,14 +33,22 @@ pub struct ConsentPage<'a> {
     pub resource: &'a str,
     pub request_id: &'a str,
     pub csrf_token: &'a str,
+    /// Who is signed in at the upstream ("alice@example.com, via idp.example"); `None` with the
+    /// development login.
+    pub signed_in: Option<&'a str>,
+    /// The development login on a URL others can reach.
+    pub dev_login_exposed: bool,
 }
 
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
     style: &'a str,
+    title: &'a str,
     message: &'a str,
     code: Option<&'a str>,
+    /// Where the user may go on (a link, never a form).
+    next: Option<&'a str>,
 }
 
 /// Headers every page carries; `form_target` is the CSP source (an origin, or a private-use
@@ -91,8 +99,26 @@ pub fn home(page: &HomePage) -> Response {
 }
 
 pub fn error(status: StatusCode, message: &str, code: Option<&str>) -> Response {
-    let html = ErrorPage { style: STYLE, message, code }.render().unwrap_or_else(|_| "Authorization error".to_owned());
-    page_response(status, html, None)
+    let page = ErrorPage { style: STYLE, title: "Authorization error", message, code, next: None };
+    page_response(status, page.render().unwrap_or_else(|_| "Authorization error".to_owned()), None)
+}
+
+/// The access policy's refusal, with a link that tells the application (`access_denied`).
+pub fn refusal(message: &str, back_to_client: &url::Url) -> Response {
+    let page = ErrorPage {
+        style: STYLE,
+        title: "Not allowed",
+        message,
+        code: Some("access_denied"),
+        next: Some(back_to_client.as_str()),
+    };
+    page_response(StatusCode::FORBIDDEN, page.render().unwrap_or_else(|_| "Not allowed".to_owned()), None)
+}
+
+/// A plain notice ("You are signed out").
+pub fn message(title: &str, message: &str) -> Response {
+    let page = ErrorPage { style: STYLE, title, message, code: None, next: None };
+    page_response(StatusCode::OK, page.render().unwrap_or_else(|_| title.to_owned()), None)
 }
 
 pub fn style() -> &'static str {

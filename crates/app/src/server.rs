@@ -8,7 +8,9 @@ use axum::Router;
 use chrono::TimeDelta;
 use mcp_oauth_adapters::external::{ExternalSettings, ExternalValidator, IntrospectionAuth, ValidationMethod};
 use mcp_oauth_adapters::memory::MemoryStore;
+use mcp_oauth_adapters::upstream::UpstreamProvider;
 use mcp_oauth_domain::clock::{Clock, SystemClock};
+use mcp_oauth_domain::login::{Login, LoginSettings};
 use mcp_oauth_domain::ports::Lifetimes;
 use mcp_oauth_domain::redirect_uri::is_loopback;
 use mcp_oauth_domain::secret::TokenDigest;
@@ -22,7 +24,9 @@ use mcp_oauth_resource::metadata::ProtectedResource;
 use mcp_oauth_resource::transport::{self, McpBackend, TransportSettings};
 use tokio::net::TcpListener;
 
-use crate::config::{AuthMode, Config, ConnectionUrl, IntrospectionAuthMethod, Settings, StorageUrl, TokenValidation};
+use crate::config::{
+    AuthMode, Config, ConnectionUrl, IntrospectionAuthMethod, LoginSetup, Settings, StorageUrl, TokenValidation,
+};
 use crate::http::{self, AppState};
 use crate::pages::HomePage;
 use crate::shutdown::Shutdown;
@@ -139,9 +143,15 @@ pub fn build(settings: &Settings, storage: Storage, shutdown: &Shutdown) -> Rout
             refresh_grace: to_delta(config.refresh_grace),
             resource_servers,
             lifetimes: Lifetimes::default(),
+            consent_ttl: config.login.consent_ttl,
+            vault_key: match &settings.login {
+                LoginSetup::Upstream { key, .. } => Some(key.clone()),
+                LoginSetup::Dev { .. } => None,
+            },
         };
+        let login = upstream_login(settings, &stores, &policy, clock.clone());
         let auth = Arc::new(AuthorizationServer::new(stores.clone(), policy, clock.clone()));
-        Arc::new(AppState { auth, settings: settings.clone() })
+        Arc::new(AppState { auth, login, settings: settings.clone() })
     });
     let resource = match config.auth_mode {
         AuthMode::AuthServer => None,
@@ -158,6 +168,21 @@ pub fn build(settings: &Settings, storage: Storage, shutdown: &Shutdown) -> Rout
     };
     let home = Arc::new(home_page(settings));
     http::router(oauth, resource, stores.health.clone(), home)
+}
+
+/// The sign-in at the upstream identity provider, when LOGIN asks for one.
+fn upstream_login(settings: &Settings, stores: &Stores, policy: &Policy, clock: Arc<dyn Clock>) -> Option<Arc<Login>> {
+    let LoginSetup::Upstream { upstream, policy: access, session_ttl, key } = &settings.login else {
+        return None;
+    };
+    let provider = Arc::new(UpstreamProvider::new((**upstream).clone()));
+    let login_settings = LoginSettings {
+        policy: access.clone(),
+        session_ttl: *session_ttl,
+        attempt_ttl: policy.lifetimes.pending_auth,
+        key: key.clone(),
+    };
+    Some(Arc::new(Login::new(stores.clone(), provider, login_settings, clock)))
 }
 
 /// What `GET /` tells a visitor: the mode, the storage, and the URLs to use. Nothing secret.
@@ -310,6 +335,12 @@ fn announce(settings: &Settings, local: SocketAddr) {
         _ => {
             tracing::info!(%local, mode, storage, mcp_url = %settings.resource, "mcp-oauth-server listening; connect MCP clients to mcp_url")
         }
+    }
+    if matches!(settings.login, LoginSetup::Dev { exposed: true }) {
+        tracing::warn!(
+            base_uri = %settings.issuer,
+            "LOGIN=dev on a URL others can reach: anyone can approve as anyone; set LOGIN=oidc or LOGIN=github"
+        );
     }
     let base_is_loopback = url::Url::parse(settings.issuer.as_str()).is_ok_and(|url| is_loopback(&url));
     if base_is_loopback && !local.ip().is_loopback() {

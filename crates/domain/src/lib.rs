@@ -8,6 +8,7 @@ pub mod error;
 pub mod grace;
 pub mod grant;
 pub mod identity;
+pub mod login;
 pub mod params;
 pub mod pkce;
 pub mod ports;

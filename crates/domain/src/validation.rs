@@ -21,6 +21,9 @@ pub struct ValidatedToken {
     pub audience: Vec<String>,
     pub issued_at: Option<DateTime<Utc>>,
     pub expires_at: DateTime<Utc>,
+    /// The authorization the token descends from, when this server issued it: MCP tools reach
+    /// the user's upstream tokens through it.
+    pub family: Option<crate::ports::FamilyId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,6 +86,7 @@ impl TokenValidator for LocalTokenValidator {
             audience: vec![record.audience.to_string()],
             issued_at: Some(record.issued_at),
             expires_at: record.expires_at,
+            family: Some(record.family),
         })
     }
 }
@@ -164,6 +168,7 @@ pub fn accept_claims(claims: TokenClaims, expected: &Expectations, now: DateTime
         audience: claims.audience,
         issued_at: claims.issued_at.and_then(|iat| DateTime::from_timestamp(iat, 0)),
         expires_at,
+        family: None,
     })
 }
 

@@ -57,7 +57,8 @@ macro_rules! contract_suite {
                 access_tokens_and_family_revocation, refresh_rotation_and_reuse, racing_rotations_store_one_successor,
                 refresh_family_revocation, family_tombstones_end, service_grace_window_retry, service_reuse_after_grace_revokes_family,
                 service_racing_refreshes_share_one_successor, service_code_replay_revokes_tokens,
-                service_records_end_when_the_policy_says);
+                service_records_end_when_the_policy_says, login_records_round_trip, racing_callbacks_take_one_attempt,
+                login_records_expire);
         }
     };
 }
@@ -429,6 +430,8 @@ impl Flow {
             refresh_grace: TimeDelta::seconds(grace_secs),
             resource_servers: vec![],
             lifetimes,
+            consent_ttl: Duration::from_secs(30 * 24 * 3600),
+            vault_key: None,
         };
         let server = Arc::new(AuthorizationServer::new(backend.stores.clone(), policy, clock.clone() as Arc<dyn Clock>));
         let registered = server
@@ -587,4 +590,122 @@ pub async fn service_records_end_when_the_policy_says<F: Fn() -> Fut, Fut: Futur
     let refresh = flow.refresh(tokens.refresh_token.as_deref().unwrap()).await.unwrap_err();
     assert_eq!(refresh.code, ErrorCode::InvalidGrant, "the refresh token ended with the policy's refresh lifetime");
     assert!(!flow.active(&tokens.access_token).await, "the access-token record ended with the policy's lifetime");
+}
+
+fn sample_identity() -> mcp_oauth_domain::login::UpstreamIdentity {
+    mcp_oauth_domain::login::UpstreamIdentity {
+        subject: Subject::parse("alice").unwrap(),
+        upstream_subject: "upstream-alice".into(),
+        verified_email: Some("alice@example.com".into()),
+        name: None,
+        groups: vec!["staff".into()],
+        provider: "idp".into(),
+    }
+}
+
+fn sample_sealed() -> mcp_oauth_domain::login::SealedTokens {
+    let tokens = mcp_oauth_domain::login::UpstreamTokens { access_token: "a".into(), refresh_token: None, expires_at: None };
+    mcp_oauth_domain::login::VaultKey::generate().seal(&tokens, "binding")
+}
+
+fn sample_attempt(until: chrono::DateTime<Utc>) -> mcp_oauth_domain::login::LoginAttempt {
+    mcp_oauth_domain::login::LoginAttempt {
+        pending: TokenDigest::of("request"),
+        browser: TokenDigest::of("browser"),
+        created_at: Utc::now(),
+        expires_at: until,
+    }
+}
+
+pub async fn login_records_round_trip<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    use mcp_oauth_domain::login::*;
+    let backend = fresh(factory).await;
+    let s = &backend.stores;
+    let later = Utc::now() + TimeDelta::hours(1);
+    let session =
+        LoginSession { identity: sample_identity(), tokens: sample_sealed(), created_at: Utc::now(), expires_at: later };
+    let key = TokenDigest::of("session");
+    s.login_sessions.insert(&key, &session).await.unwrap();
+    assert_eq!(s.login_sessions.get(&key).await.unwrap(), Some(session));
+    s.login_sessions.remove(&key).await.unwrap();
+    assert_eq!(s.login_sessions.get(&key).await.unwrap(), None);
+
+    let consent_key =
+        RememberedConsent::key(&Subject::parse("alice").unwrap(), &"c".into(), &Scope::parse("mcp").unwrap(), &resource());
+    assert_eq!(s.consents.recall(&consent_key).await.unwrap(), None);
+    let consent = RememberedConsent {
+        subject: Subject::parse("alice").unwrap(),
+        client_id: "c".into(),
+        approved_at: Utc::now(),
+        expires_at: later,
+    };
+    s.consents.remember(&consent_key, &consent).await.unwrap();
+    s.consents.remember(&consent_key, &consent).await.unwrap();
+    assert_eq!(s.consents.recall(&consent_key).await.unwrap(), Some(consent));
+
+    let family = FamilyId::generate();
+    let grant = UpstreamGrant { identity: sample_identity(), tokens: sample_sealed(), expires_at: later };
+    s.upstream_tokens.put(&family, &grant).await.unwrap();
+    let replaced = UpstreamGrant { tokens: sample_sealed(), ..grant };
+    s.upstream_tokens.put(&family, &replaced).await.unwrap();
+    assert_eq!(s.upstream_tokens.get(&family).await.unwrap(), Some(replaced));
+    assert_eq!(s.upstream_tokens.get(&FamilyId::generate()).await.unwrap(), None);
+    s.upstream_tokens.remove(&family).await.unwrap();
+    assert_eq!(s.upstream_tokens.get(&family).await.unwrap(), None);
+}
+
+pub async fn racing_callbacks_take_one_attempt<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    let backend = fresh(factory).await;
+    let attempts = backend.stores.login_attempts.clone();
+    let state = TokenDigest::of("state");
+    let attempt = sample_attempt(Utc::now() + TimeDelta::minutes(10));
+    attempts.insert(&state, &attempt).await.unwrap();
+    assert_eq!(attempts.get(&state).await.unwrap(), Some(attempt.clone()), "a look leaves it in place");
+    let barrier = Arc::new(tokio::sync::Barrier::new(32));
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let (attempts, barrier) = (attempts.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                attempts.take(&state).await.unwrap()
+            })
+        })
+        .collect();
+    let mut taken = 0;
+    for task in tasks {
+        if let Some(got) = task.await.unwrap() {
+            assert_eq!(got, attempt);
+            taken += 1;
+        }
+    }
+    assert_eq!(taken, 1, "exactly one of 32 racing callbacks gets the attempt");
+    assert_eq!(attempts.get(&state).await.unwrap(), None);
+}
+
+pub async fn login_records_expire<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    use mcp_oauth_domain::login::*;
+    let backend = fresh(factory).await;
+    let s = &backend.stores;
+    let (key, state, family) = (TokenDigest::of("session"), TokenDigest::of("state"), FamilyId::generate());
+    let session =
+        LoginSession { identity: sample_identity(), tokens: sample_sealed(), created_at: Utc::now(), expires_at: soon() };
+    s.login_sessions.insert(&key, &session).await.unwrap();
+    s.login_attempts.insert(&state, &sample_attempt(soon())).await.unwrap();
+    let consent = RememberedConsent {
+        subject: Subject::parse("alice").unwrap(),
+        client_id: "c".into(),
+        approved_at: Utc::now(),
+        expires_at: soon(),
+    };
+    s.consents.remember(&key, &consent).await.unwrap();
+    s.upstream_tokens
+        .put(&family, &UpstreamGrant { identity: sample_identity(), tokens: sample_sealed(), expires_at: soon() })
+        .await
+        .unwrap();
+    assert!(s.login_sessions.get(&key).await.unwrap().is_some());
+    tokio::time::sleep(SHORT + Duration::from_millis(300)).await;
+    assert_eq!(s.login_sessions.get(&key).await.unwrap(), None);
+    assert_eq!(s.login_attempts.take(&state).await.unwrap(), None);
+    assert_eq!(s.consents.recall(&key).await.unwrap(), None);
+    assert_eq!(s.upstream_tokens.get(&family).await.unwrap(), None);
 }

@@ -4,6 +4,7 @@
 pub mod contract;
 pub mod forwarder;
 pub mod http;
+pub mod idp;
 pub mod mcp;
 pub mod process;
 pub mod redis_server;

@@ -1,35 +1,22 @@
 //! RFC 9068 JWT access tokens, verified with the provider's published keys (JWKS). Only
 //! asymmetric algorithms are accepted, so a public key can never double as an HMAC secret.
-//! An unknown `kid` refetches the key set, at most once per refresh interval.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, Validation};
 use mcp_oauth_domain::validation::{Expectations, TokenRejection, TokenValidator, ValidatedToken, accept_claims};
-use tokio::sync::{Mutex, RwLock};
 
 use super::claims::WireClaims;
+use super::jwks::{JwksCache, JwksError};
 
-const ALLOWED: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
-
-#[derive(Default)]
-struct KeySet {
-    keys: HashMap<Option<String>, DecodingKey>,
-    fetched_at: Option<Instant>,
-}
+pub(crate) const ALLOWED: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
 
 pub struct JwtValidator {
-    client: reqwest::Client,
-    jwks_uri: String,
+    jwks: JwksCache,
     expected: Expectations,
     accepted_types: Vec<String>,
-    refresh_interval: Duration,
-    keys: RwLock<KeySet>,
-    refreshing: Mutex<()>,
 }
 
 impl JwtValidator {
@@ -41,57 +28,10 @@ impl JwtValidator {
         refresh_interval: Duration,
     ) -> Self {
         Self {
-            client,
-            jwks_uri,
+            jwks: JwksCache::new(client, jwks_uri, refresh_interval),
             expected,
             accepted_types: accepted_types.into_iter().map(|t| t.to_ascii_lowercase()).collect(),
-            refresh_interval,
-            keys: RwLock::default(),
-            refreshing: Mutex::new(()),
         }
-    }
-
-    async fn fetch(&self) -> Result<(), TokenRejection> {
-        let unavailable = |e: String| TokenRejection::Unavailable(format!("JWKS at {}: {e}", self.jwks_uri));
-        let response = self.client.get(&self.jwks_uri).send().await.map_err(|e| unavailable(e.to_string()))?;
-        if !response.status().is_success() {
-            return Err(unavailable(format!("HTTP {}", response.status())));
-        }
-        let set: JwkSet = response.json().await.map_err(|e| unavailable(e.to_string()))?;
-        let keys = set
-            .keys
-            .iter()
-            .filter_map(|jwk| DecodingKey::from_jwk(jwk).ok().map(|key| (jwk.common.key_id.clone(), key)))
-            .collect();
-        *self.keys.write().await = KeySet { keys, fetched_at: Some(Instant::now()) };
-        Ok(())
-    }
-
-    async fn lookup(&self, kid: &Option<String>) -> Option<DecodingKey> {
-        let set = self.keys.read().await;
-        match set.keys.get(kid) {
-            Some(key) => Some(key.clone()),
-            // Without a kid, a set of one key names it.
-            None if kid.is_none() && set.keys.len() == 1 => set.keys.values().next().cloned(),
-            None => None,
-        }
-    }
-
-    /// The key for `kid`, refetching the set when it is unknown and the last fetch is older
-    /// than the refresh interval; concurrent misses share one fetch.
-    async fn key(&self, kid: &Option<String>) -> Result<DecodingKey, TokenRejection> {
-        if let Some(key) = self.lookup(kid).await {
-            return Ok(key);
-        }
-        let _one_fetch = self.refreshing.lock().await;
-        if let Some(key) = self.lookup(kid).await {
-            return Ok(key);
-        }
-        let stale = self.keys.read().await.fetched_at.is_none_or(|at| at.elapsed() >= self.refresh_interval);
-        if stale {
-            self.fetch().await?;
-        }
-        self.lookup(kid).await.ok_or(TokenRejection::Invalid("token is signed with an unknown key"))
     }
 }
 
@@ -100,14 +40,7 @@ impl TokenValidator for JwtValidator {
     /// Ready once the key set has been fetched: from then on tokens verify without the
     /// authorization server.
     async fn readiness(&self) -> Result<(), String> {
-        if self.keys.read().await.fetched_at.is_some() {
-            return Ok(());
-        }
-        let _refreshing = self.refreshing.lock().await;
-        if self.keys.read().await.fetched_at.is_some() {
-            return Ok(());
-        }
-        self.fetch().await.map_err(|e| e.to_string())
+        self.jwks.ready().await
     }
 
     async fn validate(&self, token: &str) -> Result<ValidatedToken, TokenRejection> {
@@ -120,7 +53,10 @@ impl TokenValidator for JwtValidator {
         {
             return Err(TokenRejection::Invalid("JWT is not an access token (typ)"));
         }
-        let key = self.key(&header.kid).await?;
+        let key = self.jwks.key(&header.kid).await.map_err(|e| match e {
+            JwksError::Unavailable(detail) => TokenRejection::Unavailable(detail),
+            JwksError::UnknownKey => TokenRejection::Invalid("token is signed with an unknown key"),
+        })?;
         // jsonwebtoken checks the signature; every claim rule is the domain's.
         let mut validation = Validation::new(header.alg);
         validation.validate_exp = false;

@@ -5,12 +5,14 @@
 mod claims;
 mod discovery;
 mod introspection;
-mod jwt;
+mod jwks;
+pub(crate) mod jwt;
 
 use std::time::Duration;
 
 pub use discovery::{AuthorizationServerMetadata, discover};
 pub use introspection::{IntrospectionAuth, IntrospectionValidator};
+pub use jwks::{JwksCache, JwksError};
 pub use jwt::JwtValidator;
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);

@@ -3,6 +3,7 @@
 //! operations atomic within the process.
 
 mod expiring;
+mod login;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};
@@ -47,6 +48,10 @@ struct Inner {
     access_token_families: ExpiringMap<FamilyId, Family>,
     refresh: ExpiringMap<TokenDigest, RefreshRecord>,
     refresh_families: ExpiringMap<FamilyId, Family>,
+    login_sessions: ExpiringMap<TokenDigest, mcp_oauth_domain::login::LoginSession>,
+    login_attempts: ExpiringMap<TokenDigest, mcp_oauth_domain::login::LoginAttempt>,
+    consents: ExpiringMap<TokenDigest, mcp_oauth_domain::login::RememberedConsent>,
+    upstream_tokens: ExpiringMap<FamilyId, mcp_oauth_domain::login::UpstreamGrant>,
 }
 
 impl Inner {
@@ -58,6 +63,10 @@ impl Inner {
         self.access_token_families.sweep();
         self.refresh.sweep();
         self.refresh_families.sweep();
+        self.login_sessions.sweep();
+        self.login_attempts.sweep();
+        self.consents.sweep();
+        self.upstream_tokens.sweep();
     }
 }
 
@@ -84,6 +93,10 @@ impl MemoryStore {
                 access_token_families: ExpiringMap::new(),
                 refresh: ExpiringMap::new(),
                 refresh_families: ExpiringMap::new(),
+                login_sessions: ExpiringMap::new(),
+                login_attempts: ExpiringMap::new(),
+                consents: ExpiringMap::new(),
+                upstream_tokens: ExpiringMap::new(),
             }),
         }
     }
@@ -112,6 +125,10 @@ impl MemoryStore {
             + i.access_token_families.len()
             + i.refresh.len()
             + i.refresh_families.len()
+            + i.login_sessions.len()
+            + i.login_attempts.len()
+            + i.consents.len()
+            + i.upstream_tokens.len()
     }
 }
 

@@ -9,6 +9,7 @@
 //! `family:installation:{family}` and `family:refresh:{family}` (sets of digests), and
 //! `revoked:{family}` (tombstones).
 
+mod login;
 mod scripts;
 
 use std::sync::Arc;

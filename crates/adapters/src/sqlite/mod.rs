@@ -26,6 +26,8 @@ use serde::de::DeserializeOwned;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, Sqlite, Transaction};
 
+mod login;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
 /// Why a database could not be opened; the message names the file.
@@ -108,6 +110,10 @@ impl SqliteStore {
             "DELETE FROM access_tokens WHERE expires_at <= $1",
             "DELETE FROM refresh_tokens WHERE expires_at <= $1",
             "DELETE FROM revoked_families WHERE expires_at <= $1",
+            "DELETE FROM login_sessions WHERE expires_at <= $1",
+            "DELETE FROM login_attempts WHERE expires_at <= $1",
+            "DELETE FROM remembered_consents WHERE expires_at <= $1",
+            "DELETE FROM upstream_grants WHERE expires_at <= $1",
         ] {
             removed += sqlx::query(statement).bind(now).execute(&self.pool).await.map_err(unavailable)?.rows_affected();
         }

@@ -4,6 +4,7 @@ mod authorize;
 mod client_auth;
 pub mod error;
 mod extract;
+mod login;
 mod metadata;
 mod oauth;
 mod request_id;
@@ -16,6 +17,7 @@ use axum::extract::State;
 use axum::http::{HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use mcp_oauth_domain::login::Login;
 use mcp_oauth_domain::ports::StorageHealth;
 use mcp_oauth_domain::service::AuthorizationServer;
 use mcp_oauth_domain::validation::TokenValidator;
@@ -33,6 +35,8 @@ const OAUTH_BODY_LIMIT: usize = 64 * 1024;
 
 pub struct AppState {
     pub auth: Arc<AuthorizationServer>,
+    /// The upstream sign-in; `None` with the development login.
+    pub login: Option<Arc<Login>>,
     pub settings: Settings,
 }
 
@@ -108,6 +112,8 @@ pub fn router(
             Router::new()
                 .route("/register", post(oauth::register))
                 .route("/authorize", get(authorize::show).post(authorize::decide))
+                .route("/login/callback", get(login::callback))
+                .route("/logout", get(login::logout).post(login::logout))
                 .route("/token", post(oauth::token))
                 .route("/introspect", post(oauth::introspect))
                 .route("/revoke", post(oauth::revoke))

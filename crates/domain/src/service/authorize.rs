@@ -4,6 +4,7 @@ use url::Url;
 
 use crate::error::{ErrorCode, OAuthError, StorageError};
 use crate::identity::{ClientId, Subject};
+use crate::login::{UpstreamIdentity, UpstreamTokens};
 use crate::params::RequestParams;
 use crate::pkce::CodeChallenge;
 use crate::ports::{AuthorizationGrant, FamilyId, PendingAuthorization};
@@ -32,6 +33,7 @@ pub enum AuthorizeError {
 pub struct ConsentPrompt {
     pub request_id: String,
     pub csrf_token: String,
+    pub client_id: ClientId,
     pub client_name: String,
     pub redirect_uri: RedirectUri,
     pub scope: Scope,
@@ -40,8 +42,20 @@ pub struct ConsentPrompt {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsentDecision {
-    Approve { subject: String },
+    /// The development login: the user typed a name.
+    Approve {
+        subject: String,
+    },
+    /// A user signed in at the upstream identity provider.
+    ApproveSignedIn(Box<SignedIn>),
     Deny,
+}
+
+/// Who approved, as the upstream vouched, and the upstream's tokens from that login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    pub identity: UpstreamIdentity,
+    pub tokens: Option<UpstreamTokens>,
 }
 
 /// A consent form post that cannot be honoured: shown to the user as a page.
@@ -146,6 +160,7 @@ impl AuthorizationServer {
         Ok(ConsentPrompt {
             request_id,
             csrf_token,
+            client_id: client.client_id.clone(),
             client_name: client.display_name().to_owned(),
             redirect_uri: pending.redirect_uri,
             scope: pending.scope,
@@ -210,6 +225,7 @@ impl AuthorizationServer {
             ConsentDecision::Approve { subject } => {
                 Some(Subject::parse(subject).map_err(|e| ConsentError::BadInput(e.message()))?)
             }
+            ConsentDecision::ApproveSignedIn(signed_in) => Some(signed_in.identity.subject.clone()),
             ConsentDecision::Deny => None,
         };
         // Only one decision per request, however many posts race here.
@@ -231,6 +247,13 @@ impl AuthorizationServer {
             issued_at: self.clock.now(),
             expires_at: self.lifetime_end(self.policy.lifetimes.code),
         };
+        // The upstream grant and the remembered approval are written before the code exists,
+        // so that no token is ever issued without them.
+        if let ConsentDecision::ApproveSignedIn(signed_in) = &decision
+            && let Err(e) = self.keep_signed_in_approval(&pending, &grant.family, signed_in).await
+        {
+            return Ok(self.error_redirect(&pending.redirect_uri, &e.into(), state));
+        }
         if let Err(e) = self.stores.codes.insert(&TokenDigest::of(&code), &grant).await {
             return Ok(self.error_redirect(&pending.redirect_uri, &e.into(), state));
         }

@@ -3,6 +3,7 @@
 
 mod authorize;
 mod client_auth;
+mod consent;
 mod introspect;
 mod register;
 mod token;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 
-pub use authorize::{AuthorizeError, ConsentDecision, ConsentError, ConsentPrompt};
+pub use authorize::{AuthorizeError, ConsentDecision, ConsentError, ConsentPrompt, SignedIn};
 pub use client_auth::ClientCredentials;
 pub use introspect::Introspection;
 pub use register::RegisteredClient;
@@ -19,6 +20,7 @@ pub use token::TokenResponse;
 
 use crate::clock::Clock;
 use crate::identity::ClientId;
+use crate::login::{ConsentStore, LoginAttemptStore, LoginSessionStore, UpstreamTokenStore, VaultKey};
 use crate::ports::{
     AccessTokenStore, AuthorizationCodeStore, ClientStore, Lifetimes, PendingAuthStore, RefreshStore, StorageHealth,
 };
@@ -34,6 +36,10 @@ pub struct Stores {
     pub codes: Arc<dyn AuthorizationCodeStore>,
     pub access_tokens: Arc<dyn AccessTokenStore>,
     pub refresh: Arc<dyn RefreshStore>,
+    pub login_sessions: Arc<dyn LoginSessionStore>,
+    pub login_attempts: Arc<dyn LoginAttemptStore>,
+    pub consents: Arc<dyn ConsentStore>,
+    pub upstream_tokens: Arc<dyn UpstreamTokenStore>,
     pub health: Arc<dyn StorageHealth>,
 }
 
@@ -41,7 +47,17 @@ impl Stores {
     /// Every port served by one adapter value (and its clones).
     pub fn sharing<S>(store: S) -> Self
     where
-        S: ClientStore + PendingAuthStore + AuthorizationCodeStore + AccessTokenStore + RefreshStore + StorageHealth + 'static,
+        S: ClientStore
+            + PendingAuthStore
+            + AuthorizationCodeStore
+            + AccessTokenStore
+            + RefreshStore
+            + LoginSessionStore
+            + LoginAttemptStore
+            + ConsentStore
+            + UpstreamTokenStore
+            + StorageHealth
+            + 'static,
     {
         let store = Arc::new(store);
         Self {
@@ -50,6 +66,10 @@ impl Stores {
             codes: store.clone(),
             access_tokens: store.clone(),
             refresh: store.clone(),
+            login_sessions: store.clone(),
+            login_attempts: store.clone(),
+            consents: store.clone(),
+            upstream_tokens: store.clone(),
             health: store,
         }
     }
@@ -78,6 +98,10 @@ pub struct Policy {
     /// and the stores keep it exactly that long, so what the rules report (a refresh token's
     /// `exp`) is what the stores enforce.
     pub lifetimes: Lifetimes,
+    /// How long an approval given by a signed-in user is remembered; zero asks every time.
+    pub consent_ttl: std::time::Duration,
+    /// Seals the upstream's tokens kept with each family (upstream login only).
+    pub vault_key: Option<VaultKey>,
 }
 
 pub struct AuthorizationServer {

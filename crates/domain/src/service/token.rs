@@ -284,6 +284,7 @@ impl AuthorizationServer {
         self.stores.refresh.revoke_family(family, self.refresh_expiry()).await?;
         let retention = self.lifetime_end(self.policy.lifetimes.access_token);
         self.stores.access_tokens.revoke_family(family, retention).await?;
+        self.stores.upstream_tokens.remove(family).await?;
         Ok(())
     }
 }

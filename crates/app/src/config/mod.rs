@@ -1,5 +1,7 @@
 //! Configuration: every setting is an environment variable and a command-line flag.
 
+mod login;
+
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
@@ -177,7 +179,12 @@ pub struct Config {
     /// Log filter, in tracing's EnvFilter syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub rust_log: String,
+
+    #[command(flatten)]
+    pub login: LoginConfig,
 }
+
+pub use login::{LoginConfig, LoginKind, LoginSetup};
 
 /// A secret setting: shown as `***` by `Debug`, so configuration can be logged.
 #[derive(Clone, PartialEq, Eq)]
@@ -375,6 +382,8 @@ pub struct Settings {
     /// external mode: the authorization server trusted for tokens.
     pub auth_server: Option<url::Url>,
     pub storage: StorageUrl,
+    /// How users sign in (internal and auth_server modes).
+    pub login: LoginSetup,
 }
 
 impl Settings {
@@ -424,7 +433,12 @@ impl Settings {
             return Err("external mode with introspection needs INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET".into());
         }
         let storage = StorageUrl::parse(config.storage())?;
-        Ok(Settings { issuer, resource, resources, scopes, auth_server, storage, config })
+        let loopback = url::Url::parse(issuer.as_str()).is_ok_and(|url| mcp_oauth_domain::redirect_uri::is_loopback(&url));
+        let login = match config.auth_mode {
+            AuthMode::External => LoginSetup::Dev { exposed: false },
+            _ => config.login.setup(&issuer, loopback)?,
+        };
+        Ok(Settings { issuer, resource, resources, scopes, auth_server, storage, login, config })
     }
 }
 

@@ -1,0 +1,40 @@
+// The upstream identity provider of the login tests: panva's oidc-provider with its
+// development login and consent pages. Any login name signs in; the password is ignored.
+// `alice` gets alice@example.com (verified); a name starting with `unverified` gets an
+// unverified email; a name starting with `admin` is in the group `admins`.
+import Provider from 'oidc-provider';
+
+const port = Number(process.env.PORT);
+const issuer = `http://127.0.0.1:${port}`;
+const provider = new Provider(issuer, {
+  clients: [{
+    client_id: process.env.CLIENT_ID,
+    client_secret: process.env.CLIENT_SECRET,
+    redirect_uris: process.env.REDIRECT_URIS.split(','),
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_basic',
+  }],
+  async findAccount(ctx, id) {
+    return {
+      accountId: id,
+      async claims() {
+        return {
+          sub: id,
+          email: id.includes('@') ? id : `${id}@example.com`,
+          email_verified: !id.startsWith('unverified'),
+          name: id,
+          groups: id.startsWith('admin') ? ['admins'] : ['users'],
+        };
+      },
+    };
+  },
+  claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'], groups: ['groups'] },
+  scopes: ['openid', 'offline_access', 'email', 'profile', 'groups'],
+  features: { devInteractions: { enabled: true } },
+  pkce: { required: () => true },
+  ttl: { AccessToken: Number(process.env.ACCESS_TOKEN_TTL || 3600) },
+  issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
+  cookies: { keys: ['oidc-provider-test-cookie-key'] },
+});
+provider.listen(port, '127.0.0.1', () => console.log(`listening on ${issuer}`));
