@@ -7,14 +7,16 @@ import Provider from 'oidc-provider';
 const port = Number(process.env.PORT);
 const issuer = `http://127.0.0.1:${port}`;
 const provider = new Provider(issuer, {
-  clients: [{
-    client_id: process.env.CLIENT_ID,
+  // One client per way of sending the secret: Basic (OpenID Connect providers) and in the
+  // form (GitHub's OAuth apps), as `${CLIENT_ID}-post`.
+  clients: ['client_secret_basic', 'client_secret_post'].map((method) => ({
+    client_id: method === 'client_secret_basic' ? process.env.CLIENT_ID : `${process.env.CLIENT_ID}-post`,
     client_secret: process.env.CLIENT_SECRET,
     redirect_uris: process.env.REDIRECT_URIS.split(','),
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
-    token_endpoint_auth_method: 'client_secret_basic',
-  }],
+    token_endpoint_auth_method: method,
+  })),
   async findAccount(ctx, id) {
     return {
       accountId: id,

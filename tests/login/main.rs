@@ -246,3 +246,116 @@ async fn an_unreachable_provider_gets_a_503_page_never_a_hang() {
     assert!(started.elapsed() < std::time::Duration::from_secs(8));
     assert!(response.text().await.unwrap().contains("Try again shortly"));
 }
+
+fn tool_text(result: &rmcp::model::CallToolResult) -> serde_json::Value {
+    let text = result.content.iter().find_map(|c| c.as_text().map(|t| t.text.clone())).expect("a text result");
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+}
+
+/// MCP tools reach the caller's upstream account with the upstream token kept for their
+/// authorization, refreshed once the upstream's short-lived access token has expired; the MCP
+/// client's own token never leaves this server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_tools_use_the_upstream_account_and_refresh_its_token() {
+    use mcp_oauth_testkit::mcp::{TestClientHandler, connect};
+    use rmcp::model::CallToolRequestParams;
+
+    let (server, _idp) = server_with_idp(&[], 2).await;
+    let browser = Browser::new();
+    let client = server.client("none").await;
+    let pkce = Pkce::new();
+    let callback = to_callback(&server, &browser, &client, &pkce, "alice").await;
+    let code = approve(&server, &browser, browser.get(&callback).await).await;
+    let (_, tokens) = server.exchange(&client, &code, &pkce).await;
+    let token = tokens["access_token"].as_str().unwrap();
+
+    let mcp = connect(&server.resource(), token, TestClientHandler::default()).await;
+    let listed = mcp.list_all_tools().await.unwrap();
+    assert!(listed.iter().any(|t| t.name == "upstream_userinfo"), "the tool is offered with an upstream login");
+    let whoami = tool_text(&mcp.call_tool(CallToolRequestParams::new("whoami")).await.unwrap());
+    assert_eq!(whoami["sub"], "alice");
+    assert_eq!(whoami["upstream"]["email"], "alice@example.com", "{whoami}");
+    assert_eq!(whoami["upstream"]["provider"], "127.0.0.1");
+
+    // The upstream access token lives 2 s; past that, only a refreshed one is accepted.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    for _ in 0..2 {
+        let result = mcp.call_tool(CallToolRequestParams::new("upstream_userinfo")).await.unwrap();
+        assert_ne!(result.is_error, Some(true), "{result:?}");
+        let info = tool_text(&result);
+        assert_eq!(info["sub"], "alice", "{info}");
+        assert_eq!(info["email"], "alice@example.com");
+    }
+
+    // Revoking the authorization deletes its upstream tokens.
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    assert_eq!(server.revoke(&client, refresh).await, 200);
+    let mcp_after = server.mcp_initialize(Some(token)).await;
+    assert_eq!(mcp_after.status(), 401, "the family is revoked");
+    let result = mcp.call_tool(CallToolRequestParams::new("upstream_userinfo")).await;
+    assert!(result.is_err() || result.unwrap().is_error == Some(true), "nothing upstream is reachable any more");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nonce_the_upstream_did_not_sign_for_this_login_signs_nobody_in() {
+    let (server, _idp) = server_with_idp(&[], 3600).await;
+    let browser = Browser::new();
+    let client = server.client("none").await;
+    let response = browser.get(&authorize_url(&server, &client, &Pkce::new())).await;
+    // The browser is tampered with on its way to the provider: the ID token then carries
+    // another nonce than the one derived for this state.
+    let mut upstream = location(&response);
+    let pairs: Vec<(String, String)> = upstream
+        .query_pairs()
+        .map(|(k, v)| (k.to_string(), if k == "nonce" { "tampered".to_owned() } else { v.into_owned() }))
+        .collect();
+    upstream.query_pairs_mut().clear().extend_pairs(pairs);
+    let callback = UpstreamBrowser::default().sign_in(&upstream, "alice", true).await;
+    let response = browser.get(&callback).await;
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("could not be verified"));
+}
+
+/// GitHub cannot run here: its code path (OAuth 2.0 with endpoints given by hand, identity
+/// from the user API, client secret in the form) runs against the same provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_github_code_path_signs_in_with_hand_given_endpoints_and_userinfo() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let idp = TestIdp::start(&[format!("{base}/login/callback")], 3600).await;
+    let (authorization, token, userinfo) =
+        (format!("{}/auth", idp.issuer), format!("{}/token", idp.issuer), format!("{}/me", idp.issuer));
+    let post_client = format!("{}-post", mcp_oauth_testkit::idp::CLIENT_ID);
+    let args = [
+        "--login",
+        "github",
+        "--upstream-client-id",
+        &post_client,
+        "--upstream-client-secret",
+        mcp_oauth_testkit::idp::CLIENT_SECRET,
+        "--upstream-authorization-url",
+        &authorization,
+        "--upstream-token-url",
+        &token,
+        "--upstream-userinfo-url",
+        &userinfo,
+        "--upstream-scopes",
+        "openid email",
+        "--upstream-subject-claim",
+        "sub",
+        "--allowed-users",
+        "alice@example.com",
+    ];
+    let stores = mcp_oauth_adapters::memory::MemoryStore::default().stores();
+    let server = TestServer::serve(listener, base, &args, stores).await;
+    let browser = Browser::new();
+    let client = server.client("none").await;
+    let pkce = Pkce::new();
+    let response = browser.get(&authorize_url(&server, &client, &pkce)).await;
+    let upstream = location(&response);
+    assert!(param(&upstream, "nonce").is_none(), "OAuth 2.0 without OpenID Connect sends no nonce");
+    let callback = UpstreamBrowser::default().sign_in(&upstream, "alice", true).await;
+    let response = browser.get(&callback).await;
+    let page = response.text().await.unwrap();
+    assert!(page.contains("alice@example.com, via GitHub"), "{page}");
+}

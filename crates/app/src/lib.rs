@@ -8,3 +8,4 @@ pub mod http;
 pub mod pages;
 pub mod server;
 pub mod shutdown;
+mod upstream_account;

@@ -21,6 +21,7 @@ use mcp_oauth_resource::demo::{McpServer, McpSettings};
 use mcp_oauth_resource::guard::BearerGuard;
 use mcp_oauth_resource::memory::{LocalBus, MemoryMcpSessions};
 use mcp_oauth_resource::metadata::ProtectedResource;
+use mcp_oauth_resource::ports::UpstreamAccount;
 use mcp_oauth_resource::transport::{self, McpBackend, TransportSettings};
 use tokio::net::TcpListener;
 
@@ -157,13 +158,19 @@ pub fn build(settings: &Settings, storage: Storage, shutdown: &Shutdown) -> Rout
         AuthMode::AuthServer => None,
         AuthMode::Internal => {
             let validator = Arc::new(LocalTokenValidator::new(stores.access_tokens.clone(), settings.resource.clone(), clock));
-            Some(resource_routes(settings, validator, settings.issuer.as_str().to_owned(), backend, shutdown))
+            // Upstream tokens are kept by this process's authorization server, so only here can
+            // MCP tools reach them.
+            let upstream = oauth
+                .as_ref()
+                .and_then(|state| state.login.clone())
+                .map(|login| Arc::new(crate::upstream_account::SignedInAccount(login)) as Arc<dyn UpstreamAccount>);
+            Some(resource_routes(settings, validator, settings.issuer.as_str().to_owned(), backend, upstream, shutdown))
         }
         AuthMode::External => {
             let issuer = settings.auth_server.clone().expect("external settings name the authorization server");
             let validator = Arc::new(ExternalValidator::new(external_settings(settings, issuer.clone())));
             let named = issuer.as_str().trim_end_matches('/').to_owned();
-            Some(resource_routes(settings, validator, named, backend, shutdown))
+            Some(resource_routes(settings, validator, named, backend, None, shutdown))
         }
     };
     let home = Arc::new(home_page(settings));
@@ -239,6 +246,7 @@ fn resource_routes(
     validator: Arc<dyn TokenValidator>,
     authorization_server: String,
     backend: McpBackend,
+    upstream: Option<Arc<dyn UpstreamAccount>>,
     shutdown: &Shutdown,
 ) -> ResourceRoutes {
     let guard = BearerGuard {
@@ -254,7 +262,7 @@ fn resource_routes(
         draining: shutdown.draining(),
         closing: shutdown.closing(),
     };
-    let demo = Arc::new(McpSettings { resource_update_interval: config.resource_update_interval });
+    let demo = Arc::new(McpSettings { resource_update_interval: config.resource_update_interval, upstream });
     let sessions = backend.sessions.clone();
     let service = transport::service(transport, backend, move |context| McpServer::new(demo.clone(), context));
     let metadata = ProtectedResource {

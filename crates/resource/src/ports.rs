@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use futures::Stream;
 
 use mcp_oauth_domain::StorageError;
+use mcp_oauth_domain::ports::FamilyId;
 
 /// What is kept about each MCP session. A session lives while it is used: every `touch` by
 /// its owner restarts its idle timer, and an idle session disappears everywhere.
@@ -24,6 +25,16 @@ pub trait McpSessionStore: Send + Sync {
     async fn log_level(&self, session: &str) -> Result<Option<String>, StorageError>;
     async fn set_subscribed(&self, session: &str, uri: &str, subscribed: bool) -> Result<(), StorageError>;
     async fn is_subscribed(&self, session: &str, uri: &str) -> Result<bool, StorageError>;
+}
+
+/// The caller's account at the upstream identity provider, reached with the upstream tokens
+/// kept for their authorization family: never with the MCP client's token.
+#[async_trait]
+pub trait UpstreamAccount: Send + Sync {
+    /// Who the upstream says the family's user is (subject, verified email, name, groups).
+    async fn identity(&self, family: &FamilyId) -> Result<serde_json::Value, String>;
+    /// The upstream's userinfo answer for the family's user.
+    async fn userinfo(&self, family: &FamilyId) -> Result<serde_json::Value, String>;
 }
 
 pub type Payloads = Pin<Box<dyn Stream<Item = String> + Send>>;

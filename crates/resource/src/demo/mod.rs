@@ -12,12 +12,13 @@ mod media;
 mod prompts;
 mod resources;
 mod tools;
+mod upstream;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::ports::McpSessionStore;
+use crate::ports::{McpSessionStore, UpstreamAccount};
 use crate::transport::{RequestStreams, SESSION_HEADER, ServerContext};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
@@ -32,15 +33,18 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 use tokio::task::JoinHandle;
 
 /// Settings that shape the demo server's behaviour.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct McpSettings {
     /// How often a subscribed resource reports `notifications/resources/updated`.
     pub resource_update_interval: Duration,
+    /// The callers' accounts at the upstream identity provider, when users sign in there:
+    /// adds the `upstream_userinfo` tool and the upstream identity to `whoami`.
+    pub upstream: Option<Arc<dyn UpstreamAccount>>,
 }
 
 impl Default for McpSettings {
     fn default() -> Self {
-        Self { resource_update_interval: Duration::from_secs(10) }
+        Self { resource_update_interval: Duration::from_secs(10), upstream: None }
     }
 }
 
@@ -119,8 +123,12 @@ fn severity(level: LoggingLevel) -> u8 {
 
 impl McpServer {
     pub fn new(settings: Arc<McpSettings>, context: &ServerContext) -> Self {
+        let mut tool_router = Self::reference_tools() + Self::fixture_tools();
+        if settings.upstream.is_some() {
+            tool_router = tool_router + Self::upstream_tools();
+        }
         Self {
-            tool_router: Self::reference_tools() + Self::fixture_tools(),
+            tool_router,
             settings,
             streams: context.streams.clone(),
             sessions: context.sessions.clone(),

@@ -285,13 +285,18 @@ impl McpServer {
             .extensions
             .get::<ValidatedToken>()
             .ok_or_else(|| ErrorData::internal_error("the request carries no validated token", None))?;
-        let body = json!({
+        let mut body = json!({
             "sub": token.subject,
             "client_id": token.client_id,
             "scope": token.scope.to_string(),
             "aud": token.audience,
             "exp": token.expires_at.timestamp(),
         });
+        if let (Some(upstream), Some(family)) = (&self.settings.upstream, &token.family)
+            && let Ok(identity) = upstream.identity(family).await
+        {
+            body["upstream"] = identity;
+        }
         Ok(CallToolResult::success(vec![text(body.to_string())]))
     }
 }
