@@ -2,6 +2,8 @@
 //! test on a free port): the whole flow, the login session, remembered consent, the access
 //! policy, upstream refusal, tampered callbacks and an upstream that stops.
 
+mod multi_instance;
+
 use std::sync::Arc;
 
 use mcp_oauth_testkit::http::{Pkce, REDIRECT_URI, TestClient, TestServer};

@@ -30,8 +30,8 @@ pub enum UpstreamKind {
     Github,
 }
 
-/// Everything needed to sign users in at one provider.
-#[derive(Debug, Clone)]
+/// Everything needed to sign users in at one provider. `Debug` leaves the secret out.
+#[derive(Clone)]
 pub struct UpstreamSettings {
     pub kind: UpstreamKind,
     /// OIDC: discovery starts here, and ID tokens must name it.
@@ -46,6 +46,20 @@ pub struct UpstreamSettings {
     pub token_url: Option<Url>,
     pub userinfo_url: Option<Url>,
     pub mapping: ClaimMapping,
+}
+
+impl std::fmt::Debug for UpstreamSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamSettings")
+            .field("kind", &self.kind)
+            .field("issuer", &self.issuer.as_ref().map(Url::as_str))
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "***"))
+            .field("scopes", &self.scopes)
+            .field("redirect_uri", &self.redirect_uri.as_str())
+            .field("mapping", &self.mapping)
+            .finish_non_exhaustive()
+    }
 }
 
 struct Endpoints {

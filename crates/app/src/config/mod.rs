@@ -464,10 +464,46 @@ mod tests {
         assert_eq!(Config::parse_from(["x"]).port(), 3232);
         let config = Config::parse_from(["x", "--port", "4000"]);
         assert_eq!(Settings::parse(config.clone()).unwrap().issuer.as_str(), "http://localhost:4000");
-        let config = Config::parse_from(["x", "--base-uri", "https://mcp.example/"]);
+        // A public BASE_URI needs LOGIN (see `login_is_required_where_others_can_reach_the_server`).
+        let config = Config::parse_from(["x", "--base-uri", "https://mcp.example/", "--login", "dev"]);
         let settings = Settings::parse(config.clone()).unwrap();
         assert_eq!(settings.issuer.as_str(), "https://mcp.example");
         assert_eq!(settings.resource.as_str(), "https://mcp.example/mcp");
+    }
+
+    #[test]
+    fn login_is_required_where_others_can_reach_the_server() {
+        let public = ["x", "--base-uri", "https://mcp.example"];
+        let error = Settings::parse(Config::parse_from(public)).unwrap_err();
+        assert!(error.contains("LOGIN must be set"), "{error}");
+        let dev = Settings::parse(Config::parse_from([&public[..], &["--login", "dev"]].concat())).unwrap();
+        assert!(matches!(dev.login, LoginSetup::Dev { exposed: true }));
+        let local = Settings::parse(Config::parse_from(["x"])).unwrap();
+        assert!(matches!(local.login, LoginSetup::Dev { exposed: false }), "loopback defaults to dev");
+
+        let oidc = [
+            &public[..],
+            &["--login", "oidc", "--upstream-issuer", "https://idp.example", "--upstream-client-id", "c"],
+            &["--upstream-client-secret", "upstream-secret-value"],
+        ]
+        .concat();
+        let error = Settings::parse(Config::parse_from(&oidc)).unwrap_err();
+        assert!(error.contains("TOKEN_VAULT_KEY is required"), "{error}");
+        let bad_key = [&oidc[..], &["--token-vault-key", "short"]].concat();
+        assert!(Settings::parse(Config::parse_from(&bad_key)).unwrap_err().contains("32 bytes"));
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let good = [&oidc[..], &["--token-vault-key", key]].concat();
+        let settings = Settings::parse(Config::parse_from(&good)).unwrap();
+        let LoginSetup::Upstream { upstream, .. } = &settings.login else { panic!("an upstream login") };
+        assert_eq!(upstream.redirect_uri.as_str(), "https://mcp.example/login/callback");
+        assert_eq!(upstream.scopes, "openid email profile");
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains(key) && !shown.contains("upstream-secret-value"), "secrets are redacted: {shown}");
+
+        let github = [&public[..], &["--login", "github", "--upstream-client-id", "c", "--token-vault-key", key]].concat();
+        assert!(Settings::parse(Config::parse_from(&github)).unwrap_err().contains("UPSTREAM_CLIENT_SECRET"));
+        let groups = [&good[..], &["--allowed-groups", "staff"]].concat();
+        assert!(Settings::parse(Config::parse_from(&groups)).unwrap_err().contains("UPSTREAM_GROUPS_CLAIM"));
     }
 }
 

@@ -125,7 +125,7 @@ impl McpServer {
     pub fn new(settings: Arc<McpSettings>, context: &ServerContext) -> Self {
         let mut tool_router = Self::reference_tools() + Self::fixture_tools();
         if settings.upstream.is_some() {
-            tool_router = tool_router + Self::upstream_tools();
+            tool_router += Self::upstream_tools();
         }
         Self {
             tool_router,
