@@ -2,7 +2,14 @@
 // development login and consent pages. Any login name signs in; the password is ignored.
 // `alice` gets alice@example.com (verified); a name starting with `unverified` gets an
 // unverified email; a name starting with `admin` is in the group `admins`.
+import { createPrivateKey } from 'node:crypto';
 import Provider from 'oidc-provider';
+
+// SIGNING_KEY_PEM (a P-256 key, PKCS#8): sign ID tokens with it (ES256), so that a test
+// holding the key can produce tokens the provider could have signed.
+const signingKey = process.env.SIGNING_KEY_PEM
+  ? { ...createPrivateKey(process.env.SIGNING_KEY_PEM).export({ format: 'jwk' }), kid: 'test-key', alg: 'ES256', use: 'sig' }
+  : undefined;
 
 const port = Number(process.env.PORT);
 const issuer = `http://127.0.0.1:${port}`;
@@ -16,7 +23,9 @@ const provider = new Provider(issuer, {
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
     token_endpoint_auth_method: method,
+    ...(signingKey ? { id_token_signed_response_alg: 'ES256' } : {}),
   })),
+  ...(signingKey ? { jwks: { keys: [signingKey] } } : {}),
   async findAccount(ctx, id) {
     return {
       accountId: id,

@@ -2,6 +2,7 @@
 //! test on a free port): the whole flow, the login session, remembered consent, the access
 //! policy, upstream refusal, tampered callbacks and an upstream that stops.
 
+mod id_tokens;
 mod multi_instance;
 
 use std::sync::Arc;

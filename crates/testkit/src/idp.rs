@@ -22,6 +22,7 @@ pub struct TestIdp {
     pub port: u16,
     redirect_uris: Vec<String>,
     access_token_ttl: u64,
+    signing_key_pem: Option<String>,
     child: Option<Child>,
 }
 
@@ -35,6 +36,12 @@ impl TestIdp {
     /// Starts the provider with a client whose redirect URIs are `redirect_uris` (our
     /// callbacks) and whose access tokens live `access_token_ttl` seconds.
     pub async fn start(redirect_uris: &[String], access_token_ttl: u64) -> Self {
+        Self::start_signing_with(redirect_uris, access_token_ttl, None).await
+    }
+
+    /// As [`Self::start`], signing ID tokens (ES256, kid `test-key`) with the P-256 key in
+    /// `signing_key_pem` (PKCS#8), which the test then holds too.
+    pub async fn start_signing_with(redirect_uris: &[String], access_token_ttl: u64, signing_key_pem: Option<String>) -> Self {
         mcp_oauth_adapters::install_tls_provider();
         let port = crate::process::free_port();
         let mut idp = Self {
@@ -42,6 +49,7 @@ impl TestIdp {
             port,
             redirect_uris: redirect_uris.to_vec(),
             access_token_ttl,
+            signing_key_pem,
             child: None,
         };
         idp.spawn().await;
@@ -52,7 +60,11 @@ impl TestIdp {
         let dir = idp_dir();
         let node = dir.join("node_modules/.bin/node");
         assert!(node.exists(), "run `npm ci` in tests/idp first (./scripts/test does it)");
-        let child = Command::new(node)
+        let mut command = Command::new(node);
+        if let Some(pem) = &self.signing_key_pem {
+            command.env("SIGNING_KEY_PEM", pem);
+        }
+        let child = command
             .current_dir(&dir)
             .arg("provider.mjs")
             .env("PORT", self.port.to_string())
