@@ -5,15 +5,15 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cookie::{Cookie, SameSite};
+use cookie::SameSite;
 use mcp_oauth_domain::ErrorCode;
 use mcp_oauth_domain::login::{Login, LoginSession};
 use mcp_oauth_domain::redirect_uri::RedirectKind;
 use mcp_oauth_domain::secret::TokenDigest;
 use mcp_oauth_domain::service::{AuthorizeError, ConsentDecision, ConsentError, ConsentPrompt, SignedIn};
 
-use super::AppState;
 use super::extract::{FormParams, QueryParams};
+use super::{AppState, cookies};
 use crate::config::LoginSetup;
 use crate::pages::{self, ConsentPage};
 
@@ -32,15 +32,9 @@ fn csrf_cookie_name(request_id: &str) -> String {
     format!("mcp_oauth_csrf_{}", &TokenDigest::of(request_id).to_hex()[..16])
 }
 
+/// Strict: the consent form is posted from this server's own page.
 fn csrf_cookie(state: &AppState, name: String, value: String, max_age_secs: i64) -> HeaderValue {
-    let cookie = Cookie::build((name, value))
-        .path(AUTHORIZE_PATH)
-        .http_only(true)
-        .secure(state.settings.issuer.as_str().starts_with("https://"))
-        .same_site(SameSite::Strict)
-        .max_age(cookie::time::Duration::seconds(max_age_secs))
-        .build();
-    HeaderValue::from_str(&cookie.to_string()).expect("cookie names and base64url values are valid header text")
+    cookies::set(state, name, value, AUTHORIZE_PATH, SameSite::Strict, max_age_secs)
 }
 
 pub async fn show(State(state): State<Arc<AppState>>, headers: HeaderMap, QueryParams(params): QueryParams) -> Response {
@@ -157,17 +151,6 @@ fn unknown_client(state: &AppState) -> String {
     )
 }
 
-pub(super) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|c| c.name() == name)
-        .map(|c| c.value().to_owned())
-}
-
 pub async fn decide(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -202,7 +185,7 @@ pub async fn decide(
         _ => return bad_form("Choose Approve or Deny."),
     };
     let cookie_name = csrf_cookie_name(&request_id);
-    let cookie = cookie_value(&headers, &cookie_name);
+    let cookie = cookies::value(&headers, &cookie_name);
     match state.auth.decide(&request_id, &csrf_field, cookie.as_deref(), decision).await {
         Ok(url) => {
             let mut response = found(&url);

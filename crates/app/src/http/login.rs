@@ -7,13 +7,13 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use cookie::{Cookie, SameSite};
+use cookie::SameSite;
 use mcp_oauth_domain::login::{Callback, Login, LoginError, LoginSession, UpstreamError, attempt_tag};
 use mcp_oauth_domain::{ErrorCode, OAuthError};
 
-use super::AppState;
-use super::authorize::{cookie_value, found, present_signed_in};
+use super::authorize::{found, present_signed_in};
 use super::extract::QueryParams;
+use super::{AppState, cookies};
 use crate::pages;
 
 const SESSION_COOKIE: &str = "mcp_oauth_login";
@@ -25,14 +25,7 @@ fn attempt_cookie_name(tag: &str) -> String {
 
 /// Lax, so that the upstream's redirect back (a cross-site navigation) carries it.
 fn cookie(state: &AppState, name: String, value: String, path: &'static str, max_age_secs: i64) -> HeaderValue {
-    let cookie = Cookie::build((name, value))
-        .path(path)
-        .http_only(true)
-        .secure(state.settings.issuer.as_str().starts_with("https://"))
-        .same_site(SameSite::Lax)
-        .max_age(cookie::time::Duration::seconds(max_age_secs))
-        .build();
-    HeaderValue::from_str(&cookie.to_string()).expect("cookie names and base64url values are valid header text")
+    cookies::set(state, name, value, path, SameSite::Lax, max_age_secs)
 }
 
 fn unavailable_page(what: &str, cause: &str) -> Response {
@@ -46,7 +39,7 @@ fn unavailable_page(what: &str, cause: &str) -> Response {
 
 /// The browser's live login session and its cookie value, if it has one.
 pub(super) async fn signed_in(login: &Login, headers: &HeaderMap) -> Result<Option<(String, LoginSession)>, Response> {
-    let Some(secret) = cookie_value(headers, SESSION_COOKIE).filter(|s| !s.is_empty()) else {
+    let Some(secret) = cookies::value(headers, SESSION_COOKIE).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
     match login.session(&secret).await {
@@ -82,7 +75,7 @@ pub async fn callback(State(state): State<Arc<AppState>>, headers: HeaderMap, Qu
         error_description: field("error_description"),
     };
     let tag = callback.state.as_deref().map(attempt_tag).unwrap_or_default();
-    let binding = cookie_value(&headers, &attempt_cookie_name(&tag));
+    let binding = cookies::value(&headers, &attempt_cookie_name(&tag));
     let outcome = login.complete(&callback, binding.as_deref()).await;
     let mut response = match outcome {
         Ok(signed) => match state.auth.resume(&signed.pending).await {
@@ -151,7 +144,7 @@ async fn refused(state: &AppState, error: LoginError) -> Response {
 }
 
 pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let (Some(login), Some(secret)) = (&state.login, cookie_value(&headers, SESSION_COOKIE))
+    if let (Some(login), Some(secret)) = (&state.login, cookies::value(&headers, SESSION_COOKIE))
         && let Err(cause) = login.logout(&secret).await
     {
         return unavailable_page("sign-out failed", &cause.to_string());

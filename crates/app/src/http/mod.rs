@@ -2,6 +2,7 @@
 
 mod authorize;
 mod client_auth;
+mod cookies;
 pub mod error;
 mod extract;
 mod login;
