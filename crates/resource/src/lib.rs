@@ -10,6 +10,7 @@
 
 pub mod demo;
 pub mod edge;
+pub mod gateway;
 pub mod guard;
 pub mod memory;
 pub mod metadata;
