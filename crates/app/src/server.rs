@@ -18,6 +18,7 @@ use mcp_oauth_domain::service::{AuthorizationServer, Policy, ResourceServerCrede
 use mcp_oauth_domain::validation::{LocalTokenValidator, TokenValidator};
 use mcp_oauth_resource::ResourceRoutes;
 use mcp_oauth_resource::demo::{McpServer, McpSettings};
+use mcp_oauth_resource::gateway::GatewaySettings;
 use mcp_oauth_resource::guard::BearerGuard;
 use mcp_oauth_resource::memory::{LocalBus, MemoryMcpSessions};
 use mcp_oauth_resource::metadata::ProtectedResource;
@@ -239,8 +240,8 @@ fn external_settings(settings: &Settings, issuer: url::Url) -> ExternalSettings 
     }
 }
 
-/// `/mcp` behind its bearer guard, serving the demo MCP server, and its protected-resource
-/// metadata naming `authorization_server`.
+/// `/mcp` behind its bearer guard, serving the demo MCP server or forwarding to the user's own
+/// (`MCP_UPSTREAM_URL`), and its protected-resource metadata naming `authorization_server`.
 fn resource_routes(
     settings: &Settings,
     validator: Arc<dyn TokenValidator>,
@@ -262,14 +263,26 @@ fn resource_routes(
         draining: shutdown.draining(),
         closing: shutdown.closing(),
     };
-    let demo = Arc::new(McpSettings { resource_update_interval: config.resource_update_interval, upstream });
-    let sessions = backend.sessions.clone();
-    let service = transport::service(transport, backend, move |context| McpServer::new(demo.clone(), context));
     let metadata = ProtectedResource {
         resource: settings.resource.to_string(),
         authorization_servers: vec![authorization_server],
         scopes: settings.scopes.iter().map(str::to_owned).collect(),
     };
+    let sessions = backend.sessions.clone();
+    if let Some(mcp_upstream) = &settings.upstream {
+        let gateway = GatewaySettings {
+            upstream: mcp_upstream.url.clone(),
+            identity: mcp_upstream.identity.clone(),
+            timeout: config.mcp_upstream_timeout,
+            max_message_bytes: mcp_oauth_resource::edge::MAX_BODY_BYTES,
+            allowed_hosts: transport.allowed_hosts,
+            allowed_origins: transport.allowed_origins,
+        };
+        tracing::info!(upstream = %mcp_upstream.url, "/mcp forwards to the upstream MCP server");
+        return mcp_oauth_resource::gateway_routes(guard, metadata, sessions, gateway);
+    }
+    let demo = Arc::new(McpSettings { resource_update_interval: config.resource_update_interval, upstream });
+    let service = transport::service(transport, backend, move |context| McpServer::new(demo.clone(), context));
     mcp_oauth_resource::routes(guard, metadata, sessions, service)
 }
 

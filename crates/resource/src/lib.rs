@@ -63,3 +63,35 @@ where
         .nest("/mcp", mcp);
     ResourceRoutes { validator, router }
 }
+
+/// `/mcp` as a gateway to the user's own MCP server: the same guard, JSON-RPC edge and session
+/// ownership as [`routes`], then [`gateway::forward`]. With JWT identity, the keys that verify
+/// it are published at `/.well-known/jwks.json`.
+pub fn gateway_routes(
+    guard: BearerGuard,
+    metadata: ProtectedResource,
+    sessions: Arc<dyn McpSessionStore>,
+    gateway: gateway::GatewaySettings,
+) -> ResourceRoutes {
+    let validator = guard.validator.clone();
+    let jwks = match &gateway.identity {
+        gateway::identity::CallerIdentity::Jwt(signer) => Some(signer.jwks()),
+        gateway::identity::CallerIdentity::Headers => None,
+    };
+    let forwarder = Arc::new(gateway::Gateway::new(gateway, sessions.clone()));
+    let mcp = Router::new()
+        .fallback(gateway::forward)
+        .with_state(forwarder)
+        .layer(axum::middleware::from_fn_with_state(sessions, owner::bind_to_owner))
+        .layer(axum::middleware::from_fn(edge::jsonrpc_errors))
+        .layer(axum::middleware::from_fn_with_state(Arc::new(guard), guard::require_bearer));
+    let mut router = Router::new()
+        .route("/.well-known/oauth-protected-resource", get(metadata::protected_resource))
+        .route("/.well-known/oauth-protected-resource/mcp", get(metadata::protected_resource))
+        .with_state(Arc::new(metadata))
+        .nest("/mcp", mcp);
+    if let Some(jwks) = jwks {
+        router = router.route("/.well-known/jwks.json", get(async move || axum::Json(jwks.clone())));
+    }
+    ResourceRoutes { validator, router }
+}

@@ -46,6 +46,15 @@ pub enum IntrospectionAuthMethod {
     ClientSecretPost,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum UpstreamIdentityMode {
+    /// A short-lived ES256 JWT, verifiable with /.well-known/jwks.json.
+    Jwt,
+    /// X-MCP-Subject, X-MCP-Client-Id, X-MCP-Scope, for an upstream only this server reaches.
+    Headers,
+}
+
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
     /// Runs the authorization server on port 3001 and the MCP server on port 3232 in one
@@ -175,6 +184,23 @@ pub struct Config {
     /// cancelled.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+
+    /// Your own MCP server over Streamable HTTP (`http://127.0.0.1:8000/mcp`): /mcp forwards
+    /// to it instead of serving the demo.
+    #[arg(long, env = "MCP_UPSTREAM_URL", value_parser = parse_http_url)]
+    pub mcp_upstream_url: Option<url::Url>,
+
+    /// How the upstream learns the caller: a signed JWT in Authorization, or X-MCP-* headers.
+    #[arg(long, env = "MCP_UPSTREAM_IDENTITY", value_enum, default_value = "jwt")]
+    pub mcp_upstream_identity: UpstreamIdentityMode,
+
+    /// Bound on connecting to the upstream and on its first byte of answer.
+    #[arg(long, env = "MCP_UPSTREAM_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub mcp_upstream_timeout: Duration,
+
+    /// P-256 private key (PKCS#8 PEM) that signs identity JWTs; generated per process when unset.
+    #[arg(long, env = "SIGNING_KEY_FILE")]
+    pub signing_key_file: Option<std::path::PathBuf>,
 
     /// Log filter, in tracing's EnvFilter syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
@@ -384,6 +410,15 @@ pub struct Settings {
     pub storage: StorageUrl,
     /// How users sign in (internal and auth_server modes).
     pub login: LoginSetup,
+    /// `MCP_UPSTREAM_URL` and how to reach it; `None` serves the demo server.
+    pub upstream: Option<McpUpstream>,
+}
+
+/// The user's own MCP server behind /mcp.
+#[derive(Debug, Clone)]
+pub struct McpUpstream {
+    pub url: url::Url,
+    pub identity: mcp_oauth_resource::gateway::identity::CallerIdentity,
 }
 
 impl Settings {
@@ -438,8 +473,31 @@ impl Settings {
             AuthMode::External => LoginSetup::Dev { exposed: false },
             _ => config.login.setup(&issuer, loopback)?,
         };
-        Ok(Settings { issuer, resource, resources, scopes, auth_server, storage, login, config })
+        let upstream = match (&config.mcp_upstream_url, config.auth_mode) {
+            (Some(_), AuthMode::AuthServer) => return Err("MCP_UPSTREAM_URL has no effect in auth_server mode".into()),
+            (Some(url), _) => Some(McpUpstream { url: url.clone(), identity: caller_identity(&config, &issuer)? }),
+            (None, _) => None,
+        };
+        Ok(Settings { issuer, resource, resources, scopes, auth_server, storage, login, upstream, config })
     }
+}
+
+fn caller_identity(config: &Config, issuer: &Issuer) -> Result<mcp_oauth_resource::gateway::identity::CallerIdentity, String> {
+    use mcp_oauth_resource::gateway::identity::{CallerIdentity, IdentitySigner};
+    Ok(match config.mcp_upstream_identity {
+        UpstreamIdentityMode::Headers => CallerIdentity::Headers,
+        UpstreamIdentityMode::Jwt => {
+            let signer = match &config.signing_key_file {
+                Some(path) => {
+                    let pem = std::fs::read_to_string(path)
+                        .map_err(|e| format!("SIGNING_KEY_FILE `{}` cannot be read: {e}", path.display()))?;
+                    IdentitySigner::from_pem(issuer.as_str(), &pem).map_err(|e| format!("SIGNING_KEY_FILE: {e}"))?
+                }
+                None => IdentitySigner::generate(issuer.as_str()),
+            };
+            CallerIdentity::Jwt(std::sync::Arc::new(signer))
+        }
+    })
 }
 
 #[cfg(test)]

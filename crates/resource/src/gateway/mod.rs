@@ -48,6 +48,26 @@ pub struct GatewaySettings {
     pub timeout: Duration,
     /// Largest message in either direction.
     pub max_message_bytes: usize,
+    /// Hosts allowed in the `Host` header (DNS-rebinding protection, as rmcp's transport does
+    /// for the demo server).
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed; empty: the Origin header is not checked.
+    pub allowed_origins: Vec<String>,
+}
+
+impl GatewaySettings {
+    /// Whether `Host` names this server and `Origin`, when sent, is allowed.
+    fn admits(&self, headers: &HeaderMap) -> bool {
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let host = host.rsplit_once(':').filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit())).map_or(host, |(h, _)| h);
+        let host_ok = self.allowed_hosts.iter().any(|allowed| allowed.eq_ignore_ascii_case(host.trim_matches(['[', ']'])));
+        let origin_ok = self.allowed_origins.is_empty()
+            || headers
+                .get(header::ORIGIN)
+                .and_then(|v| v.to_str().ok())
+                .is_none_or(|origin| self.allowed_origins.iter().any(|allowed| allowed.eq_ignore_ascii_case(origin)));
+        host_ok && origin_ok
+    }
 }
 
 pub struct Gateway {
@@ -114,6 +134,9 @@ pub async fn forward(State(gateway): State<Arc<Gateway>>, request: Request) -> R
         return failure(StatusCode::UNAUTHORIZED, UNAUTHORIZED_OR_UNKNOWN_SESSION, "authorization required");
     };
     let (parts, body) = request.into_parts();
+    if !gateway.settings.admits(&parts.headers) {
+        return failure(StatusCode::FORBIDDEN, ErrorCode::INVALID_REQUEST, "this Host or Origin is not allowed");
+    }
     let ours = parts.headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let upstream_session = match &ours {
         Some(id) => match gateway.upstream_session(id).await {
@@ -193,8 +216,11 @@ async fn respond(gateway: &Gateway, method: Method, ours: Option<String>, answer
     {
         return storage_failed(error);
     }
-    let is_stream =
-        answer.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream"));
+    let is_stream = answer
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
     let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let body = if is_stream {
         Body::from_stream(stream::bounded_events(answer.bytes_stream(), gateway.settings.max_message_bytes))
@@ -203,7 +229,11 @@ async fn respond(gateway: &Gateway, method: Method, ours: Option<String>, answer
             Ok(body) => Body::from(body),
             Err(reason) => {
                 tracing::warn!(upstream = %gateway.settings.upstream, reason, "the upstream MCP server answered something unusable");
-                return failure(StatusCode::BAD_GATEWAY, UPSTREAM_FAILED, "the upstream MCP server answered something that is not JSON-RPC");
+                return failure(
+                    StatusCode::BAD_GATEWAY,
+                    UPSTREAM_FAILED,
+                    "the upstream MCP server answered something that is not JSON-RPC",
+                );
             }
         }
     };
