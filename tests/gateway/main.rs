@@ -165,4 +165,46 @@ async fn identity_jwt_keys_are_published() {
     assert_eq!(jwks["keys"][0]["kty"], "EC");
     assert_eq!(jwks["keys"][0]["alg"], "ES256");
     assert!(jwks["keys"][0].get("d").is_none(), "only the public key is published");
+    let (_, metadata) = server.get_json("/.well-known/oauth-authorization-server").await;
+    assert_eq!(metadata["jwks_uri"], server.url("/.well-known/jwks.json"), "the AS metadata names the keys");
+}
+
+/// A Python FastMCP server of the user's own verifies the gateway's identity JWT against the
+/// gateway's JWKS and names the user who signed in; the client's token never reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_upstream_verifies_the_identity_jwt_and_sees_the_signed_in_user() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("upstreams");
+    let python = dir.join(".venv/bin/python");
+    assert!(python.exists(), "create tests/upstreams/.venv first (./scripts/test does it)");
+    let port = free_port();
+    let mut child = Command::new(python)
+        .current_dir(&dir)
+        .args(["identity_server.py", &port.to_string(), &format!("{base}/.well-known/jwks.json"), &base])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python starts");
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the Python MCP server did not listen");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stores = mcp_oauth_adapters::memory::MemoryStore::default().stores();
+    let server = TestServer::serve(listener, base, &["--mcp-upstream-url", &url], stores).await;
+    let client = server.client("none").await;
+    let token = server.tokens(&client, "alice").await["access_token"].as_str().unwrap().to_owned();
+    let mcp = connect(&server.resource(), &token, TestClientHandler::default()).await;
+    let result = mcp.call_tool(CallToolRequestParams::new("whoami")).await.unwrap();
+    let answer = text(&result);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_ne!(result.is_error, Some(true), "{answer}");
+    assert_eq!(answer, format!("alice via {}", client.client_id));
 }

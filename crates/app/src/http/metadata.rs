@@ -14,7 +14,7 @@ pub async fn authorization_server(State(state): State<Arc<AppState>>) -> Json<Va
     let issuer = &state.settings.issuer;
     let scopes: Vec<&str> = state.settings.scopes.iter().collect();
     let secret_methods = ["client_secret_basic", "client_secret_post"];
-    Json(json!({
+    let mut metadata = json!({
         "issuer": issuer.as_str(),
         "authorization_endpoint": issuer.endpoint("/authorize"),
         "token_endpoint": issuer.endpoint("/token"),
@@ -30,5 +30,15 @@ pub async fn authorization_server(State(state): State<Arc<AppState>>) -> Json<Va
         "revocation_endpoint_auth_methods_supported": TokenEndpointAuthMethod::ALL,
         "scopes_supported": scopes,
         "authorization_response_iss_parameter_supported": true,
-    }))
+    });
+    // The keys that verify the identity JWTs this server sends to an upstream MCP server.
+    let signs_identities = state
+        .settings
+        .upstream
+        .as_ref()
+        .is_some_and(|u| matches!(u.identity, mcp_oauth_resource::gateway::identity::CallerIdentity::Jwt(_)));
+    if signs_identities {
+        metadata["jwks_uri"] = json!(issuer.endpoint("/.well-known/jwks.json"));
+    }
+    Json(metadata)
 }
