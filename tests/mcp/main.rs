@@ -3,6 +3,7 @@
 mod features;
 mod protocol;
 mod sessions;
+mod tool_scopes;
 
 use mcp_oauth_testkit::http::TestServer;
 

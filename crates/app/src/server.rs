@@ -279,11 +279,11 @@ fn resource_routes(
             allowed_origins: transport.allowed_origins,
         };
         tracing::info!(upstream = %mcp_upstream.url, "/mcp forwards to the upstream MCP server");
-        return mcp_oauth_resource::gateway_routes(guard, metadata, sessions, gateway);
+        return mcp_oauth_resource::gateway_routes(guard, metadata, sessions, settings.tool_scopes.clone(), gateway);
     }
     let demo = Arc::new(McpSettings { resource_update_interval: config.resource_update_interval, upstream });
     let service = transport::service(transport, backend, move |context| McpServer::new(demo.clone(), context));
-    mcp_oauth_resource::routes(guard, metadata, sessions, service)
+    mcp_oauth_resource::routes(guard, metadata, sessions, settings.tool_scopes.clone(), service)
 }
 
 /// Runs what the configuration asks for until the process is asked to stop.

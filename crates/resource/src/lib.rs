@@ -2,8 +2,8 @@
 //! tokens issued for it, with sessions bound to their user and shared by every instance.
 //!
 //! A request travels: `guard` (bearer token, RFC 6750 / RFC 9728 challenges) → `edge`
-//! (JSON-RPC errors for transport failures) → `owner` (the session belongs to the token's
-//! subject) → `transport` (rmcp's Streamable HTTP, routed between instances over the session
+//! (JSON-RPC errors for transport failures) → `tool_scopes` (per-tool scopes) → `owner` (the
+//! session belongs to the token's subject) → `transport` (rmcp's Streamable HTTP, routed between instances over the session
 //! `ports`) → the MCP server (`demo`, the reference server and conformance fixtures). The ports
 //! have a `memory` and a `redis` implementation. Token validation is the OAuth domain's port
 //! (`TokenValidator`); nothing here reaches into the authorization server.
@@ -18,6 +18,7 @@ pub mod owner;
 pub mod ports;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod tool_scopes;
 pub mod transport;
 
 use std::sync::Arc;
@@ -33,6 +34,10 @@ use metadata::ProtectedResource;
 use ports::McpSessionStore;
 use transport::RoutedSessionManager;
 
+fn tool_guard(guard: &BearerGuard, scopes: tool_scopes::ToolScopes) -> Arc<tool_scopes::ToolScopeGuard> {
+    Arc::new(tool_scopes::ToolScopeGuard { scopes, resource_metadata: guard.resource_metadata.clone() })
+}
+
 /// The resource server's routes, and the validator its readiness depends on.
 pub struct ResourceRoutes {
     pub validator: Arc<dyn TokenValidator>,
@@ -45,6 +50,7 @@ pub fn routes<S>(
     guard: BearerGuard,
     metadata: ProtectedResource,
     sessions: Arc<dyn McpSessionStore>,
+    tools: tool_scopes::ToolScopes,
     service: StreamableHttpService<S, RoutedSessionManager>,
 ) -> ResourceRoutes
 where
@@ -54,6 +60,7 @@ where
     let mcp = Router::new()
         .fallback_service(service)
         .layer(axum::middleware::from_fn_with_state(sessions, owner::bind_to_owner))
+        .layer(axum::middleware::from_fn_with_state(tool_guard(&guard, tools), tool_scopes::enforce))
         .layer(axum::middleware::from_fn(edge::jsonrpc_errors))
         .layer(axum::middleware::from_fn_with_state(Arc::new(guard), guard::require_bearer));
     let router = Router::new()
@@ -71,6 +78,7 @@ pub fn gateway_routes(
     guard: BearerGuard,
     metadata: ProtectedResource,
     sessions: Arc<dyn McpSessionStore>,
+    tools: tool_scopes::ToolScopes,
     gateway: gateway::GatewaySettings,
 ) -> ResourceRoutes {
     let validator = guard.validator.clone();
@@ -83,6 +91,7 @@ pub fn gateway_routes(
         .fallback(gateway::forward)
         .with_state(forwarder)
         .layer(axum::middleware::from_fn_with_state(sessions, owner::bind_to_owner))
+        .layer(axum::middleware::from_fn_with_state(tool_guard(&guard, tools), tool_scopes::enforce))
         .layer(axum::middleware::from_fn(edge::jsonrpc_errors))
         .layer(axum::middleware::from_fn_with_state(Arc::new(guard), guard::require_bearer));
     let mut router = Router::new()

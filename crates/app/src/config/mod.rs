@@ -198,6 +198,10 @@ pub struct Config {
     #[arg(long, env = "MCP_UPSTREAM_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub mcp_upstream_timeout: Duration,
 
+    /// Scopes each tool needs: `deploy=deploy:write,*=mcp` (SCOPES must list them).
+    #[arg(long, env = "TOOL_SCOPES", default_value = "")]
+    pub tool_scopes: String,
+
     /// P-256 private key (PKCS#8 PEM) that signs identity JWTs; generated per process when unset.
     #[arg(long, env = "SIGNING_KEY_FILE")]
     pub signing_key_file: Option<std::path::PathBuf>,
@@ -412,6 +416,7 @@ pub struct Settings {
     pub login: LoginSetup,
     /// `MCP_UPSTREAM_URL` and how to reach it; `None` serves the demo server.
     pub upstream: Option<McpUpstream>,
+    pub tool_scopes: mcp_oauth_resource::tool_scopes::ToolScopes,
 }
 
 /// The user's own MCP server behind /mcp.
@@ -478,7 +483,12 @@ impl Settings {
             (Some(url), _) => Some(McpUpstream { url: url.clone(), identity: caller_identity(&config, &issuer)? }),
             (None, _) => None,
         };
-        Ok(Settings { issuer, resource, resources, scopes, auth_server, storage, login, upstream, config })
+        let tool_scopes =
+            mcp_oauth_resource::tool_scopes::ToolScopes::parse(&config.tool_scopes).map_err(|e| format!("TOOL_SCOPES: {e}"))?;
+        if let Some(unknown) = tool_scopes.all_scopes().find(|s| !scopes.contains(s)) {
+            return Err(format!("TOOL_SCOPES names `{unknown}`, which SCOPES does not list"));
+        }
+        Ok(Settings { issuer, resource, resources, scopes, auth_server, storage, login, upstream, tool_scopes, config })
     }
 }
 
