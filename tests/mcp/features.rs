@@ -270,3 +270,22 @@ async fn prompts_render_and_completion_suggests() {
     assert_eq!(ids.completion.values, ["9", "90", "91", "92", "93", "94", "95", "96", "97", "98", "99"]);
     client.cancel().await.ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_demo_fixtures_false_hides_the_conformance_fixtures() {
+    for (flag, shown) in [("true", true), ("false", false)] {
+        let server = mcp_oauth_testkit::http::TestServer::start(&["--mcp-demo-fixtures", flag]).await;
+        let client = server.client("none").await;
+        let token = server.tokens(&client, "alice").await["access_token"].as_str().unwrap().to_owned();
+        let mcp = connect(&server.resource(), &token, TestClientHandler::default()).await;
+        let tools = mcp.list_all_tools().await.unwrap();
+        assert!(tools.iter().any(|t| t.name == "echo"), "the reference tools stay");
+        assert_eq!(tools.iter().any(|t| t.name.starts_with("test_")), shown, "fixture tools with {flag}");
+        let prompts = mcp.list_all_prompts().await.unwrap();
+        assert_eq!(prompts.iter().any(|p| p.name.starts_with("test_")), shown, "fixture prompts with {flag}");
+        let resources = mcp.list_all_resources().await.unwrap();
+        assert_eq!(resources.iter().any(|r| r.uri == "test://static-text"), shown, "fixture resources with {flag}");
+        let read = mcp.read_resource(rmcp::model::ReadResourceRequestParams::new("test://static-text")).await;
+        assert_eq!(read.is_ok(), shown);
+    }
+}

@@ -281,7 +281,11 @@ fn resource_routes(
         tracing::info!(upstream = %mcp_upstream.url, "/mcp forwards to the upstream MCP server");
         return mcp_oauth_resource::gateway_routes(guard, metadata, sessions, settings.tool_scopes.clone(), gateway);
     }
-    let demo = Arc::new(McpSettings { resource_update_interval: config.resource_update_interval, upstream });
+    let demo = Arc::new(McpSettings {
+        resource_update_interval: config.resource_update_interval,
+        upstream,
+        fixtures: config.mcp_demo_fixtures,
+    });
     let service = transport::service(transport, backend, move |context| McpServer::new(demo.clone(), context));
     mcp_oauth_resource::routes(guard, metadata, sessions, settings.tool_scopes.clone(), service)
 }

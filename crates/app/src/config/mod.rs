@@ -198,6 +198,11 @@ pub struct Config {
     #[arg(long, env = "MCP_UPSTREAM_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub mcp_upstream_timeout: Duration,
 
+    /// Whether the demo server serves the conformance suite's fixtures (test_* tools and
+    /// prompts, test://static-* resources).
+    #[arg(long, env = "MCP_DEMO_FIXTURES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub mcp_demo_fixtures: bool,
+
     /// Scopes each tool needs: `deploy=deploy:write,*=mcp` (SCOPES must list them).
     #[arg(long, env = "TOOL_SCOPES", default_value = "")]
     pub tool_scopes: String,

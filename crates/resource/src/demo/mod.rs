@@ -40,11 +40,14 @@ pub struct McpSettings {
     /// The callers' accounts at the upstream identity provider, when users sign in there:
     /// adds the `upstream_userinfo` tool and the upstream identity to `whoami`.
     pub upstream: Option<Arc<dyn UpstreamAccount>>,
+    /// Whether the conformance suite's fixtures (`test_*` tools and prompts, the
+    /// `test://static-*` resources) are served; `MCP_DEMO_FIXTURES=false` hides them.
+    pub fixtures: bool,
 }
 
 impl Default for McpSettings {
     fn default() -> Self {
-        Self { resource_update_interval: Duration::from_secs(10), upstream: None }
+        Self { resource_update_interval: Duration::from_secs(10), upstream: None, fixtures: true }
     }
 }
 
@@ -123,7 +126,10 @@ fn severity(level: LoggingLevel) -> u8 {
 
 impl McpServer {
     pub fn new(settings: Arc<McpSettings>, context: &ServerContext) -> Self {
-        let mut tool_router = Self::reference_tools() + Self::fixture_tools();
+        let mut tool_router = Self::reference_tools();
+        if settings.fixtures {
+            tool_router += Self::fixture_tools();
+        }
         if settings.upstream.is_some() {
             tool_router += Self::upstream_tools();
         }
@@ -197,7 +203,8 @@ impl ServerHandler for McpServer {
             Some(cursor) => resources::decode_cursor(&cursor)?,
             None => 0,
         };
-        let all = resources::catalogue();
+        let all: Vec<_> =
+            resources::catalogue().into_iter().filter(|r| self.settings.fixtures || !resources::is_fixture(&r.uri)).collect();
         let end = (offset + resources::PAGE_SIZE).min(all.len());
         let page = all[offset..end].to_vec();
         let next = (end < all.len()).then(|| resources::encode_cursor(end));
@@ -219,6 +226,9 @@ impl ServerHandler for McpServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        if !self.settings.fixtures && resources::is_fixture(&request.uri) {
+            return Err(ErrorData::resource_not_found(format!("unknown resource: {}", request.uri), None));
+        }
         Ok(ReadResourceResult::new(vec![resources::read(&request.uri)?]).into())
     }
 
@@ -269,7 +279,8 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        Ok(ListPromptsResult::with_all_items(prompts::list()))
+        let listed = prompts::list().into_iter().filter(|p| self.settings.fixtures || !prompts::is_fixture(&p.name)).collect();
+        Ok(ListPromptsResult::with_all_items(listed))
     }
 
     async fn get_prompt(
@@ -277,6 +288,9 @@ impl ServerHandler for McpServer {
         request: GetPromptRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        if !self.settings.fixtures && prompts::is_fixture(&request.name) {
+            return Err(ErrorData::invalid_params(format!("unknown prompt: {}", request.name), None));
+        }
         Ok(prompts::get(&request.name, request.arguments.as_ref())?.into())
     }
 

@@ -54,6 +54,11 @@ fn image() -> ContentBlock {
 }
 
 /// Renders a prompt, or invalid params for an unknown prompt or missing required argument.
+/// Whether `name` is one of the conformance suite's fixture prompts.
+pub fn is_fixture(name: &str) -> bool {
+    name.starts_with("test_")
+}
+
 pub fn get(name: &str, arguments: Option<&Map<String, Value>>) -> Result<GetPromptResult, ErrorData> {
     let prompt = list()
         .into_iter()

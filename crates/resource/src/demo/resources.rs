@@ -25,6 +25,11 @@ fn static_resource(id: u32) -> Resource {
         .with_mime_type(mime)
 }
 
+/// Whether `uri` is one of the conformance suite's fixture resources.
+pub fn is_fixture(uri: &str) -> bool {
+    matches!(uri, "test://static-text" | "test://static-binary")
+}
+
 /// Every direct resource, in listing order.
 pub fn catalogue() -> Vec<Resource> {
     let mut all: Vec<Resource> = (1..=RESOURCE_COUNT).map(static_resource).collect();
