@@ -208,3 +208,43 @@ async fn a_python_upstream_verifies_the_identity_jwt_and_sees_the_signed_in_user
     assert_ne!(result.is_error, Some(true), "{answer}");
     assert_eq!(answer, format!("alice via {}", client.client_id));
 }
+
+/// Two instances on one Redis forward one session: the upstream's session id lives in the
+/// shared session record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn either_instance_on_one_redis_forwards_a_session() {
+    use mcp_oauth_testkit::forwarder::Forwarder;
+    use mcp_oauth_testkit::process::ServerProcess;
+    use mcp_oauth_testkit::redis_server::TestRedis;
+
+    let upstream = Everything::start().await;
+    let redis = tokio::task::spawn_blocking(TestRedis::start).await.unwrap();
+    let (port_a, port_b) = (free_port(), free_port());
+    let front = Forwarder::start(vec![format!("http://127.0.0.1:{port_a}"), format!("http://127.0.0.1:{port_b}")], None).await;
+    let storage = redis.url();
+    let env = [
+        ("STORAGE_URL", storage.as_str()),
+        ("BASE_URI", front.base.as_str()),
+        ("MCP_UPSTREAM_URL", upstream.url.as_str()),
+        ("MCP_UPSTREAM_IDENTITY", "headers"),
+    ];
+    let a = ServerProcess::start(port_a, &env).await;
+    let b = ServerProcess::start(port_b, &env).await;
+    let on_a = TestServer::remote(a.base.clone(), mcp_oauth_testkit::http::http_client());
+    let client = on_a.client("none").await;
+    let token = on_a.tokens(&client, "alice").await["access_token"].as_str().unwrap().to_owned();
+
+    let session = RawSession::open(&a.resource(), &token).await;
+    let ping = json!({"jsonrpc": "2.0", "id": 3, "method": "ping"});
+    let via_b = session.via(&b.resource());
+    let answer = via_b.post_json(ping.clone()).await;
+    assert_eq!(answer.status(), 200, "B forwards A's session: {}", b.logs());
+    let echo =
+        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "via B"}}});
+    let body = via_b.post_json(echo).await.text().await.unwrap();
+    assert!(body.contains("via B"), "{body}");
+    let deleted = via_b.request(reqwest::Method::DELETE).send().await.unwrap();
+    assert!(deleted.status().is_success());
+    assert_eq!(session.post_json(ping).await.status(), 404, "ended on B, gone on A");
+    drop((a, b, front, redis));
+}
