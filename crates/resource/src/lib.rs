@@ -34,33 +34,26 @@ use metadata::ProtectedResource;
 use ports::McpSessionStore;
 use transport::RoutedSessionManager;
 
-fn tool_guard(guard: &BearerGuard, scopes: tool_scopes::ToolScopes) -> Arc<tool_scopes::ToolScopeGuard> {
-    Arc::new(tool_scopes::ToolScopeGuard { scopes, resource_metadata: guard.resource_metadata.clone() })
-}
-
 /// The resource server's routes, and the validator its readiness depends on.
 pub struct ResourceRoutes {
     pub validator: Arc<dyn TokenValidator>,
     pub router: Router,
 }
 
-/// `/mcp` behind its guard, session ownership and JSON-RPC edge, and its RFC 9728 metadata at
-/// both well-known URLs.
-pub fn routes<S>(
+/// `mcp` (what answers /mcp) behind the guard, the JSON-RPC edge, per-tool scopes and session
+/// ownership, beside the RFC 9728 metadata at both well-known URLs.
+fn guarded(
+    mcp: Router,
     guard: BearerGuard,
     metadata: ProtectedResource,
     sessions: Arc<dyn McpSessionStore>,
     tools: tool_scopes::ToolScopes,
-    service: StreamableHttpService<S, RoutedSessionManager>,
-) -> ResourceRoutes
-where
-    S: ServerHandler + Send + 'static,
-{
+) -> ResourceRoutes {
     let validator = guard.validator.clone();
-    let mcp = Router::new()
-        .fallback_service(service)
+    let tool_guard = Arc::new(tool_scopes::ToolScopeGuard { scopes: tools, resource_metadata: guard.resource_metadata.clone() });
+    let mcp = mcp
         .layer(axum::middleware::from_fn_with_state(sessions, owner::bind_to_owner))
-        .layer(axum::middleware::from_fn_with_state(tool_guard(&guard, tools), tool_scopes::enforce))
+        .layer(axum::middleware::from_fn_with_state(tool_guard, tool_scopes::enforce))
         .layer(axum::middleware::from_fn(edge::jsonrpc_errors))
         .layer(axum::middleware::from_fn_with_state(Arc::new(guard), guard::require_bearer));
     let router = Router::new()
@@ -71,9 +64,23 @@ where
     ResourceRoutes { validator, router }
 }
 
-/// `/mcp` as a gateway to the user's own MCP server: the same guard, JSON-RPC edge and session
-/// ownership as [`routes`], then [`gateway::forward`]. With JWT identity, the keys that verify
-/// it are published at `/.well-known/jwks.json`.
+/// `/mcp` serving `service` (the demo server, or an embedded one) on rmcp's transport.
+pub fn routes<S>(
+    guard: BearerGuard,
+    metadata: ProtectedResource,
+    sessions: Arc<dyn McpSessionStore>,
+    tools: tool_scopes::ToolScopes,
+    service: StreamableHttpService<S, RoutedSessionManager>,
+) -> ResourceRoutes
+where
+    S: ServerHandler + Send + 'static,
+{
+    guarded(Router::new().fallback_service(service), guard, metadata, sessions, tools)
+}
+
+/// `/mcp` as a gateway to the user's own MCP server ([`gateway::forward`]), behind the same
+/// layers as [`routes`]. With JWT identity, the keys that verify it are published at
+/// `/.well-known/jwks.json`.
 pub fn gateway_routes(
     guard: BearerGuard,
     metadata: ProtectedResource,
@@ -81,26 +88,15 @@ pub fn gateway_routes(
     tools: tool_scopes::ToolScopes,
     gateway: gateway::GatewaySettings,
 ) -> ResourceRoutes {
-    let validator = guard.validator.clone();
     let jwks = match &gateway.identity {
         gateway::identity::CallerIdentity::Jwt(signer) => Some(signer.jwks()),
         gateway::identity::CallerIdentity::Headers => None,
     };
     let forwarder = Arc::new(gateway::Gateway::new(gateway, sessions.clone()));
-    let mcp = Router::new()
-        .fallback(gateway::forward)
-        .with_state(forwarder)
-        .layer(axum::middleware::from_fn_with_state(sessions, owner::bind_to_owner))
-        .layer(axum::middleware::from_fn_with_state(tool_guard(&guard, tools), tool_scopes::enforce))
-        .layer(axum::middleware::from_fn(edge::jsonrpc_errors))
-        .layer(axum::middleware::from_fn_with_state(Arc::new(guard), guard::require_bearer));
-    let mut router = Router::new()
-        .route("/.well-known/oauth-protected-resource", get(metadata::protected_resource))
-        .route("/.well-known/oauth-protected-resource/mcp", get(metadata::protected_resource))
-        .with_state(Arc::new(metadata))
-        .nest("/mcp", mcp);
+    let mcp = Router::new().fallback(gateway::forward).with_state(forwarder);
+    let mut routes = guarded(mcp, guard, metadata, sessions, tools);
     if let Some(jwks) = jwks {
-        router = router.route("/.well-known/jwks.json", get(async move || axum::Json(jwks.clone())));
+        routes.router = routes.router.route("/.well-known/jwks.json", get(async move || axum::Json(jwks.clone())));
     }
-    ResourceRoutes { validator, router }
+    routes
 }

@@ -109,8 +109,9 @@ impl Login {
         self.provider.name()
     }
 
-    fn verifier(&self, state: &str) -> CodeVerifier {
-        CodeVerifier::parse(&self.settings.key.derive("pkce", state)).expect("a derived secret is a valid verifier")
+    /// The PKCE verifier of the trip `state` names: derived, so no record holds it.
+    fn verifier(&self, state: &str) -> String {
+        self.settings.key.derive("pkce", state)
     }
 
     fn nonce(&self, state: &str) -> String {
@@ -128,7 +129,8 @@ impl Login {
             expires_at: lifetime_end(now, self.settings.attempt_ttl),
         };
         self.stores.login_attempts.insert(&TokenDigest::of(&state), &attempt).await?;
-        let challenge = CodeChallenge::of(&self.verifier(&state));
+        let verifier = CodeVerifier::parse(&self.verifier(&state)).expect("a derived secret is a valid verifier");
+        let challenge = CodeChallenge::of(&verifier);
         let redirect = self.provider.authorization_url(&state, &self.nonce(&state), &challenge).await?;
         Ok(LoginStart { redirect, browser_secret, tag: attempt_tag(&state) })
     }
@@ -154,8 +156,7 @@ impl Login {
             return Err(UpstreamError::Refused(format!("{error} {detail}").trim().to_owned()).into());
         }
         let code = callback.code.as_deref().ok_or_else(|| UpstreamError::Invalid("the callback carries no code".into()))?;
-        let verifier = self.settings.key.derive("pkce", state);
-        let (identity, tokens) = self.provider.redeem(code, &verifier, &self.nonce(state)).await?;
+        let (identity, tokens) = self.provider.redeem(code, &self.verifier(state), &self.nonce(state)).await?;
         if let Err(refusal) = self.settings.policy.admit(&identity) {
             tracing::warn!(subject = %identity.subject, "sign-in refused by the access policy");
             return Err(LoginError::Refused { pending: attempt.pending, reason: refusal.0 });

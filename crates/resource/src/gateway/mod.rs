@@ -173,11 +173,11 @@ pub async fn forward(State(gateway): State<Arc<Gateway>>, request: Request) -> R
 
 async fn respond(gateway: &Gateway, method: Method, ours: Option<String>, answer: reqwest::Response) -> Response {
     let status = answer.status();
-    if status == reqwest::StatusCode::NOT_FOUND && ours.is_some() {
+    if status == reqwest::StatusCode::NOT_FOUND
+        && let Some(id) = &ours
+    {
         // The upstream forgot the session (restart, expiry): so do we.
-        if let Some(id) = &ours {
-            let _ = gateway.sessions.end(id).await;
-        }
+        let _ = gateway.sessions.end(id).await;
         return unknown_session();
     }
     if matches!(status.as_u16(), 401 | 403) {
