@@ -4,6 +4,8 @@
 //! prompts, sampling and progress; sessions stay bound to their user; an upstream that is gone
 //! gets a 502, never a 401.
 
+mod stdio;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

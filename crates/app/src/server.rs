@@ -19,15 +19,16 @@ use mcp_oauth_domain::validation::{LocalTokenValidator, TokenValidator};
 use mcp_oauth_resource::ResourceRoutes;
 use mcp_oauth_resource::demo::{McpServer, McpSettings};
 use mcp_oauth_resource::gateway::GatewaySettings;
+use mcp_oauth_resource::gateway::stdio::StdioSettings;
 use mcp_oauth_resource::guard::BearerGuard;
 use mcp_oauth_resource::memory::{LocalBus, MemoryMcpSessions};
 use mcp_oauth_resource::metadata::ProtectedResource;
-use mcp_oauth_resource::ports::UpstreamAccount;
+use mcp_oauth_resource::ports::{GrantStatus, UpstreamAccount};
 use mcp_oauth_resource::transport::{self, McpBackend, TransportSettings};
 use tokio::net::TcpListener;
 
 use crate::config::{
-    AuthMode, Config, ConnectionUrl, IntrospectionAuthMethod, LoginSetup, Settings, StorageUrl, TokenValidation,
+    AuthMode, Config, ConnectionUrl, IntrospectionAuthMethod, LoginSetup, McpUpstream, Settings, StorageUrl, TokenValidation,
 };
 use crate::http::{self, AppState};
 use crate::pages::HomePage;
@@ -165,17 +166,30 @@ pub fn build(settings: &Settings, storage: Storage, shutdown: &Shutdown) -> Rout
                 .as_ref()
                 .and_then(|state| state.login.clone())
                 .map(|login| Arc::new(crate::upstream_account::SignedInAccount(login)) as Arc<dyn UpstreamAccount>);
-            Some(resource_routes(settings, validator, settings.issuer.as_str().to_owned(), backend, upstream, shutdown))
+            let grants = Arc::new(IssuedGrants(stores.access_tokens.clone())) as Arc<dyn GrantStatus>;
+            let named = settings.issuer.as_str().to_owned();
+            Some(resource_routes(settings, validator, named, backend, upstream, Some(grants), shutdown))
         }
         AuthMode::External => {
             let issuer = settings.auth_server.clone().expect("external settings name the authorization server");
             let validator = Arc::new(ExternalValidator::new(external_settings(settings, issuer.clone())));
             let named = issuer.as_str().trim_end_matches('/').to_owned();
-            Some(resource_routes(settings, validator, named, backend, None, shutdown))
+            Some(resource_routes(settings, validator, named, backend, None, None, shutdown))
         }
     };
     let home = Arc::new(home_page(settings));
     http::router(oauth, resource, stores.health.clone(), home)
+}
+
+/// Tokens this server issued: revoking one (or its family) removes its record, while an
+/// expired one is kept until its retention ends.
+struct IssuedGrants(Arc<dyn mcp_oauth_domain::ports::AccessTokenStore>);
+
+#[async_trait::async_trait]
+impl GrantStatus for IssuedGrants {
+    async fn is_live(&self, token: &TokenDigest) -> Result<bool, mcp_oauth_domain::StorageError> {
+        Ok(self.0.get(token).await?.is_some())
+    }
 }
 
 /// The sign-in at the upstream identity provider, when LOGIN asks for one.
@@ -248,12 +262,14 @@ fn resource_routes(
     authorization_server: String,
     backend: McpBackend,
     upstream: Option<Arc<dyn UpstreamAccount>>,
+    grants: Option<Arc<dyn GrantStatus>>,
     shutdown: &Shutdown,
 ) -> ResourceRoutes {
     let guard = BearerGuard {
         validator,
         resource_metadata: settings.issuer.endpoint("/.well-known/oauth-protected-resource/mcp"),
         scope: settings.scopes.to_string(),
+        required: settings.required_scopes.clone(),
     };
     let config = &settings.config;
     let transport = TransportSettings {
@@ -269,17 +285,33 @@ fn resource_routes(
         scopes: settings.scopes.iter().map(str::to_owned).collect(),
     };
     let sessions = backend.sessions.clone();
-    if let Some(mcp_upstream) = &settings.upstream {
-        let gateway = GatewaySettings {
-            upstream: mcp_upstream.url.clone(),
-            identity: mcp_upstream.identity.clone(),
-            timeout: config.mcp_upstream_timeout,
-            max_message_bytes: mcp_oauth_resource::edge::MAX_BODY_BYTES,
-            allowed_hosts: transport.allowed_hosts,
-            allowed_origins: transport.allowed_origins,
-        };
-        tracing::info!(upstream = %mcp_upstream.url, "/mcp forwards to the upstream MCP server");
-        return mcp_oauth_resource::gateway_routes(guard, metadata, sessions, settings.tool_scopes.clone(), gateway);
+    match &settings.upstream {
+        Some(McpUpstream::Http { url, identity }) => {
+            let gateway = GatewaySettings {
+                upstream: url.clone(),
+                identity: identity.clone(),
+                timeout: config.mcp_upstream_timeout,
+                max_message_bytes: mcp_oauth_resource::edge::MAX_BODY_BYTES,
+                allowed_hosts: transport.allowed_hosts,
+                allowed_origins: transport.allowed_origins,
+            };
+            tracing::info!(upstream = %url, "/mcp forwards to the upstream MCP server");
+            return mcp_oauth_resource::gateway_routes(guard, metadata, sessions, settings.tool_scopes.clone(), gateway);
+        }
+        Some(McpUpstream::Stdio(command)) => {
+            let stdio = StdioSettings {
+                command: command.clone(),
+                max_processes: config.max_upstream_processes,
+                max_processes_per_user: config.max_upstream_processes_per_user,
+                check_interval: config.mcp_upstream_check_interval,
+                grants,
+                children: shutdown.children(),
+            };
+            tracing::info!(program = %command.program, "/mcp runs the upstream MCP server over stdio, one process per session");
+            let service = mcp_oauth_resource::gateway::stdio::service(transport, backend, stdio);
+            return mcp_oauth_resource::stdio_routes(guard, metadata, sessions, settings.tool_scopes.clone(), service);
+        }
+        None => {}
     }
     let demo = Arc::new(McpSettings {
         resource_update_interval: config.resource_update_interval,
@@ -340,7 +372,8 @@ async fn serve(config: Config) -> Result<(), StartupError> {
         tracing::info!(signal, "stopping: no new connections; open streams end, requests in flight may finish");
         stopping.begin();
     });
-    let served = crate::shutdown::serve(listener, app, shutdown, config.shutdown_timeout).await;
+    let served = crate::shutdown::serve(listener, app, shutdown.clone(), config.shutdown_timeout).await;
+    shutdown.reap(Duration::from_secs(10)).await;
     health.close().await;
     served.map_err(|source| StartupError::Bind { addr: local.to_string(), source })?;
     tracing::info!(%local, "stopped");

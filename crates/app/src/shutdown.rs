@@ -10,6 +10,7 @@ use axum::Router;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// How long cancelled MCP streams get to send their last bytes once the deadline has passed.
 const FINAL_FLUSH: Duration = Duration::from_secs(1);
@@ -19,6 +20,8 @@ const FINAL_FLUSH: Duration = Duration::from_secs(1);
 pub struct Shutdown {
     draining: CancellationToken,
     closing: CancellationToken,
+    /// Work that must finish before the process exits: upstream child processes being ended.
+    children: TaskTracker,
 }
 
 impl Shutdown {
@@ -30,6 +33,20 @@ impl Shutdown {
     /// Cancelled when the deadline passes: every MCP session and its streams end.
     pub fn closing(&self) -> CancellationToken {
         self.closing.clone()
+    }
+
+    /// Where work that must end before the process exits is tracked.
+    pub fn children(&self) -> TaskTracker {
+        self.children.clone()
+    }
+
+    /// Waits, at most `limit`, for the tracked work to end once the server has stopped.
+    pub async fn reap(&self, limit: Duration) {
+        self.closing.cancel();
+        self.children.close();
+        if tokio::time::timeout(limit, self.children.wait()).await.is_err() {
+            tracing::warn!("some upstream processes did not stop in time");
+        }
     }
 
     /// Begins stopping, as a signal does.

@@ -8,6 +8,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use mcp_oauth_domain::ErrorCode as OAuthErrorCode;
+use mcp_oauth_domain::scope::Scope;
+use mcp_oauth_domain::secret::TokenDigest;
 use mcp_oauth_domain::validation::{TokenRejection, TokenValidator};
 use rmcp::model::ErrorCode;
 use serde_json::json;
@@ -23,8 +25,16 @@ pub struct BearerGuard {
     pub validator: Arc<dyn TokenValidator>,
     /// Where clients find the protected-resource metadata, named in every challenge.
     pub resource_metadata: String,
+    /// What the 401 challenge asks a first authorization to request.
     pub scope: String,
+    /// What every token must carry to reach /mcp at all (`MCP_REQUIRED_SCOPES`).
+    pub required: Scope,
 }
+
+/// The digest of the bearer token a request presented: never the token itself. The gateway
+/// checks through it that the grant behind a stdio child is still alive.
+#[derive(Clone, Copy, Debug)]
+pub struct PresentedToken(pub TokenDigest);
 
 impl BearerGuard {
     fn challenge(&self, error: Option<&str>) -> Response {
@@ -40,6 +50,20 @@ impl BearerGuard {
         }
         response
     }
+}
+
+/// 403 with an `insufficient_scope` challenge naming every scope `needed` (RFC 6750 section 3.1,
+/// MCP "Scope Challenge Handling": the whole set in one challenge).
+pub fn insufficient_scope(resource_metadata: &str, needed: &Scope, description: &str) -> Response {
+    let challenge = format!(
+        "Bearer error=\"insufficient_scope\", scope=\"{needed}\", resource_metadata=\"{resource_metadata}\", error_description=\"{description}\""
+    );
+    let body = jsonrpc_error(ErrorCode::INVALID_REQUEST, &format!("insufficient scope: {description}"));
+    let mut response = (StatusCode::FORBIDDEN, body).into_response();
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
 }
 
 /// A JSON-RPC error body for a transport-level failure, which answers no particular request.
@@ -59,8 +83,15 @@ pub async fn require_bearer(State(guard): State<Arc<BearerGuard>>, mut request: 
         return guard.challenge(None);
     };
     match guard.validator.validate(token).await {
+        Ok(validated) if !guard.required.is_subset_of(&validated.scope) => {
+            tracing::info!(subject = %validated.subject, required = %guard.required, "MCP request refused: insufficient scope");
+            let description = format!("this server needs the scope {}", guard.required);
+            insufficient_scope(&guard.resource_metadata, &guard.required, &description)
+        }
         Ok(validated) => {
+            let presented = PresentedToken(TokenDigest::of(token));
             request.extensions_mut().insert(validated);
+            request.extensions_mut().insert(presented);
             next.run(request).await
         }
         Err(TokenRejection::Invalid(reason)) => guard.challenge(Some(reason)),

@@ -78,6 +78,19 @@ where
     guarded(Router::new().fallback_service(service), guard, metadata, sessions, tools)
 }
 
+/// `/mcp` in front of a stdio MCP server, one child per session ([`gateway::stdio`]), behind
+/// the same layers as [`routes`].
+pub fn stdio_routes(
+    guard: BearerGuard,
+    metadata: ProtectedResource,
+    sessions: Arc<dyn McpSessionStore>,
+    tools: tool_scopes::ToolScopes,
+    service: StreamableHttpService<gateway::stdio::Ghost, gateway::stdio::StdioSessionManager>,
+) -> ResourceRoutes {
+    let mcp = Router::new().fallback_service(service).layer(axum::middleware::from_fn(gateway::stdio::require_session));
+    guarded(mcp, guard, metadata, sessions, tools)
+}
+
 /// `/mcp` as a gateway to the user's own MCP server ([`gateway::forward`]), behind the same
 /// layers as [`routes`]. With JWT identity, the keys that verify it are published at
 /// `/.well-known/jwks.json`.

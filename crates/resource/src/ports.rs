@@ -37,6 +37,13 @@ pub trait UpstreamAccount: Send + Sync {
     async fn userinfo(&self, family: &FamilyId) -> Result<serde_json::Value, String>;
 }
 
+/// Whether the grant behind a token still holds: a revoked token (or family) is gone, an
+/// expired one is still known. A stdio child ends when its owner's grant is revoked.
+#[async_trait]
+pub trait GrantStatus: Send + Sync {
+    async fn is_live(&self, token: &mcp_oauth_domain::secret::TokenDigest) -> Result<bool, StorageError>;
+}
+
 pub type Payloads = Pin<Box<dyn Stream<Item = String> + Send>>;
 
 /// Messages between the instances that serve the same sessions.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use mcp_oauth_domain::scope::Scope;
@@ -16,7 +16,7 @@ use rmcp::model::ErrorCode;
 use serde_json::Value;
 
 use crate::edge::MAX_BODY_BYTES;
-use crate::guard::jsonrpc_error;
+use crate::guard::{insufficient_scope, jsonrpc_error};
 
 /// Tool names (or `*`, every tool) and the scopes they need.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -116,15 +116,7 @@ pub async fn enforce(State(guard): State<Arc<ToolScopeGuard>>, request: Request,
         let needed: Vec<&str> = missing.iter().flat_map(Scope::iter).collect();
         let needed = Scope::parse(&needed.join(" ")).expect("valid scopes");
         tracing::info!(subject = %token.subject, %needed, "tool call refused: insufficient scope");
-        let challenge = format!(
-            "Bearer error=\"insufficient_scope\", scope=\"{needed}\", resource_metadata=\"{}\", error_description=\"this tool needs the scope {needed}\"",
-            guard.resource_metadata
-        );
-        let mut response = refuse(StatusCode::FORBIDDEN, &format!("insufficient scope: this tool needs {needed}"));
-        if let Ok(value) = HeaderValue::from_str(&challenge) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
-        }
-        return response;
+        return insufficient_scope(&guard.resource_metadata, &needed, &format!("this tool needs the scope {needed}"));
     }
     let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
     if lists.is_empty() {

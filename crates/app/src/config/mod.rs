@@ -190,6 +190,32 @@ pub struct Config {
     #[arg(long, env = "MCP_UPSTREAM_URL", value_parser = parse_http_url)]
     pub mcp_upstream_url: Option<url::Url>,
 
+    /// Your own MCP server over stdio (`npx -y @modelcontextprotocol/server-everything`): one
+    /// child per MCP session. Split into words like a shell would, but never run by one.
+    #[arg(long, env = "MCP_UPSTREAM_COMMAND", conflicts_with = "mcp_upstream_url")]
+    pub mcp_upstream_command: Option<String>,
+
+    /// More arguments for MCP_UPSTREAM_COMMAND, unsplit: a JSON array of strings.
+    #[arg(long, env = "MCP_UPSTREAM_ARGS", requires = "mcp_upstream_command")]
+    pub mcp_upstream_args: Option<String>,
+
+    /// Variables for each child, `KEY=VALUE,KEY=VALUE`, beside PATH, HOME, USER, LANG, LC_ALL,
+    /// TMPDIR and TZ (nothing else of this server's environment reaches it).
+    #[arg(long, env = "MCP_UPSTREAM_ENV", default_value = "", hide_env_values = true)]
+    pub mcp_upstream_env: String,
+
+    /// Upstream child processes this instance runs at once.
+    #[arg(long, env = "MAX_UPSTREAM_PROCESSES", default_value_t = 64)]
+    pub max_upstream_processes: usize,
+
+    /// Upstream child processes one user may have on this instance.
+    #[arg(long, env = "MAX_UPSTREAM_PROCESSES_PER_USER", default_value_t = 8)]
+    pub max_upstream_processes_per_user: usize,
+
+    /// How often a stdio session checks that it is still used and its grant not revoked.
+    #[arg(long, env = "MCP_UPSTREAM_CHECK_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub mcp_upstream_check_interval: Duration,
+
     /// How the upstream learns the caller: a signed JWT in Authorization, or X-MCP-* headers.
     #[arg(long, env = "MCP_UPSTREAM_IDENTITY", value_enum, default_value = "jwt")]
     pub mcp_upstream_identity: UpstreamIdentityMode,
@@ -202,6 +228,11 @@ pub struct Config {
     /// prompts, test://static-* resources).
     #[arg(long, env = "MCP_DEMO_FIXTURES", default_value_t = true, action = clap::ArgAction::Set)]
     pub mcp_demo_fixtures: bool,
+
+    /// Scopes every /mcp request's token must carry; default `mcp` if SCOPES lists it,
+    /// otherwise the first scope SCOPES lists.
+    #[arg(long, env = "MCP_REQUIRED_SCOPES")]
+    pub mcp_required_scopes: Option<String>,
 
     /// Scopes each tool needs: `deploy=deploy:write,*=mcp` (SCOPES must list them).
     #[arg(long, env = "TOOL_SCOPES", default_value = "")]
@@ -419,16 +450,27 @@ pub struct Settings {
     pub storage: StorageUrl,
     /// How users sign in (internal and auth_server modes).
     pub login: LoginSetup,
-    /// `MCP_UPSTREAM_URL` and how to reach it; `None` serves the demo server.
+    /// The user's own MCP server behind /mcp; `None` serves the demo server.
     pub upstream: Option<McpUpstream>,
+    /// What every /mcp token must carry (`MCP_REQUIRED_SCOPES`).
+    pub required_scopes: Scope,
     pub tool_scopes: mcp_oauth_resource::tool_scopes::ToolScopes,
 }
 
 /// The user's own MCP server behind /mcp.
 #[derive(Debug, Clone)]
-pub struct McpUpstream {
-    pub url: url::Url,
-    pub identity: mcp_oauth_resource::gateway::identity::CallerIdentity,
+pub enum McpUpstream {
+    /// `MCP_UPSTREAM_URL`: Streamable HTTP, told the caller by `identity`.
+    Http { url: url::Url, identity: mcp_oauth_resource::gateway::identity::CallerIdentity },
+    /// `MCP_UPSTREAM_COMMAND`: one child process per session, told the caller in its environment.
+    Stdio(mcp_oauth_resource::gateway::stdio::UpstreamCommand),
+}
+
+impl McpUpstream {
+    /// Whether this server signs identity JWTs for it, verified with `/.well-known/jwks.json`.
+    pub fn signs_identities(&self) -> bool {
+        matches!(self, McpUpstream::Http { identity: mcp_oauth_resource::gateway::identity::CallerIdentity::Jwt(_), .. })
+    }
 }
 
 impl Settings {
@@ -483,17 +525,54 @@ impl Settings {
             AuthMode::External => LoginSetup::Dev { exposed: false },
             _ => config.login.setup(&issuer, loopback)?,
         };
-        let upstream = match (&config.mcp_upstream_url, config.auth_mode) {
-            (Some(_), AuthMode::AuthServer) => return Err("MCP_UPSTREAM_URL has no effect in auth_server mode".into()),
-            (Some(url), _) => Some(McpUpstream { url: url.clone(), identity: caller_identity(&config, &issuer)? }),
-            (None, _) => None,
+        let upstream = match (&config.mcp_upstream_url, &config.mcp_upstream_command, config.auth_mode) {
+            (Some(_), Some(_), _) => return Err("set MCP_UPSTREAM_URL or MCP_UPSTREAM_COMMAND, not both".into()),
+            (Some(_), _, AuthMode::AuthServer) | (_, Some(_), AuthMode::AuthServer) => {
+                return Err("MCP_UPSTREAM_URL and MCP_UPSTREAM_COMMAND have no effect in auth_server mode".into());
+            }
+            (Some(url), None, _) => Some(McpUpstream::Http { url: url.clone(), identity: caller_identity(&config, &issuer)? }),
+            (None, Some(line), _) => {
+                let command = mcp_oauth_resource::gateway::stdio::UpstreamCommand::parse(
+                    line,
+                    config.mcp_upstream_args.as_deref(),
+                    &config.mcp_upstream_env,
+                )?;
+                if config.max_upstream_processes == 0 || config.max_upstream_processes_per_user == 0 {
+                    return Err("MAX_UPSTREAM_PROCESSES and MAX_UPSTREAM_PROCESSES_PER_USER must be positive".into());
+                }
+                if config.mcp_upstream_check_interval.is_zero() {
+                    return Err("MCP_UPSTREAM_CHECK_INTERVAL must be positive".into());
+                }
+                Some(McpUpstream::Stdio(command))
+            }
+            (None, None, _) => None,
         };
+        let required_scopes = match &config.mcp_required_scopes {
+            Some(raw) => Scope::parse(raw).map_err(|e| format!("MCP_REQUIRED_SCOPES: {e}"))?,
+            None if scopes.contains("mcp") => Scope::parse("mcp").expect("a valid scope"),
+            None => Scope::parse(scopes.iter().next().expect("SCOPES is not empty")).expect("a listed scope"),
+        };
+        if let Some(unknown) = required_scopes.iter().find(|s| !scopes.contains(s)) {
+            return Err(format!("MCP_REQUIRED_SCOPES names `{unknown}`, which SCOPES does not list"));
+        }
         let tool_scopes =
             mcp_oauth_resource::tool_scopes::ToolScopes::parse(&config.tool_scopes).map_err(|e| format!("TOOL_SCOPES: {e}"))?;
         if let Some(unknown) = tool_scopes.all_scopes().find(|s| !scopes.contains(s)) {
             return Err(format!("TOOL_SCOPES names `{unknown}`, which SCOPES does not list"));
         }
-        Ok(Settings { issuer, resource, resources, scopes, auth_server, storage, login, upstream, tool_scopes, config })
+        Ok(Settings {
+            issuer,
+            resource,
+            resources,
+            scopes,
+            auth_server,
+            storage,
+            login,
+            upstream,
+            required_scopes,
+            tool_scopes,
+            config,
+        })
     }
 }
 

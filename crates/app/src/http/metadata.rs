@@ -32,12 +32,7 @@ pub async fn authorization_server(State(state): State<Arc<AppState>>) -> Json<Va
         "authorization_response_iss_parameter_supported": true,
     });
     // The keys that verify the identity JWTs this server sends to an upstream MCP server.
-    let signs_identities = state
-        .settings
-        .upstream
-        .as_ref()
-        .is_some_and(|u| matches!(u.identity, mcp_oauth_resource::gateway::identity::CallerIdentity::Jwt(_)));
-    if signs_identities {
+    if state.settings.upstream.as_ref().is_some_and(|u| u.signs_identities()) {
         metadata["jwks_uri"] = json!(issuer.endpoint("/.well-known/jwks.json"));
     }
     Json(metadata)

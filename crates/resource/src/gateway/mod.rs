@@ -9,6 +9,7 @@
 //! the upstream learns the caller from `identity`.
 
 pub mod identity;
+pub mod stdio;
 mod stream;
 
 use std::sync::Arc;

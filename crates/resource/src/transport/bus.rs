@@ -9,7 +9,7 @@ use mcp_oauth_domain::secret::{TokenDigest, generate_secret};
 /// What instances tell each other about the sessions they share.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub(super) enum BusMessage {
+pub(crate) enum BusMessage {
     /// A client-to-server message (a response to a server request, a notification) that
     /// arrived at `origin`; the copy of the session that awaits it may live elsewhere.
     Inbox { session: String, origin: String, message: ClientJsonRpcMessage },
@@ -17,6 +17,8 @@ pub(super) enum BusMessage {
     Outbox { session: String, message: ServerJsonRpcMessage },
     /// The session ended at `origin`: close every other copy.
     Close { session: String, origin: String },
+    /// Between the instance running a session's stdio upstream and the instances relaying to it.
+    Stdio { relay: crate::gateway::stdio::relay::Relay },
 }
 
 /// Notifications about no particular request travel on the GET stream, wherever it is open.

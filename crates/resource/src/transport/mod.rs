@@ -4,9 +4,9 @@
 //! between instances (`manager`), and the state another instance restores a session from
 //! (`state`).
 
-mod bus;
+pub(crate) mod bus;
 mod manager;
-mod outbox;
+pub(crate) mod outbox;
 mod state;
 mod streams;
 
@@ -63,10 +63,28 @@ where
     S: ServerHandler + Send + 'static,
     F: Fn(&ServerContext) -> S + Send + Sync + 'static,
 {
+    let (manager, context) = session_manager(&settings, &backend, Some(settings.session_idle_timeout));
+    let config = http_config(settings, &backend);
+    StreamableHttpService::new(move || Ok(server(&context)), Arc::new(manager), config)
+}
+
+/// The session manager shared by every instance; `keep_alive`, when set, ends a session copy
+/// this instance has not seen used for that long.
+pub(crate) fn session_manager(
+    settings: &TransportSettings,
+    backend: &McpBackend,
+    keep_alive: Option<std::time::Duration>,
+) -> (RoutedSessionManager, ServerContext) {
     let streams = Arc::new(RequestStreams::default());
     let mut local = LocalSessionManager::default();
-    local.session_config.keep_alive = Some(settings.session_idle_timeout);
-    let manager = Arc::new(RoutedSessionManager::new(local, streams.clone(), backend.bus.clone(), settings.draining));
+    local.session_config.keep_alive = keep_alive;
+    let manager = RoutedSessionManager::new(local, streams.clone(), backend.bus.clone(), settings.draining.clone());
+    (manager, ServerContext { streams, sessions: backend.sessions.clone() })
+}
+
+/// rmcp's transport settings: DNS-rebinding and Origin checks, shutdown, and the shared store
+/// other instances restore sessions from.
+pub(crate) fn http_config(settings: TransportSettings, backend: &McpBackend) -> StreamableHttpServerConfig {
     let mut config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(settings.allowed_hosts)
         .with_cancellation_token(settings.closing);
@@ -74,6 +92,5 @@ where
         config = config.with_allowed_origins(settings.allowed_origins);
     }
     config.session_store = Some(Arc::new(state::SharedSessionState(backend.sessions.clone())));
-    let context = ServerContext { streams, sessions: backend.sessions };
-    StreamableHttpService::new(move || Ok(server(&context)), manager, config)
+    config
 }

@@ -13,7 +13,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use super::bus::{BusMessage, InstanceTag, unscoped};
 use crate::ports::SessionBus;
 
-pub(super) type LocalTransport = <LocalSessionManager as SessionManager>::Transport;
+pub(crate) type LocalTransport = <LocalSessionManager as SessionManager>::Transport;
 
 /// The transport between a session's server and rmcp's worker. Notifications tied to no
 /// request go through the bus instead, so they reach the GET stream on any instance. Requests
