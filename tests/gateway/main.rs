@@ -4,6 +4,7 @@
 //! prompts, sampling and progress; sessions stay bound to their user; an upstream that is gone
 //! gets a 502, never a 401.
 
+mod embedded;
 mod stdio;
 
 use std::path::Path;

@@ -67,3 +67,30 @@ async fn tools_need_their_scopes_and_step_up_grants_them() {
     let answer = messages(&allowed.text().await.unwrap());
     assert!(answer.iter().any(|m| m["id"] == 2 && m.get("result").is_some()), "{answer:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_without_the_base_scope_is_refused_at_mcp() {
+    let server = TestServer::start(&["--scopes", "mcp profile"]).await;
+    let client = server.client("none").await;
+    let profile_only = token_with_scope(&server, &client, "profile").await;
+    let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let refused = server
+        .http
+        .post(server.resource())
+        .bearer_auth(&profile_only)
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let challenge = refused.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(challenge.contains("error=\"insufficient_scope\"") && challenge.contains("scope=\"mcp\""), "{challenge}");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["jsonrpc"], "2.0", "a JSON-RPC error body: {body}");
+
+    let both = token_with_scope(&server, &client, "mcp profile").await;
+    let session = RawSession::open(&server.resource(), &both).await;
+    assert!(session.id.is_some(), "a token with the base scope passes");
+}

@@ -9,3 +9,5 @@ pub mod pages;
 pub mod server;
 pub mod shutdown;
 mod upstream_account;
+
+pub use server::serve_with;

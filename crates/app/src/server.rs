@@ -24,7 +24,8 @@ use mcp_oauth_resource::guard::BearerGuard;
 use mcp_oauth_resource::memory::{LocalBus, MemoryMcpSessions};
 use mcp_oauth_resource::metadata::ProtectedResource;
 use mcp_oauth_resource::ports::{GrantStatus, UpstreamAccount};
-use mcp_oauth_resource::transport::{self, McpBackend, TransportSettings};
+use mcp_oauth_resource::transport::{self, McpBackend, ServerContext, TransportSettings};
+use rmcp::ServerHandler;
 use tokio::net::TcpListener;
 
 use crate::config::{
@@ -126,8 +127,18 @@ async fn open_redis(config: &Config, url: String) -> Result<Storage, StartupErro
 
 /// Builds the whole application for a configuration over the given storage: the
 /// authorization server (internal, auth_server modes), the MCP resource server (internal,
-/// external modes), or both.
+/// external modes), or both. Without an upstream, /mcp serves the demo server.
 pub fn build(settings: &Settings, storage: Storage, shutdown: &Shutdown) -> Router {
+    build_with(settings, storage, shutdown, None::<fn(&ServerContext) -> McpServer>)
+}
+
+/// [`build`], with `own` (when given) serving /mcp instead of the demo server: one `S` per
+/// session copy, behind the same authorization.
+pub fn build_with<S, F>(settings: &Settings, storage: Storage, shutdown: &Shutdown, own: Option<F>) -> Router
+where
+    S: ServerHandler + Send + 'static,
+    F: Fn(&ServerContext) -> S + Send + Sync + 'static,
+{
     let Storage { stores, mcp: backend } = storage;
     let config = &settings.config;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -168,13 +179,13 @@ pub fn build(settings: &Settings, storage: Storage, shutdown: &Shutdown) -> Rout
                 .map(|login| Arc::new(crate::upstream_account::SignedInAccount(login)) as Arc<dyn UpstreamAccount>);
             let grants = Arc::new(IssuedGrants(stores.access_tokens.clone())) as Arc<dyn GrantStatus>;
             let named = settings.issuer.as_str().to_owned();
-            Some(resource_routes(settings, validator, named, backend, upstream, Some(grants), shutdown))
+            Some(resource_routes(settings, validator, named, backend, upstream, Some(grants), shutdown, own))
         }
         AuthMode::External => {
             let issuer = settings.auth_server.clone().expect("external settings name the authorization server");
             let validator = Arc::new(ExternalValidator::new(external_settings(settings, issuer.clone())));
             let named = issuer.as_str().trim_end_matches('/').to_owned();
-            Some(resource_routes(settings, validator, named, backend, None, None, shutdown))
+            Some(resource_routes(settings, validator, named, backend, None, None, shutdown, own))
         }
     };
     let home = Arc::new(home_page(settings));
@@ -256,7 +267,8 @@ fn external_settings(settings: &Settings, issuer: url::Url) -> ExternalSettings 
 
 /// `/mcp` behind its bearer guard, serving the demo MCP server or forwarding to the user's own
 /// (`MCP_UPSTREAM_URL`), and its protected-resource metadata naming `authorization_server`.
-fn resource_routes(
+#[allow(clippy::too_many_arguments)]
+fn resource_routes<S, F>(
     settings: &Settings,
     validator: Arc<dyn TokenValidator>,
     authorization_server: String,
@@ -264,7 +276,12 @@ fn resource_routes(
     upstream: Option<Arc<dyn UpstreamAccount>>,
     grants: Option<Arc<dyn GrantStatus>>,
     shutdown: &Shutdown,
-) -> ResourceRoutes {
+    own: Option<F>,
+) -> ResourceRoutes
+where
+    S: ServerHandler + Send + 'static,
+    F: Fn(&ServerContext) -> S + Send + Sync + 'static,
+{
     let guard = BearerGuard {
         validator,
         resource_metadata: settings.issuer.endpoint("/.well-known/oauth-protected-resource/mcp"),
@@ -313,6 +330,10 @@ fn resource_routes(
         }
         None => {}
     }
+    if let Some(own) = own {
+        let service = transport::service(transport, backend, own);
+        return mcp_oauth_resource::routes(guard, metadata, sessions, settings.tool_scopes.clone(), service);
+    }
     let demo = Arc::new(McpSettings {
         resource_update_interval: config.resource_update_interval,
         upstream,
@@ -326,8 +347,23 @@ fn resource_routes(
 pub async fn run(config: Config) -> Result<(), StartupError> {
     match config.command {
         Some(crate::config::Command::Split) => run_split(config).await,
-        None => serve(config).await,
+        None => serve(config, None::<fn(&ServerContext) -> McpServer>).await,
     }
+}
+
+/// Runs the server the configuration describes with your own MCP server behind /mcp: `server`
+/// makes one handler per session copy (any rmcp `ServerHandler`), and every request reaching
+/// it carries a validated token for this resource, which a tool reads as a
+/// [`Caller`](mcp_oauth_resource::caller::Caller) argument. See `examples/own_server.rs`.
+pub async fn serve_with<S, F>(config: Config, server: F) -> Result<(), StartupError>
+where
+    S: ServerHandler + Send + 'static,
+    F: Fn(&ServerContext) -> S + Send + Sync + 'static,
+{
+    if config.mcp_upstream_url.is_some() || config.mcp_upstream_command.is_some() {
+        return Err(StartupError::Config("an embedded MCP server replaces MCP_UPSTREAM_URL and MCP_UPSTREAM_COMMAND".into()));
+    }
+    serve(config, Some(server)).await
 }
 
 /// The split deployment on one machine: the authorization server on 3001 and the MCP server on
@@ -351,17 +387,22 @@ async fn run_split(config: Config) -> Result<(), StartupError> {
     // The resource server keeps only MCP sessions; the authorization server owns the storage.
     mcp.storage_url = Some(ConnectionUrl::from("memory"));
     mcp.redis_url = None;
-    tokio::try_join!(serve(auth), serve(mcp)).map(|_| ())
+    let demo = None::<fn(&ServerContext) -> McpServer>;
+    tokio::try_join!(serve(auth, demo), serve(mcp, demo)).map(|_| ())
 }
 
 /// Binds the configured address and serves until the process is asked to stop.
-async fn serve(config: Config) -> Result<(), StartupError> {
+async fn serve<S, F>(config: Config, own: Option<F>) -> Result<(), StartupError>
+where
+    S: ServerHandler + Send + 'static,
+    F: Fn(&ServerContext) -> S + Send + Sync + 'static,
+{
     let settings = Settings::parse(config).map_err(StartupError::Config)?;
     let config = &settings.config;
     let storage = open_storage(&settings).await?;
     let health = storage.stores.health.clone();
     let shutdown = Shutdown::default();
-    let app = build(&settings, storage, &shutdown);
+    let app = build_with(&settings, storage, &shutdown, own);
     let addr = format!("{}:{}", config.host, config.port());
     let listener = TcpListener::bind(&addr).await.map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
     let local: SocketAddr = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;

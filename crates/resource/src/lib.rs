@@ -8,6 +8,7 @@
 //! have a `memory` and a `redis` implementation. Token validation is the OAuth domain's port
 //! (`TokenValidator`); nothing here reaches into the authorization server.
 
+pub mod caller;
 pub mod demo;
 pub mod edge;
 pub mod gateway;

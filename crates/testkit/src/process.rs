@@ -14,6 +14,16 @@ pub fn server_binary() -> PathBuf {
     binary
 }
 
+/// An example of the app crate (`crates/app/examples/NAME.rs`), built by
+/// `cargo build --workspace --all-targets` into `target/<profile>/examples`.
+pub fn example_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("tests run from target/<profile>/deps");
+    let binary = profile_dir.join("examples").join(name);
+    assert!(binary.exists(), "{} is missing: run `cargo build --workspace --all-targets` first", binary.display());
+    binary
+}
+
 /// A free port on loopback, released for the child to take.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -27,12 +37,17 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts the binary with `env` on `port` and waits until /health answers.
+    /// Starts the server binary with `env` on `port` and waits until /health answers.
     pub async fn start(port: u16, env: &[(&str, &str)]) -> Self {
+        Self::start_binary(server_binary(), port, env).await
+    }
+
+    /// Starts `binary` (the server, or a program embedding it) the same way.
+    pub async fn start_binary(binary: PathBuf, port: u16, env: &[(&str, &str)]) -> Self {
         let log = std::env::temp_dir().join(format!("mcp-oauth-server-{port}-{}.log", std::process::id()));
         let log_file = std::fs::File::create(&log).unwrap();
         let base = format!("http://127.0.0.1:{port}");
-        let child = Command::new(server_binary())
+        let child = Command::new(binary)
             .env_clear()
             .env("PORT", port.to_string())
             .env("BASE_URI", &base)

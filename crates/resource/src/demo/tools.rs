@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use mcp_oauth_domain::validation::ValidatedToken;
-use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     Annotations, CallToolResult, ContentBlock, CreateMessageRequestParams, ElicitRequestParams, ElicitResult,
@@ -18,6 +16,7 @@ use super::McpServer;
 use super::bounds::{Bounded, Seconds};
 use super::media::TINY_PNG;
 use super::resources::{RESOURCE_COUNT, static_contents, static_uri};
+use crate::caller::Caller;
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct EchoArgs {
@@ -280,11 +279,7 @@ impl McpServer {
     }
 
     #[tool(description = "Returns who is calling: the subject, client, scopes and audience of the bearer token")]
-    async fn whoami(&self, Extension(parts): Extension<axum::http::request::Parts>) -> Result<CallToolResult, ErrorData> {
-        let token = parts
-            .extensions
-            .get::<ValidatedToken>()
-            .ok_or_else(|| ErrorData::internal_error("the request carries no validated token", None))?;
+    async fn whoami(&self, Caller(token): Caller) -> Result<CallToolResult, ErrorData> {
         let mut body = json!({
             "sub": token.subject,
             "client_id": token.client_id,

@@ -1,25 +1,19 @@
 //! The tool that shows an MCP server using the caller's upstream account: it calls the
 //! upstream's userinfo endpoint with the upstream token kept for the caller's authorization.
 
-use axum::http::request::Parts;
-use mcp_oauth_domain::validation::ValidatedToken;
-use rmcp::handler::server::tool::Extension;
 use rmcp::model::CallToolResult;
 use rmcp::{ErrorData, tool, tool_router};
 
 use super::McpServer;
 use super::tools::text;
+use crate::caller::Caller;
 
 #[tool_router(router = upstream_tools, vis = "pub(super)")]
 impl McpServer {
     #[tool(
         description = "Calls the upstream identity provider's userinfo endpoint as the signed-in user, with the upstream token this server keeps for them"
     )]
-    async fn upstream_userinfo(&self, Extension(parts): Extension<Parts>) -> Result<CallToolResult, ErrorData> {
-        let token = parts
-            .extensions
-            .get::<ValidatedToken>()
-            .ok_or_else(|| ErrorData::internal_error("the request carries no validated token", None))?;
+    async fn upstream_userinfo(&self, Caller(token): Caller) -> Result<CallToolResult, ErrorData> {
         let (Some(upstream), Some(family)) = (&self.settings.upstream, &token.family) else {
             return Ok(CallToolResult::error(vec![text("no upstream sign-in is kept for this token")]));
         };
