@@ -213,7 +213,7 @@ async fn a_python_upstream_verifies_the_identity_jwt_and_sees_the_signed_in_user
 }
 
 /// Two instances on one Redis forward one session: the upstream's session id lives in the
-/// shared session record.
+/// shared session record, and both sign identity JWTs with the one key kept there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn either_instance_on_one_redis_forwards_a_session() {
     use mcp_oauth_testkit::forwarder::Forwarder;
@@ -229,10 +229,18 @@ async fn either_instance_on_one_redis_forwards_a_session() {
         ("STORAGE_URL", storage.as_str()),
         ("BASE_URI", front.base.as_str()),
         ("MCP_UPSTREAM_URL", upstream.url.as_str()),
-        ("MCP_UPSTREAM_IDENTITY", "headers"),
+        ("MCP_UPSTREAM_IDENTITY", "jwt"),
+        ("TOKEN_VAULT_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
     ];
     let a = ServerProcess::start(port_a, &env).await;
     let b = ServerProcess::start(port_b, &env).await;
+    let keys = |base: String| async move {
+        let keys: serde_json::Value = reqwest::get(format!("{base}/.well-known/jwks.json")).await.unwrap().json().await.unwrap();
+        keys
+    };
+    let (on_a, on_b) = (keys(a.base.clone()).await, keys(b.base.clone()).await);
+    assert_eq!(on_a["keys"].as_array().map(Vec::len), Some(1), "{on_a}");
+    assert_eq!(on_a, on_b, "both instances sign with the key kept in Redis");
     let on_a = TestServer::remote(a.base.clone(), mcp_oauth_testkit::http::http_client());
     let client = on_a.client("none").await;
     let token = on_a.tokens(&client, "alice").await["access_token"].as_str().unwrap().to_owned();

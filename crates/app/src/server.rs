@@ -19,9 +19,10 @@ use mcp_oauth_domain::validation::{LocalTokenValidator, TokenValidator};
 use mcp_oauth_resource::ResourceRoutes;
 use mcp_oauth_resource::demo::{McpServer, McpSettings};
 use mcp_oauth_resource::gateway::GatewaySettings;
+use mcp_oauth_resource::gateway::identity::{CallerIdentity, IdentitySigner};
 use mcp_oauth_resource::gateway::stdio::StdioSettings;
 use mcp_oauth_resource::guard::BearerGuard;
-use mcp_oauth_resource::memory::{LocalBus, MemoryMcpSessions};
+use mcp_oauth_resource::memory::{LocalBus, MemoryMcpSessions, MemorySigningKeys};
 use mcp_oauth_resource::metadata::ProtectedResource;
 use mcp_oauth_resource::ports::{GrantStatus, UpstreamAccount};
 use mcp_oauth_resource::transport::{self, McpBackend, ServerContext, TransportSettings};
@@ -29,7 +30,8 @@ use rmcp::ServerHandler;
 use tokio::net::TcpListener;
 
 use crate::config::{
-    AuthMode, Config, ConnectionUrl, IntrospectionAuthMethod, LoginSetup, McpUpstream, Settings, StorageUrl, TokenValidation,
+    AuthMode, CallerIdentitySetup, Config, ConnectionUrl, IntrospectionAuthMethod, LoginSetup, McpUpstream, Settings, StorageUrl,
+    TokenValidation,
 };
 use crate::http::{self, AppState};
 use crate::pages::HomePage;
@@ -72,7 +74,7 @@ pub struct Storage {
 pub fn local_mcp_backend(settings: &Settings) -> McpBackend {
     let sessions = Arc::new(MemoryMcpSessions::new(settings.config.mcp_session_idle_timeout));
     sessions.spawn_sweeper(SWEEP_PERIOD);
-    McpBackend { sessions, bus: Arc::new(LocalBus::default()) }
+    McpBackend { sessions, bus: Arc::new(LocalBus::default()), keys: Arc::new(MemorySigningKeys::default()) }
 }
 
 /// Opens the storage the settings name and starts its sweeper.
@@ -101,7 +103,7 @@ pub async fn open_storage(settings: &Settings) -> Result<Storage, StartupError> 
 #[cfg(feature = "redis")]
 async fn open_redis(config: &Config, url: String) -> Result<Storage, StartupError> {
     use mcp_oauth_adapters::redis::{RedisOptions, RedisStore};
-    use mcp_oauth_resource::redis::{RedisBus, RedisMcpSessions};
+    use mcp_oauth_resource::redis::{RedisBus, RedisMcpSessions, RedisSigningKeys};
     let ca_certificate = match &config.redis_ca_cert {
         Some(path) => Some(
             std::fs::read(path)
@@ -121,6 +123,7 @@ async fn open_redis(config: &Config, url: String) -> Result<Storage, StartupErro
     let mcp = McpBackend {
         sessions: Arc::new(RedisMcpSessions::new(store.clone(), config.mcp_session_idle_timeout)),
         bus: Arc::new(RedisBus::start(store.clone())),
+        keys: Arc::new(RedisSigningKeys::new(store.clone())),
     };
     Ok(Storage { stores: store.stores(), mcp })
 }
@@ -190,6 +193,22 @@ where
     };
     let home = Arc::new(home_page(settings));
     http::router(oauth, resource, stores.health.clone(), home)
+}
+
+/// The key that seals what must be recovered from storage: TOKEN_VAULT_KEY, or one for this
+/// process when the storage is not shared (settings refuse shared storage without it).
+fn vault_key(settings: &Settings) -> mcp_oauth_domain::login::VaultKey {
+    use mcp_oauth_domain::login::VaultKey;
+    match &settings.login {
+        LoginSetup::Upstream { key, .. } => key.clone(),
+        LoginSetup::Dev { .. } => settings
+            .config
+            .login
+            .token_vault_key
+            .as_ref()
+            .and_then(|raw| VaultKey::parse(raw.expose()).ok())
+            .unwrap_or_else(VaultKey::generate),
+    }
 }
 
 /// Tokens this server issued: revoking one (or its family) removes its record, while an
@@ -304,9 +323,24 @@ where
     let sessions = backend.sessions.clone();
     match &settings.upstream {
         Some(McpUpstream::Http { url, identity }) => {
+            let identity = match identity {
+                CallerIdentitySetup::Headers => CallerIdentity::Headers,
+                CallerIdentitySetup::Jwt(Some(key)) => {
+                    CallerIdentity::Jwt(Arc::new(IdentitySigner::fixed(settings.issuer.as_str(), key.clone())))
+                }
+                CallerIdentitySetup::Jwt(None) => {
+                    let signer = IdentitySigner::shared(
+                        settings.issuer.as_str(),
+                        backend.keys.clone(),
+                        vault_key(settings),
+                        config.signing_key_rotation,
+                    );
+                    CallerIdentity::Jwt(Arc::new(signer))
+                }
+            };
             let gateway = GatewaySettings {
                 upstream: url.clone(),
-                identity: identity.clone(),
+                identity,
                 timeout: config.mcp_upstream_timeout,
                 max_message_bytes: mcp_oauth_resource::edge::MAX_BODY_BYTES,
                 allowed_hosts: transport.allowed_hosts,

@@ -79,6 +79,19 @@ where
     guarded(Router::new().fallback_service(service), guard, metadata, sessions, tools)
 }
 
+async fn published_keys(signer: &gateway::identity::IdentitySigner) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match signer.jwks().await {
+        Ok(keys) => axum::Json(keys).into_response(),
+        Err(error) => {
+            tracing::warn!(code = "temporarily_unavailable", cause = %error, "identity signing keys unavailable");
+            let body =
+                serde_json::json!({"error": "temporarily_unavailable", "error_description": "the signing keys are unavailable"});
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+        }
+    }
+}
+
 /// `/mcp` in front of a stdio MCP server, one child per session ([`gateway::stdio`]), behind
 /// the same layers as [`routes`].
 pub fn stdio_routes(
@@ -102,15 +115,15 @@ pub fn gateway_routes(
     tools: tool_scopes::ToolScopes,
     gateway: gateway::GatewaySettings,
 ) -> ResourceRoutes {
-    let jwks = match &gateway.identity {
-        gateway::identity::CallerIdentity::Jwt(signer) => Some(signer.jwks()),
+    let signer = match &gateway.identity {
+        gateway::identity::CallerIdentity::Jwt(signer) => Some(signer.clone()),
         gateway::identity::CallerIdentity::Headers => None,
     };
     let forwarder = Arc::new(gateway::Gateway::new(gateway, sessions.clone()));
     let mcp = Router::new().fallback(gateway::forward).with_state(forwarder);
     let mut routes = guarded(mcp, guard, metadata, sessions, tools);
-    if let Some(jwks) = jwks {
-        routes.router = routes.router.route("/.well-known/jwks.json", get(async move || axum::Json(jwks.clone())));
+    if let Some(signer) = signer {
+        routes.router = routes.router.route("/.well-known/jwks.json", get(async move || published_keys(&signer).await));
     }
     routes
 }

@@ -154,3 +154,22 @@ impl SessionBus for LocalBus {
         payloads(self.sender.subscribe())
     }
 }
+
+/// Identity-signing keys of a single process, each dropped once its keep time is over.
+#[derive(Default)]
+pub struct MemorySigningKeys {
+    keys: DashMap<u64, (String, Instant)>,
+}
+
+#[async_trait]
+impl crate::ports::SigningKeyStore for MemorySigningKeys {
+    async fn key_for(&self, period: u64, proposal: &str, keep: Duration) -> Result<String, StorageError> {
+        self.keys.retain(|_, (_, until)| *until > Instant::now());
+        let entry = self.keys.entry(period).or_insert_with(|| (proposal.to_owned(), Instant::now() + keep));
+        Ok(entry.0.clone())
+    }
+
+    async fn existing(&self, period: u64) -> Result<Option<String>, StorageError> {
+        Ok(self.keys.get(&period).filter(|e| e.1 > Instant::now()).map(|e| e.0.clone()))
+    }
+}

@@ -44,6 +44,16 @@ pub trait GrantStatus: Send + Sync {
     async fn is_live(&self, token: &mcp_oauth_domain::secret::TokenDigest) -> Result<bool, StorageError>;
 }
 
+/// The keys that sign identity JWTs for upstreams, one per rotation period, shared by every
+/// instance: the first instance to need a period's key stores it, and all sign with that one.
+/// Values are sealed (encrypted) private keys.
+#[async_trait]
+pub trait SigningKeyStore: Send + Sync {
+    /// The key stored for `period`; `proposal` becomes it if none is (atomically), kept `keep`.
+    async fn key_for(&self, period: u64, proposal: &str, keep: std::time::Duration) -> Result<String, StorageError>;
+    async fn existing(&self, period: u64) -> Result<Option<String>, StorageError>;
+}
+
 pub type Payloads = Pin<Box<dyn Stream<Item = String> + Send>>;
 
 /// Messages between the instances that serve the same sessions.

@@ -168,3 +168,39 @@ impl SessionBus for RedisBus {
         crate::memory::payloads(self.received.subscribe())
     }
 }
+
+/// Stores the proposal unless a key is there, and answers the key. KEYS: key. ARGV: value, ttl.
+static KEY_FOR: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+        local stored = redis.call('GET', KEYS[1])
+        if stored then return stored end
+        redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+        return ARGV[1]
+        "#,
+    )
+});
+
+/// Identity-signing keys every instance shares: `mcp:signing_key:{period}`, sealed.
+pub struct RedisSigningKeys {
+    store: RedisStore,
+}
+
+impl RedisSigningKeys {
+    pub fn new(store: RedisStore) -> Self {
+        Self { store }
+    }
+}
+
+#[async_trait]
+impl crate::ports::SigningKeyStore for RedisSigningKeys {
+    async fn key_for(&self, period: u64, proposal: &str, keep: Duration) -> Result<String, StorageError> {
+        let (key, proposal) = (self.store.key("mcp:signing_key", &period.to_string()), proposal.to_owned());
+        self.store.run(async move |c| KEY_FOR.key(key).arg(proposal).arg(ms(keep)).invoke_async(c).await).await
+    }
+
+    async fn existing(&self, period: u64) -> Result<Option<String>, StorageError> {
+        let key = self.store.key("mcp:signing_key", &period.to_string());
+        self.store.run(async move |c| redis::cmd("GET").arg(&key).query_async(c).await).await
+    }
+}

@@ -238,9 +238,15 @@ pub struct Config {
     #[arg(long, env = "TOOL_SCOPES", default_value = "")]
     pub tool_scopes: String,
 
-    /// P-256 private key (PKCS#8 PEM) that signs identity JWTs; generated per process when unset.
+    /// P-256 private key (PKCS#8 PEM) that signs identity JWTs. Unset: keys are generated,
+    /// rotated every SIGNING_KEY_ROTATION and shared through the storage (sealed with
+    /// TOKEN_VAULT_KEY, which Redis storage then needs).
     #[arg(long, env = "SIGNING_KEY_FILE")]
     pub signing_key_file: Option<std::path::PathBuf>,
+
+    /// How long a generated identity signing key signs before the next one takes over.
+    #[arg(long, env = "SIGNING_KEY_ROTATION", default_value = "7d", value_parser = parse_duration)]
+    pub signing_key_rotation: Duration,
 
     /// Log filter, in tracing's EnvFilter syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
@@ -420,6 +426,15 @@ impl StorageUrl {
     }
 
     /// The backend's name, as the home page and the logs show it.
+    /// Whether other instances share this storage (and so the MCP sessions and signing keys).
+    pub fn is_shared(&self) -> bool {
+        #[cfg(feature = "redis")]
+        if matches!(self, Self::Redis(_)) {
+            return true;
+        }
+        false
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Self::Memory => "memory",
@@ -461,15 +476,23 @@ pub struct Settings {
 #[derive(Debug, Clone)]
 pub enum McpUpstream {
     /// `MCP_UPSTREAM_URL`: Streamable HTTP, told the caller by `identity`.
-    Http { url: url::Url, identity: mcp_oauth_resource::gateway::identity::CallerIdentity },
+    Http { url: url::Url, identity: CallerIdentitySetup },
     /// `MCP_UPSTREAM_COMMAND`: one child process per session, told the caller in its environment.
     Stdio(mcp_oauth_resource::gateway::stdio::UpstreamCommand),
+}
+
+/// How an HTTP upstream learns the caller.
+#[derive(Debug, Clone)]
+pub enum CallerIdentitySetup {
+    /// Signed JWTs: with `SIGNING_KEY_FILE`'s key, or (`None`) keys shared through storage.
+    Jwt(Option<mcp_oauth_resource::gateway::identity::SigningKey>),
+    Headers,
 }
 
 impl McpUpstream {
     /// Whether this server signs identity JWTs for it, verified with `/.well-known/jwks.json`.
     pub fn signs_identities(&self) -> bool {
-        matches!(self, McpUpstream::Http { identity: mcp_oauth_resource::gateway::identity::CallerIdentity::Jwt(_), .. })
+        matches!(self, McpUpstream::Http { identity: CallerIdentitySetup::Jwt(_), .. })
     }
 }
 
@@ -530,7 +553,7 @@ impl Settings {
             (Some(_), _, AuthMode::AuthServer) | (_, Some(_), AuthMode::AuthServer) => {
                 return Err("MCP_UPSTREAM_URL and MCP_UPSTREAM_COMMAND have no effect in auth_server mode".into());
             }
-            (Some(url), None, _) => Some(McpUpstream::Http { url: url.clone(), identity: caller_identity(&config, &issuer)? }),
+            (Some(url), None, _) => Some(McpUpstream::Http { url: url.clone(), identity: caller_identity(&config, &storage)? }),
             (None, Some(line), _) => {
                 let command = mcp_oauth_resource::gateway::stdio::UpstreamCommand::parse(
                     line,
@@ -576,21 +599,28 @@ impl Settings {
     }
 }
 
-fn caller_identity(config: &Config, issuer: &Issuer) -> Result<mcp_oauth_resource::gateway::identity::CallerIdentity, String> {
-    use mcp_oauth_resource::gateway::identity::{CallerIdentity, IdentitySigner};
+fn caller_identity(config: &Config, storage: &StorageUrl) -> Result<CallerIdentitySetup, String> {
+    use mcp_oauth_resource::gateway::identity::SigningKey;
     Ok(match config.mcp_upstream_identity {
-        UpstreamIdentityMode::Headers => CallerIdentity::Headers,
-        UpstreamIdentityMode::Jwt => {
-            let signer = match &config.signing_key_file {
-                Some(path) => {
-                    let pem = std::fs::read_to_string(path)
-                        .map_err(|e| format!("SIGNING_KEY_FILE `{}` cannot be read: {e}", path.display()))?;
-                    IdentitySigner::from_pem(issuer.as_str(), &pem).map_err(|e| format!("SIGNING_KEY_FILE: {e}"))?
+        UpstreamIdentityMode::Headers => CallerIdentitySetup::Headers,
+        UpstreamIdentityMode::Jwt => match &config.signing_key_file {
+            Some(path) => {
+                let pem = std::fs::read_to_string(path)
+                    .map_err(|e| format!("SIGNING_KEY_FILE `{}` cannot be read: {e}", path.display()))?;
+                CallerIdentitySetup::Jwt(Some(SigningKey::from_pem(&pem).map_err(|e| format!("SIGNING_KEY_FILE: {e}"))?))
+            }
+            None => {
+                if storage.is_shared() && config.login.token_vault_key.is_none() {
+                    return Err("identity JWTs on shared storage need SIGNING_KEY_FILE, or TOKEN_VAULT_KEY to keep the \
+                                shared signing keys sealed"
+                        .into());
                 }
-                None => IdentitySigner::generate(issuer.as_str()),
-            };
-            CallerIdentity::Jwt(std::sync::Arc::new(signer))
-        }
+                if config.signing_key_rotation < std::time::Duration::from_secs(3600) {
+                    return Err("SIGNING_KEY_ROTATION must be at least 1h".into());
+                }
+                CallerIdentitySetup::Jwt(None)
+            }
+        },
     })
 }
 

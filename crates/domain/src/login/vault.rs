@@ -76,21 +76,29 @@ impl VaultKey {
     /// Encrypts `tokens`; only [`Self::open`] with the same `binding` (the record's key) reads
     /// them, so a sealed value copied to another record is useless.
     pub fn seal(&self, tokens: &UpstreamTokens, binding: &str) -> SealedTokens {
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::rng().fill_bytes(&mut nonce);
-        let plaintext = serde_json::to_vec(tokens).expect("tokens serialise");
-        let sealed = self
-            .cipher()
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: &plaintext, aad: binding.as_bytes() })
-            .expect("AES-GCM encryption of a small message cannot fail");
-        SealedTokens([nonce.as_slice(), &sealed].concat())
+        SealedTokens(self.seal_bytes(&serde_json::to_vec(tokens).expect("tokens serialise"), binding))
     }
 
     /// `None` when the value was sealed under another key or binding, or was altered.
     pub fn open(&self, sealed: &SealedTokens, binding: &str) -> Option<UpstreamTokens> {
-        let (nonce, body) = sealed.0.split_at_checked(NONCE_LEN)?;
-        let plaintext = self.cipher().decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad: binding.as_bytes() }).ok()?;
-        serde_json::from_slice(&plaintext).ok()
+        serde_json::from_slice(&self.open_bytes(&sealed.0, binding)?).ok()
+    }
+
+    /// Encrypts any secret that must be recovered (nonce, then ciphertext), bound to `binding`.
+    pub fn seal_bytes(&self, plaintext: &[u8], binding: &str) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rng().fill_bytes(&mut nonce);
+        let sealed = self
+            .cipher()
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: binding.as_bytes() })
+            .expect("AES-GCM encryption of a small message cannot fail");
+        [nonce.as_slice(), &sealed].concat()
+    }
+
+    /// What [`Self::seal_bytes`] sealed with the same `binding`; `None` if altered or foreign.
+    pub fn open_bytes(&self, sealed: &[u8], binding: &str) -> Option<Vec<u8>> {
+        let (nonce, body) = sealed.split_at_checked(NONCE_LEN)?;
+        self.cipher().decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad: binding.as_bytes() }).ok()
     }
 }
 

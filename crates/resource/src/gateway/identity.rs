@@ -3,17 +3,23 @@
 //! keys it publishes at `/.well-known/jwks.json`, or plain headers for an upstream only this
 //! server can reach.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use mcp_oauth_domain::StorageError;
+use mcp_oauth_domain::login::VaultKey;
 use mcp_oauth_domain::secret::generate_secret;
 use mcp_oauth_domain::validation::ValidatedToken;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
+use tokio::sync::RwLock;
+
+use crate::ports::SigningKeyStore;
 
 /// How long an identity JWT is valid: long enough for one forwarded request to arrive.
 pub const IDENTITY_TTL: Duration = Duration::from_secs(60);
@@ -24,60 +30,173 @@ pub const SUBJECT_HEADER: &str = "x-mcp-subject";
 pub const CLIENT_ID_HEADER: &str = "x-mcp-client-id";
 pub const SCOPE_HEADER: &str = "x-mcp-scope";
 
-/// The signing key for identity JWTs, and its public half as a JWK.
-pub struct IdentitySigner {
-    issuer: String,
+/// One signing key for identity JWTs, and its public half as a JWK.
+#[derive(Clone)]
+pub struct SigningKey {
     key: EncodingKey,
+    pkcs8: Vec<u8>,
     kid: String,
     jwk: Value,
 }
 
-impl std::fmt::Debug for IdentitySigner {
+impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IdentitySigner").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
     }
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("the identity signing key is unusable: {0}")]
-pub struct KeyError(String);
+pub enum KeyError {
+    #[error("the identity signing key is unusable: {0}")]
+    Unusable(String),
+    #[error("the shared identity signing key cannot be read: {0}")]
+    Storage(#[from] StorageError),
+}
 
 fn pem_body(pem: &str) -> Result<Vec<u8>, KeyError> {
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).map(str::trim).collect();
-    STANDARD.decode(body).map_err(|e| KeyError(format!("not PEM: {e}")))
+    STANDARD.decode(body).map_err(|e| KeyError::Unusable(format!("not PEM: {e}")))
 }
 
-impl IdentitySigner {
-    /// A fresh P-256 key, for one process.
-    pub fn generate(issuer: &str) -> Self {
+impl SigningKey {
+    /// A fresh P-256 key.
+    pub fn generate() -> Self {
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
             .expect("the system random source works");
-        Self::from_pkcs8(issuer, pkcs8.as_ref()).expect("a generated key is valid")
+        Self::from_pkcs8(pkcs8.as_ref()).expect("a generated key is valid")
     }
 
     /// A P-256 private key in PKCS#8 PEM (`openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`).
-    pub fn from_pem(issuer: &str, pem: &str) -> Result<Self, KeyError> {
-        Self::from_pkcs8(issuer, &pem_body(pem)?)
+    pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
+        Self::from_pkcs8(&pem_body(pem)?)
     }
 
-    fn from_pkcs8(issuer: &str, der: &[u8]) -> Result<Self, KeyError> {
+    fn from_pkcs8(der: &[u8]) -> Result<Self, KeyError> {
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der, &SystemRandom::new())
-            .map_err(|e| KeyError(format!("not a P-256 PKCS#8 key: {e}")))?;
+            .map_err(|e| KeyError::Unusable(format!("not a P-256 PKCS#8 key: {e}")))?;
         let point = pair.public_key().as_ref();
         let (x, y) = (URL_SAFE_NO_PAD.encode(&point[1..33]), URL_SAFE_NO_PAD.encode(&point[33..65]));
         // The key id names the public key, so every instance with the same key agrees on it.
         let kid = mcp_oauth_domain::secret::TokenDigest::of(&format!("{x}.{y}")).to_hex()[..16].to_owned();
         let jwk = json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "alg": "ES256", "use": "sig" });
-        Ok(Self { issuer: issuer.to_owned(), key: EncodingKey::from_ec_der(der), kid, jwk })
+        Ok(Self { key: EncodingKey::from_ec_der(der), pkcs8: der.to_vec(), kid, jwk })
+    }
+}
+
+/// The keys of one rotation period: the one that signs, and the one before it, still
+/// published so that JWTs it signed a moment ago verify.
+#[derive(Clone)]
+struct Ring {
+    period: u64,
+    current: Arc<SigningKey>,
+    previous: Option<Arc<SigningKey>>,
+}
+
+/// Keys generated in turn, one per `rotation` period, kept in the shared store (sealed with
+/// `vault`) so that every instance signs with the same key.
+struct SharedKeys {
+    store: Arc<dyn SigningKeyStore>,
+    vault: VaultKey,
+    rotation: Duration,
+    ring: RwLock<Option<Ring>>,
+}
+
+impl SharedKeys {
+    fn period_now(&self) -> u64 {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        now.as_secs() / self.rotation.as_secs().max(1)
     }
 
-    /// The published key set.
-    pub fn jwks(&self) -> Value {
-        json!({ "keys": [self.jwk] })
+    fn binding(period: u64) -> String {
+        format!("identity-signing-key/{period}")
+    }
+
+    fn open(&self, period: u64, stored: &str) -> Result<SigningKey, KeyError> {
+        let sealed = STANDARD.decode(stored).map_err(|_| KeyError::Unusable("a stored key is not base64".into()))?;
+        let pkcs8 = self
+            .vault
+            .open_bytes(&sealed, &Self::binding(period))
+            .ok_or_else(|| KeyError::Unusable("a stored key does not open with TOKEN_VAULT_KEY".into()))?;
+        SigningKey::from_pkcs8(&pkcs8)
+    }
+
+    async fn ring(&self) -> Result<Ring, KeyError> {
+        let period = self.period_now();
+        if let Some(ring) = self.ring.read().await.as_ref().filter(|r| r.period == period) {
+            return Ok(ring.clone());
+        }
+        let mut held = self.ring.write().await;
+        if let Some(ring) = held.as_ref().filter(|r| r.period == period) {
+            return Ok(ring.clone());
+        }
+        let proposal = STANDARD.encode(self.vault.seal_bytes(&SigningKey::generate().pkcs8, &Self::binding(period)));
+        // Kept while JWTs it signed may still be checked: its own period and the next.
+        let keep = self.rotation * 2 + IDENTITY_TTL;
+        let current = Arc::new(self.open(period, &self.store.key_for(period, &proposal, keep).await?)?);
+        let previous = match period.checked_sub(1) {
+            Some(before) => match self.store.existing(before).await? {
+                Some(stored) => self.open(before, &stored).ok().map(Arc::new),
+                None => None,
+            },
+            None => None,
+        };
+        let ring = Ring { period, current, previous };
+        *held = Some(ring.clone());
+        Ok(ring)
+    }
+}
+
+enum KeySource {
+    /// `SIGNING_KEY_FILE`: the operator rotates it.
+    Fixed(Arc<SigningKey>),
+    Shared(SharedKeys),
+}
+
+/// Signs identity JWTs and publishes the keys that verify them.
+pub struct IdentitySigner {
+    issuer: String,
+    keys: KeySource,
+}
+
+impl std::fmt::Debug for IdentitySigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let source = match &self.keys {
+            KeySource::Fixed(key) => format!("fixed {}", key.kid),
+            KeySource::Shared(shared) => format!("shared, rotated every {:?}", shared.rotation),
+        };
+        f.debug_struct("IdentitySigner").field("issuer", &self.issuer).field("keys", &source).finish()
+    }
+}
+
+impl IdentitySigner {
+    /// Always `key`.
+    pub fn fixed(issuer: &str, key: SigningKey) -> Self {
+        Self { issuer: issuer.to_owned(), keys: KeySource::Fixed(Arc::new(key)) }
+    }
+
+    /// A new key every `rotation`, shared through `store`, sealed with `vault`.
+    pub fn shared(issuer: &str, store: Arc<dyn SigningKeyStore>, vault: VaultKey, rotation: Duration) -> Self {
+        let shared = SharedKeys { store, vault, rotation, ring: RwLock::new(None) };
+        Self { issuer: issuer.to_owned(), keys: KeySource::Shared(shared) }
+    }
+
+    async fn ring(&self) -> Result<Ring, KeyError> {
+        match &self.keys {
+            KeySource::Fixed(key) => Ok(Ring { period: 0, current: key.clone(), previous: None }),
+            KeySource::Shared(shared) => shared.ring().await,
+        }
+    }
+
+    /// The published key set: the signing key, and the one before it while rotating.
+    pub async fn jwks(&self) -> Result<Value, KeyError> {
+        let ring = self.ring().await?;
+        let keys: Vec<&Value> = std::iter::once(&ring.current.jwk).chain(ring.previous.as_ref().map(|k| &k.jwk)).collect();
+        Ok(json!({ "keys": keys }))
     }
 
     /// A JWT that tells `audience` (the upstream's URL) who is calling.
-    pub fn sign(&self, caller: &ValidatedToken, audience: &str) -> String {
+    pub async fn sign(&self, caller: &ValidatedToken, audience: &str) -> Result<String, KeyError> {
+        let key = self.ring().await?.current;
         let now = Utc::now().timestamp();
         let claims = json!({
             "iss": self.issuer,
@@ -90,28 +209,27 @@ impl IdentitySigner {
             "jti": generate_secret(),
         });
         let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(self.kid.clone());
+        header.kid = Some(key.kid.clone());
         header.typ = Some("JWT".into());
-        jsonwebtoken::encode(&header, &claims, &self.key).expect("ES256 signing with a valid key cannot fail")
+        Ok(jsonwebtoken::encode(&header, &claims, &key.key).expect("ES256 signing with a valid key cannot fail"))
     }
 }
 
 /// How the upstream learns the caller (`MCP_UPSTREAM_IDENTITY`).
 #[derive(Debug, Clone)]
 pub enum CallerIdentity {
-    Jwt(std::sync::Arc<IdentitySigner>),
+    Jwt(Arc<IdentitySigner>),
     Headers,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::MemorySigningKeys;
     use mcp_oauth_domain::scope::Scope;
 
-    #[test]
-    fn identity_jwts_verify_with_the_published_key() {
-        let signer = IdentitySigner::generate("https://mcp.example");
-        let caller = ValidatedToken {
+    fn caller() -> ValidatedToken {
+        ValidatedToken {
             subject: "alice".into(),
             client_id: "c1".into(),
             scope: Scope::parse("mcp").unwrap(),
@@ -119,16 +237,46 @@ mod tests {
             issued_at: None,
             expires_at: Utc::now(),
             family: None,
-        };
-        let jwt = signer.sign(&caller, "http://127.0.0.1:8000/mcp");
-        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(signer.jwks()).unwrap();
-        let key = jsonwebtoken::DecodingKey::from_jwk(&jwks.keys[0]).unwrap();
+        }
+    }
+
+    async fn verify(signer: &IdentitySigner, jwt: &str) -> Value {
+        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(signer.jwks().await.unwrap()).unwrap();
+        let kid = jsonwebtoken::decode_header(jwt).unwrap().kid.unwrap();
+        let key = jsonwebtoken::DecodingKey::from_jwk(jwks.find(&kid).expect("the signing key is published")).unwrap();
         let mut validation = jsonwebtoken::Validation::new(Algorithm::ES256);
         validation.set_audience(&["http://127.0.0.1:8000/mcp"]);
         validation.set_issuer(&["https://mcp.example"]);
-        let claims = jsonwebtoken::decode::<Value>(&jwt, &key, &validation).unwrap().claims;
+        jsonwebtoken::decode::<Value>(jwt, &key, &validation).unwrap().claims
+    }
+
+    #[tokio::test]
+    async fn identity_jwts_verify_with_the_published_key() {
+        let signer = IdentitySigner::fixed("https://mcp.example", SigningKey::generate());
+        let jwt = signer.sign(&caller(), "http://127.0.0.1:8000/mcp").await.unwrap();
+        let claims = verify(&signer, &jwt).await;
         assert_eq!((claims["sub"].as_str(), claims["client_id"].as_str()), (Some("alice"), Some("c1")));
-        let other = IdentitySigner::generate("https://mcp.example");
-        assert_ne!(other.jwks(), signer.jwks());
+        let other = IdentitySigner::fixed("https://mcp.example", SigningKey::generate());
+        assert_ne!(other.jwks().await.unwrap(), signer.jwks().await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn instances_sharing_a_store_sign_with_one_key_that_rotates() {
+        let store: Arc<dyn SigningKeyStore> = Arc::new(MemorySigningKeys::default());
+        let vault = VaultKey::generate();
+        let rotation = Duration::from_secs(1);
+        let a = IdentitySigner::shared("https://mcp.example", store.clone(), vault.clone(), rotation);
+        let b = IdentitySigner::shared("https://mcp.example", store.clone(), vault, rotation);
+        let jwt = a.sign(&caller(), "http://127.0.0.1:8000/mcp").await.unwrap();
+        let kid = jsonwebtoken::decode_header(&jwt).unwrap().kid.unwrap();
+        assert_eq!(verify(&b, &jwt).await["sub"], "alice", "B publishes the key A signed with");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let rotated = b.sign(&caller(), "http://127.0.0.1:8000/mcp").await.unwrap();
+        assert_ne!(jsonwebtoken::decode_header(&rotated).unwrap().kid.unwrap(), kid, "a new period, a new key");
+        assert_eq!(verify(&a, &jwt).await["sub"], "alice", "the key before it is still published");
+        let stored = store.existing(a.ring().await.unwrap().period).await.unwrap().unwrap();
+        assert!(!stored.contains("PRIVATE") && STANDARD.decode(&stored).is_ok(), "stored sealed");
+        let stranger = IdentitySigner::shared("https://mcp.example", store, VaultKey::generate(), rotation);
+        assert!(stranger.jwks().await.is_err(), "a key sealed under another vault key does not open");
     }
 }

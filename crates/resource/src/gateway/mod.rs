@@ -112,20 +112,31 @@ impl Gateway {
         Ok(state.and_then(|s| serde_json::from_str::<ForwardedSession>(&s).ok()).map(|s| s.upstream_session))
     }
 
-    fn upstream_request(&self, method: Method, headers: &HeaderMap, caller: &ValidatedToken) -> reqwest::RequestBuilder {
+    async fn upstream_request(
+        &self,
+        method: Method,
+        headers: &HeaderMap,
+        caller: &ValidatedToken,
+    ) -> Result<reqwest::RequestBuilder, Response> {
         let mut request = self.http.request(method, self.settings.upstream.clone());
         for name in FORWARDED_REQUEST_HEADERS {
             for value in headers.get_all(name) {
                 request = request.header(name, value);
             }
         }
-        match &self.settings.identity {
-            CallerIdentity::Jwt(signer) => request.bearer_auth(signer.sign(caller, self.settings.upstream.as_str())),
+        Ok(match &self.settings.identity {
+            CallerIdentity::Jwt(signer) => match signer.sign(caller, self.settings.upstream.as_str()).await {
+                Ok(jwt) => request.bearer_auth(jwt),
+                Err(error) => {
+                    tracing::warn!(code = "temporarily_unavailable", cause = %error, "no identity signing key");
+                    return Err(failure(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE, "the identity signing key is unavailable"));
+                }
+            },
             CallerIdentity::Headers => request
                 .header(SUBJECT_HEADER, &caller.subject)
                 .header(CLIENT_ID_HEADER, &caller.client_id)
                 .header(SCOPE_HEADER, caller.scope.to_string()),
-        }
+        })
     }
 }
 
@@ -151,7 +162,10 @@ pub async fn forward(State(gateway): State<Arc<Gateway>>, request: Request) -> R
         Ok(body) => body,
         Err(_) => return failure(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::INVALID_REQUEST, "the message is too large"),
     };
-    let mut outgoing = gateway.upstream_request(parts.method.clone(), &parts.headers, &caller);
+    let mut outgoing = match gateway.upstream_request(parts.method.clone(), &parts.headers, &caller).await {
+        Ok(outgoing) => outgoing,
+        Err(response) => return response,
+    };
     if let Some(upstream) = &upstream_session {
         outgoing = outgoing.header(SESSION_HEADER, upstream);
     }

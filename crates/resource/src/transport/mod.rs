@@ -29,6 +29,8 @@ pub const SESSION_HEADER: &str = "mcp-session-id";
 pub struct McpBackend {
     pub sessions: Arc<dyn McpSessionStore>,
     pub bus: Arc<dyn SessionBus>,
+    /// The keys identity JWTs for an upstream are signed with, shared like the sessions.
+    pub keys: Arc<dyn crate::ports::SigningKeyStore>,
 }
 
 /// How the transport treats connections and sessions.

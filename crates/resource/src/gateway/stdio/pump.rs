@@ -214,6 +214,8 @@ impl Pump {
         loop {
             tokio::select! {
                 message = self.transport.receive() => match message {
+                    // At shutdown rmcp closes every session too: that is not the client's end.
+                    None if self.upstream.closing.is_cancelled() => return End::Shutdown,
                     None => return End::Closed,
                     Some(message) => {
                         if let Some((_, Some(presented))) = caller_of(&message) {
