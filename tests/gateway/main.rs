@@ -8,56 +8,15 @@ mod embedded;
 mod stdio;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mcp_oauth_testkit::http::TestServer;
 use mcp_oauth_testkit::mcp::{RawSession, TestClientHandler, connect};
 use mcp_oauth_testkit::process::free_port;
+use mcp_oauth_testkit::upstream::Everything;
 use rmcp::model::{CallToolRequestParams, GetPromptRequestParams, ReadResourceRequestParams};
 use serde_json::json;
-
-/// server-everything over Streamable HTTP on a free loopback port.
-struct Everything {
-    url: String,
-    child: Child,
-}
-
-impl Drop for Everything {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Everything {
-    async fn start() -> Self {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("upstreams");
-        let node = dir.join("node_modules/.bin/node");
-        assert!(node.exists(), "run `npm ci` in tests/upstreams first (./scripts/test does it)");
-        let port = free_port();
-        let mut child = Command::new(node)
-            .current_dir(&dir)
-            .arg("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
-            .arg("streamableHttp")
-            .env("PORT", port.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node starts");
-        let url = format!("http://127.0.0.1:{port}/mcp");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return Self { url, child };
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("server-everything did not listen on {port}");
-    }
-}
 
 fn call(name: &str, arguments: serde_json::Value) -> CallToolRequestParams {
     CallToolRequestParams::new(name.to_owned()).with_arguments(arguments.as_object().cloned().unwrap_or_default())

@@ -5,25 +5,16 @@
 // Resource subscriptions are deprecated only for the 2026-07-28 revision; these speak 2025-06-18.
 #![allow(deprecated)]
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use mcp_oauth_testkit::http::TestServer;
 use mcp_oauth_testkit::mcp::{RawSession, TestClientHandler, connect};
 use mcp_oauth_testkit::process::free_port;
+use mcp_oauth_testkit::upstream::everything_command;
 use rmcp::model::{ReadResourceRequestParams, SubscribeRequestParams};
 use serde_json::json;
 
 use super::{call, text};
-
-/// server-everything on stdio, as MCP_UPSTREAM_COMMAND would name it.
-fn everything_command() -> String {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("upstreams");
-    let node = dir.join("node_modules/.bin/node");
-    assert!(node.exists(), "run `npm ci` in tests/upstreams first (./scripts/test does it)");
-    let script = dir.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
-    format!("'{}' '{}' stdio", node.display(), script.display())
-}
 
 /// A mark only this test's children carry in their environment.
 fn mark() -> String {
@@ -122,6 +113,14 @@ async fn answer(response: reqwest::Response) -> serde_json::Value {
     serde_json::from_str(data.unwrap_or(&body)).unwrap_or_else(|_| panic!("not JSON-RPC: {body}"))
 }
 
+/// A tools/call (id 9) that runs `seconds` upstream, answered as JSON-RPC.
+fn long_call(session: &RawSession, seconds: u32) -> impl std::future::Future<Output = serde_json::Value> + use<> {
+    let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": "trigger-long-running-operation", "arguments": {"duration": seconds, "steps": 2}}});
+    let request = session.request(reqwest::Method::POST).header("content-type", "application/json").body(call.to_string());
+    async move { answer(request.send().await.unwrap()).await }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn children_are_bounded_and_a_crash_ends_its_session_with_a_json_rpc_error() {
     let mark = mark();
@@ -144,32 +143,37 @@ async fn children_are_bounded_and_a_crash_ends_its_session_with_a_json_rpc_error
     };
     let (alice, bob, carol) = (token("alice").await, token("bob").await, token("carol").await);
 
-    let _a1 = RawSession::open(&server.resource(), &alice).await;
-    let _a2 = RawSession::open(&server.resource(), &alice).await;
-    let third = RawSession { url: server.resource(), token: alice.clone(), id: None, http: server.http.clone() };
-    let refused = answer(third.post_json(initialize()).await).await;
+    // A user at their limit gets a new session in place of their longest-idle one; when all
+    // of theirs are busy, the new one is refused.
+    let a1 = RawSession::open(&server.resource(), &alice).await;
+    let _busy_1 = tokio::spawn(long_call(&a1, 20));
+    let a2 = RawSession::open(&server.resource(), &alice).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let a3 = RawSession::open(&server.resource(), &alice).await;
+    assert!(a3.id.is_some(), "a third session in place of the idle second");
+    let ping = json!({"jsonrpc": "2.0", "id": 10, "method": "ping"});
+    let evicted = a2.post_json(ping.clone()).await.status();
+    assert_eq!(evicted, 404, "the idle session made room");
+    let _busy_3 = tokio::spawn(long_call(&a3, 20));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fourth = RawSession { url: server.resource(), token: alice.clone(), id: None, http: server.http.clone() };
+    let refused = answer(fourth.post_json(initialize()).await).await;
     assert!(refused["error"]["message"].as_str().unwrap_or_default().contains("DELETE"), "per user: {refused}");
     let b = RawSession::open(&server.resource(), &bob).await;
-    let fourth = RawSession { url: server.resource(), token: carol, id: None, http: server.http.clone() };
-    let refused = answer(fourth.post_json(initialize()).await).await;
+    let fifth = RawSession { url: server.resource(), token: carol, id: None, http: server.http.clone() };
+    let refused = answer(fifth.post_json(initialize()).await).await;
     assert!(refused["error"]["message"].as_str().unwrap_or_default().contains("at most 3"), "in all: {refused}");
-    assert_eq!(processes_with(&mark).len(), 3, "refusals start nothing");
+    until("exactly the three children", Duration::from_secs(5), || processes_with(&mark).len() == 3).await;
 
     // Bob's child dies in the middle of a call: the call gets a JSON-RPC error, and the session
     // is gone.
     let bobs = processes_with(&mark).into_iter().find(|(_, env)| env.iter().any(|v| v == "MCP_SUBJECT=bob")).unwrap().0;
-    let long = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
-        "params": {"name": "trigger-long-running-operation", "arguments": {"duration": 20, "steps": 2}}});
-    let pending = tokio::spawn({
-        let request = b.request(reqwest::Method::POST).header("content-type", "application/json").body(long.to_string());
-        async move { answer(request.send().await.unwrap()).await }
-    });
+    let pending = tokio::spawn(long_call(&b, 20));
     tokio::time::sleep(Duration::from_millis(500)).await;
     std::process::Command::new("kill").args(["-KILL", &bobs.to_string()]).status().unwrap();
     let failed = tokio::time::timeout(Duration::from_secs(10), pending).await.expect("no hang").unwrap();
     assert_eq!(failed["id"], 9, "{failed}");
     assert!(failed["error"]["message"].as_str().unwrap_or_default().contains("exited"), "{failed}");
-    let ping = json!({"jsonrpc": "2.0", "id": 10, "method": "ping"});
     let mut gone = 0;
     for _ in 0..30 {
         gone = b.post_json(ping.clone()).await.status().as_u16();

@@ -9,3 +9,4 @@ pub mod mcp;
 pub mod process;
 pub mod redis_server;
 pub mod session_contract;
+pub mod upstream;

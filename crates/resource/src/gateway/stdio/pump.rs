@@ -17,7 +17,7 @@ use rmcp::transport::{TokioChildProcess, Transport};
 use tokio::io::AsyncBufReadExt;
 use tokio_util::sync::CancellationToken;
 
-use super::limits::Refusal;
+use super::limits::{ProcessPermit, Refusal};
 use super::manager::Upstream;
 use super::relay::Relay;
 use crate::gateway::UPSTREAM_FAILED;
@@ -40,6 +40,10 @@ pub(super) enum Origin {
 pub(super) struct InFlight(Vec<(RequestId, Origin, Option<ProgressToken>)>);
 
 impl InFlight {
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub(super) fn sent(&mut self, message: &ClientJsonRpcMessage, origin: Origin) {
         match message {
             ClientJsonRpcMessage::Request(request) => {
@@ -105,6 +109,8 @@ pub(super) enum End {
     Crashed,
     Expired,
     Revoked,
+    /// Ended to make room for a newer session of the same user.
+    Evicted,
     Shutdown,
 }
 
@@ -115,6 +121,7 @@ impl End {
             End::Crashed => "the upstream MCP server process exited; start a new session",
             End::Expired => "the session expired",
             End::Revoked => "the session's authorization was revoked",
+            End::Evicted => "the session was ended to make room for a newer one of the same user",
             End::Shutdown => "the server is stopping",
         }
     }
@@ -148,7 +155,7 @@ impl Pump {
     pub(super) async fn run(mut self) {
         let _ghost = self.ended.clone().drop_guard();
         let Some(initialize) = self.transport.receive().await else { return };
-        let Some(mut child) = self.start(&initialize).await else {
+        let Some((mut child, permit)) = self.start(&initialize).await else {
             self.close().await;
             return;
         };
@@ -158,15 +165,16 @@ impl Pump {
         let mut relayed = self.upstream.relays.register(&self.session);
         self.in_flight.sent(&initialize, Origin::Here);
         let end = match child.send(initialize).await {
-            Ok(()) => self.serve(&mut child, &mut relayed).await,
+            Ok(()) => self.serve(&mut child, &mut relayed, &permit).await,
             Err(_) => End::Crashed,
         };
         self.upstream.relays.unregister(&self.session);
         self.finish(end, child).await;
+        drop(permit);
     }
 
     /// Starts the child for the caller of `initialize`, or answers why not.
-    async fn start(&mut self, initialize: &ClientJsonRpcMessage) -> Option<TokioChildProcess> {
+    async fn start(&mut self, initialize: &ClientJsonRpcMessage) -> Option<(TokioChildProcess, ProcessPermit)> {
         let ClientJsonRpcMessage::Request(request) = initialize else { return None };
         let id = request.id.clone();
         let Some((caller, presented)) = caller_of(initialize) else {
@@ -174,7 +182,7 @@ impl Pump {
             return None;
         };
         self.presented = presented;
-        let permit = match self.upstream.limits.acquire(&caller.subject) {
+        let permit = match self.upstream.limits.acquire(&caller.subject).await {
             Ok(permit) => permit,
             Err(refusal) => {
                 let message = match refusal {
@@ -198,20 +206,25 @@ impl Pump {
         tracing::info!(session = %self.tag, subject = %caller.subject, pid = child.id(), "upstream MCP process started");
         let tag = self.tag.clone();
         tokio::spawn(async move {
-            let _permit = permit;
             let Some(stderr) = stderr else { return };
             let mut lines = tokio::io::BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 tracing::info!(target: "mcp_upstream", session = %tag, "{line}");
             }
         });
-        Some(child)
+        Some((child, permit))
     }
 
-    async fn serve(&mut self, child: &mut TokioChildProcess, relayed: &mut tokio::sync::mpsc::UnboundedReceiver<Relay>) -> End {
+    async fn serve(
+        &mut self,
+        child: &mut TokioChildProcess,
+        relayed: &mut tokio::sync::mpsc::UnboundedReceiver<Relay>,
+        permit: &ProcessPermit,
+    ) -> End {
         let mut tick = tokio::time::interval(self.upstream.settings.check_interval);
         tick.reset();
         loop {
+            permit.activity.set_busy(!self.in_flight.is_empty());
             tokio::select! {
                 message = self.transport.receive() => match message {
                     // At shutdown rmcp closes every session too: that is not the client's end.
@@ -251,6 +264,7 @@ impl Pump {
                 _ = tick.tick() => if let Some(end) = self.check().await {
                     return end;
                 },
+                () = permit.activity.evicted.cancelled() => return End::Evicted,
                 () = self.upstream.closing.cancelled() => return End::Shutdown,
             }
         }
