@@ -26,6 +26,21 @@ fn text(result: &rmcp::model::CallToolResult) -> String {
     result.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join("\n")
 }
 
+/// A server-to-client request (sampling) travels back through the gateway and its answer
+/// forward again, and the progress notifications of a long operation arrive.
+async fn sampling_and_progress_pass(
+    mcp: &rmcp::service::RunningService<rmcp::RoleClient, TestClientHandler>,
+    handler: &TestClientHandler,
+) {
+    let sampled = mcp.call_tool(call("trigger-sampling-request", json!({"prompt": "hello", "maxTokens": 20}))).await.unwrap();
+    assert!(text(&sampled).contains("canned answer"), "{sampled:?}");
+    assert_eq!(handler.seen.lock().unwrap().sampling_prompts.len(), 1);
+    let params = call("trigger-long-running-operation", json!({"duration": 1, "steps": 2}));
+    let result = mcp.send_request(rmcp::model::ClientRequest::CallToolRequest(rmcp::model::Request::new(params))).await.unwrap();
+    assert!(matches!(result, rmcp::model::ServerResult::CallToolResult(_)), "{result:?}");
+    assert!(!handler.seen.lock().unwrap().progress.is_empty(), "progress notifications pass through");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rmcp_client_uses_server_everything_through_the_gateway() {
     let upstream = Everything::start().await;
@@ -57,17 +72,7 @@ async fn the_rmcp_client_uses_server_everything_through_the_gateway() {
         assert!(!got.messages.is_empty());
     }
 
-    // A server-to-client request (sampling) travels back through the gateway and its answer
-    // forward again.
-    let sampled = mcp.call_tool(call("trigger-sampling-request", json!({"prompt": "hello", "maxTokens": 20}))).await.unwrap();
-    assert!(text(&sampled).contains("canned answer"), "{sampled:?}");
-    assert_eq!(handler.seen.lock().unwrap().sampling_prompts.len(), 1);
-
-    // Progress notifications of a long operation arrive.
-    let params = call("trigger-long-running-operation", json!({"duration": 1, "steps": 2}));
-    let result = mcp.send_request(rmcp::model::ClientRequest::CallToolRequest(rmcp::model::Request::new(params))).await.unwrap();
-    assert!(matches!(result, rmcp::model::ServerResult::CallToolResult(_)), "{result:?}");
-    assert!(!handler.seen.lock().unwrap().progress.is_empty(), "progress notifications pass through");
+    sampling_and_progress_pass(&mcp, &handler).await;
     assert!(mcp.cancel().await.is_ok(), "the session ends cleanly");
 }
 

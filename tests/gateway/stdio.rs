@@ -14,7 +14,7 @@ use mcp_oauth_testkit::upstream::everything_command;
 use rmcp::model::{ReadResourceRequestParams, SubscribeRequestParams};
 use serde_json::json;
 
-use super::{call, text};
+use super::{call, sampling_and_progress_pass, text};
 
 /// A mark only this test's children carry in their environment.
 fn mark() -> String {
@@ -48,6 +48,14 @@ async fn until(what: &str, within: Duration, check: impl Fn() -> bool) {
     panic!("{what} did not happen within {within:?}");
 }
 
+/// This server in front of server-everything on stdio, its children marked with `mark`.
+async fn stdio_server(mark: &str, extra: &[&str]) -> TestServer {
+    let command = everything_command();
+    let mut args = vec!["--mcp-upstream-command", &command, "--mcp-upstream-env", mark];
+    args.extend_from_slice(extra);
+    TestServer::start(&args).await
+}
+
 fn no_process_left(mark: &str) -> impl Fn() -> bool + '_ {
     move || processes_with(mark).is_empty()
 }
@@ -55,8 +63,7 @@ fn no_process_left(mark: &str) -> impl Fn() -> bool + '_ {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rmcp_client_uses_server_everything_over_stdio() {
     let mark = mark();
-    let command = everything_command();
-    let server = TestServer::start(&["--mcp-upstream-command", &command, "--mcp-upstream-env", &mark]).await;
+    let server = stdio_server(&mark, &[]).await;
     let client = server.client("none").await;
     let token = server.tokens(&client, "alice").await["access_token"].as_str().unwrap().to_owned();
 
@@ -81,16 +88,10 @@ async fn the_rmcp_client_uses_server_everything_over_stdio() {
     assert!(!mcp.read_resource(ReadResourceRequestParams::new(first.uri.clone())).await.unwrap().contents.is_empty());
     assert!(!mcp.list_all_prompts().await.unwrap().is_empty());
 
-    let sampled = mcp.call_tool(call("trigger-sampling-request", json!({"prompt": "hello", "maxTokens": 20}))).await.unwrap();
-    assert!(text(&sampled).contains("canned answer"), "sampling travels back and forth: {sampled:?}");
+    sampling_and_progress_pass(&mcp, &handler).await;
     let elicited = mcp.call_tool(call("trigger-elicitation-request", json!({}))).await.unwrap();
     assert!(text(&elicited).contains("name-answer"), "elicitation travels back and forth: {elicited:?}");
     assert_eq!(handler.seen.lock().unwrap().elicitations.len(), 1);
-
-    let params = call("trigger-long-running-operation", json!({"duration": 1, "steps": 2}));
-    let result = mcp.send_request(rmcp::model::ClientRequest::CallToolRequest(rmcp::model::Request::new(params))).await.unwrap();
-    assert!(matches!(result, rmcp::model::ServerResult::CallToolResult(_)), "{result:?}");
-    assert!(!handler.seen.lock().unwrap().progress.is_empty(), "progress notifications pass through");
 
     mcp.subscribe(SubscribeRequestParams::new(first.uri.clone())).await.unwrap();
     mcp.call_tool(call("toggle-subscriber-updates", json!({}))).await.unwrap();
@@ -124,18 +125,7 @@ fn long_call(session: &RawSession, seconds: u32) -> impl std::future::Future<Out
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn children_are_bounded_and_a_crash_ends_its_session_with_a_json_rpc_error() {
     let mark = mark();
-    let command = everything_command();
-    let args = [
-        "--mcp-upstream-command",
-        &command,
-        "--mcp-upstream-env",
-        &mark,
-        "--max-upstream-processes",
-        "3",
-        "--max-upstream-processes-per-user",
-        "2",
-    ];
-    let server = TestServer::start(&args).await;
+    let server = stdio_server(&mark, &["--max-upstream-processes", "3", "--max-upstream-processes-per-user", "2"]).await;
     let client = server.client("none").await;
     let token = |user: &'static str| {
         let (server, client) = (&server, &client);
@@ -191,18 +181,7 @@ async fn children_are_bounded_and_a_crash_ends_its_session_with_a_json_rpc_error
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_and_revoked_sessions_end_their_children_and_sessionless_requests_are_refused() {
     let mark = mark();
-    let command = everything_command();
-    let args = [
-        "--mcp-upstream-command",
-        &command,
-        "--mcp-upstream-env",
-        &mark,
-        "--mcp-session-idle-timeout",
-        "2s",
-        "--mcp-upstream-check-interval",
-        "1s",
-    ];
-    let server = TestServer::start(&args).await;
+    let server = stdio_server(&mark, &["--mcp-session-idle-timeout", "2s", "--mcp-upstream-check-interval", "1s"]).await;
     let client = server.client("none").await;
     let alice = server.tokens(&client, "alice").await["access_token"].as_str().unwrap().to_owned();
 
