@@ -164,3 +164,58 @@ async fn the_start_up_log_names_the_mcp_url_and_warns_when_remote_clients_would_
     assert!(logs.contains(&format!("mcp_url={}/mcp", quiet.base)), "{logs}");
     assert!(!logs.contains("WARN"), "nothing to warn about on loopback: {logs}");
 }
+
+/// Slowloris against the real binary: thousands of connections that trickle a header line
+/// every second are each closed within the header timeout plus a little, /health answers
+/// throughout, and an open SSE stream (no longer reading headers) is not cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_header_connections_are_cut_while_health_and_open_streams_carry_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let process = ServerProcess::start(free_port(), &[("HEADER_READ_TIMEOUT", "2")]).await;
+    let token = token(&process).await;
+    let session = RawSession::open(&process.resource(), &token).await;
+    let mut stream = get_stream(&session).await;
+
+    let address = format!("127.0.0.1:{}", process.port);
+    let mut slow = Vec::new();
+    for _ in 0..3000 {
+        let Ok(mut tcp) = tokio::net::TcpStream::connect(&address).await else { break };
+        if tcp.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n").await.is_err() {
+            break;
+        }
+        slow.push(tcp);
+    }
+    assert!(slow.len() >= 1000, "opened only {} connections", slow.len());
+    let opened = Instant::now();
+    let health = http_client();
+    let closed = tokio::spawn(async move {
+        let mut closed_by = Vec::new();
+        for mut tcp in slow {
+            let mut byte = [0u8; 1];
+            // Trickling a header line each second never finishes the headers.
+            let ended = loop {
+                match tokio::time::timeout(Duration::from_secs(1), tcp.read(&mut byte)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => break true,
+                    Ok(Ok(_)) => continue,
+                    Err(_) if opened.elapsed() > Duration::from_secs(15) => break false,
+                    Err(_) => {
+                        let _ = tcp.write_all(b"X-Slow: 1\r\n").await;
+                    }
+                }
+            };
+            closed_by.push((ended, opened.elapsed()));
+        }
+        closed_by
+    });
+    for _ in 0..6 {
+        let answer = health.get(format!("{}/health", process.base)).timeout(Duration::from_secs(2)).send().await;
+        assert!(answer.is_ok_and(|a| a.status().is_success()), "/health answers during the attack");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let closed = closed.await.unwrap();
+    assert!(closed.iter().all(|(ended, _)| *ended), "every slow connection was closed");
+    let latest = closed.iter().map(|(_, at)| *at).max().unwrap();
+    assert!(latest < Duration::from_secs(8), "all closed within the 2 s header timeout plus a few seconds: {latest:?}");
+    assert!(ended_within(&mut stream, Duration::from_millis(500)).await.is_none(), "the open SSE stream is still open");
+}

@@ -192,7 +192,7 @@ where
         }
     };
     let home = Arc::new(home_page(settings));
-    http::router(oauth, resource, stores.health.clone(), home)
+    http::router(oauth, resource, stores.health.clone(), home, config.body_read_timeout)
 }
 
 /// The key that seals what must be recovered from storage: TOKEN_VAULT_KEY, or one for this
@@ -447,12 +447,32 @@ where
         tracing::info!(signal, "stopping: no new connections; open streams end, requests in flight may finish");
         stopping.begin();
     });
-    let served = crate::shutdown::serve(listener, app, shutdown.clone(), config.shutdown_timeout).await;
+    let limits = connection_limits(config);
+    let served = crate::shutdown::serve(listener, app, shutdown.clone(), config.shutdown_timeout, limits).await;
     shutdown.reap(Duration::from_secs(10)).await;
     health.close().await;
     served.map_err(|source| StartupError::Bind { addr: local.to_string(), source })?;
     tracing::info!(%local, "stopped");
     Ok(())
+}
+
+/// The connection limits, `MAX_CONNECTIONS` lowered to what the open-file limit allows (each
+/// connection is a descriptor; some are kept for storage, upstreams and logs).
+pub fn connection_limits(config: &Config) -> crate::shutdown::ConnectionLimits {
+    let mut max_connections = config.max_connections;
+    if let Some(files) = crate::shutdown::raise_open_file_limit() {
+        let room = usize::try_from(files.saturating_sub(256)).unwrap_or(usize::MAX).max(16);
+        if room < max_connections {
+            tracing::warn!(
+                max_connections,
+                open_file_limit = files,
+                lowered_to = room,
+                "MAX_CONNECTIONS lowered to fit the open-file limit"
+            );
+            max_connections = room;
+        }
+    }
+    crate::shutdown::ConnectionLimits { header_read_timeout: config.header_read_timeout, max_connections }
 }
 
 /// Says where the server listens and, above all, the URL clients must use: the resource in its

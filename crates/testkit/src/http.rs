@@ -65,7 +65,8 @@ impl TestServer {
         let app = mcp_oauth_app::server::build(&settings, storage, &shutdown);
         let task = tokio::spawn(async move {
             let timeout = settings.config.shutdown_timeout;
-            mcp_oauth_app::shutdown::serve(listener, app, shutdown, timeout).await.expect("server runs");
+            let limits = mcp_oauth_app::server::connection_limits(&settings.config);
+            mcp_oauth_app::shutdown::serve(listener, app, shutdown, timeout, limits).await.expect("server runs");
         });
         Self { base, http: http_client(), task: Some(task) }
     }

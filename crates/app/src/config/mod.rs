@@ -185,6 +185,19 @@ pub struct Config {
     #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// How long a client may take to send a request's headers; also how long a kept-alive
+    /// connection may wait idle for its next request. Open SSE streams are not cut by it.
+    #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// How long a client may take to send a request's body.
+    #[arg(long, env = "BODY_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub body_read_timeout: Duration,
+
+    /// Connections open at once; more are closed on arrival. Lowered to fit the open-file limit.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
     /// Your own MCP server over Streamable HTTP (`http://127.0.0.1:8000/mcp`): /mcp forwards
     /// to it instead of serving the demo.
     #[arg(long, env = "MCP_UPSTREAM_URL", value_parser = parse_http_url)]
@@ -504,6 +517,9 @@ impl Settings {
         let scopes = Scope::parse(&config.scopes).map_err(|e| format!("SCOPES: {e}"))?;
         if scopes.is_empty() {
             return Err("SCOPES must name at least one scope".into());
+        }
+        if config.header_read_timeout.is_zero() || config.body_read_timeout.is_zero() || config.max_connections == 0 {
+            return Err("HEADER_READ_TIMEOUT, BODY_READ_TIMEOUT and MAX_CONNECTIONS must be positive".into());
         }
         if config.access_token_ttl.is_zero() {
             return Err("ACCESS_TOKEN_TTL must be positive".into());

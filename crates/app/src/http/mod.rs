@@ -25,6 +25,7 @@ use mcp_oauth_domain::validation::TokenValidator;
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::config::Settings;
 use crate::pages::{self, HomePage};
@@ -102,6 +103,7 @@ pub fn router(
     resource: Option<ResourceRoutes>,
     health: Arc<dyn StorageHealth>,
     home: Arc<HomePage>,
+    body_read_timeout: std::time::Duration,
 ) -> Router {
     let readiness = Readiness { storage: health, validator: resource.as_ref().map(|r| r.validator.clone()) };
     let mut app = Router::new()
@@ -126,5 +128,8 @@ pub fn router(
     if let Some(resource) = resource {
         app = app.merge(resource.router);
     }
-    request_id::layer(app.fallback(not_found).layer(cors()).layer(CatchPanicLayer::custom(panic_response)))
+    // A body that trickles in slower than BODY_READ_TIMEOUT ends in an error, freeing its
+    // connection (the header timeout guards the headers).
+    let app = app.fallback(not_found).layer(RequestBodyTimeoutLayer::new(body_read_timeout));
+    request_id::layer(app.layer(cors()).layer(CatchPanicLayer::custom(panic_response)))
 }
