@@ -115,7 +115,7 @@ pub fn raise_open_file_limit() -> Option<u64> {
             }
         }
     }
-    Some(limit.rlim_cur as u64)
+    Some(limit.rlim_cur)
 }
 
 /// Serves `app` on `listener` until `shutdown` begins, then drains for at most `timeout`.
