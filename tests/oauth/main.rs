@@ -4,6 +4,7 @@ mod authorize;
 mod end_to_end;
 mod introspect_revoke;
 mod metadata_guard;
+mod rate_limits;
 mod real_clients;
 mod register;
 mod token;

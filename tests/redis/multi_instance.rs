@@ -164,3 +164,16 @@ async fn concurrent_refreshes_across_both_yield_one_successor_and_reuse_still_re
     }
     assert_eq!(a.refresh(&client, third["refresh_token"].as_str().unwrap()).await.0, 400);
 }
+
+/// A limit kept in Redis holds across instances: requests to either count against one window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_holds_across_instances() {
+    let cluster = Cluster::start(&[("RATE_LIMIT_REGISTER", "4/1m")]).await;
+    let metadata = json!({"redirect_uris": ["http://127.0.0.1:9/cb"], "client_name": "x", "token_endpoint_auth_method": "none"});
+    let http = http_client();
+    let mut statuses = Vec::new();
+    for base in [&cluster.a.base, &cluster.b.base, &cluster.a.base, &cluster.b.base, &cluster.a.base, &cluster.b.base] {
+        statuses.push(http.post(format!("{base}/register")).json(&metadata).send().await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [201, 201, 201, 201, 429, 429], "one window for both instances");
+}

@@ -7,11 +7,12 @@ use std::time::Duration;
 use axum::Router;
 use chrono::TimeDelta;
 use mcp_oauth_adapters::external::{ExternalSettings, ExternalValidator, IntrospectionAuth, ValidationMethod};
-use mcp_oauth_adapters::memory::MemoryStore;
+use mcp_oauth_adapters::memory::{MemoryRateLimits, MemoryStore};
 use mcp_oauth_adapters::upstream::UpstreamProvider;
 use mcp_oauth_domain::clock::{Clock, SystemClock};
 use mcp_oauth_domain::login::{Login, LoginSettings};
 use mcp_oauth_domain::ports::Lifetimes;
+use mcp_oauth_domain::rate_limit::RateLimitStore;
 use mcp_oauth_domain::redirect_uri::is_loopback;
 use mcp_oauth_domain::secret::TokenDigest;
 use mcp_oauth_domain::service::{AuthorizationServer, Policy, ResourceServerCredential, Stores};
@@ -64,10 +65,26 @@ fn allowed_hosts(settings: &Settings) -> Vec<String> {
     hosts
 }
 
-/// Everything the server keeps: the authorization server's stores and the MCP sessions.
+/// Everything the server keeps: the authorization server's stores, the MCP sessions and the
+/// rate-limit windows.
 pub struct Storage {
     pub stores: Stores,
     pub mcp: McpBackend,
+    pub rate_limits: Arc<dyn RateLimitStore>,
+}
+
+/// Rate-limit windows of one process, for storage that is not shared between instances.
+pub fn local_rate_limits() -> Arc<dyn RateLimitStore> {
+    let windows = Arc::new(MemoryRateLimits::default());
+    let swept = Arc::downgrade(&windows);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(SWEEP_PERIOD).await;
+            let Some(windows) = swept.upgrade() else { return };
+            windows.sweep();
+        }
+    });
+    windows
 }
 
 /// MCP sessions of one process, for storage that is not shared between instances.
@@ -96,7 +113,7 @@ pub async fn open_storage(settings: &Settings) -> Result<Storage, StartupError> 
             store.stores()
         }
     };
-    Ok(Storage { stores, mcp: local_mcp_backend(settings) })
+    Ok(Storage { stores, mcp: local_mcp_backend(settings), rate_limits: local_rate_limits() })
 }
 
 /// Redis holds both the authorization server's state and the MCP sessions, for every instance.
@@ -125,7 +142,8 @@ async fn open_redis(config: &Config, url: String) -> Result<Storage, StartupErro
         bus: Arc::new(RedisBus::start(store.clone())),
         keys: Arc::new(RedisSigningKeys::new(store.clone())),
     };
-    Ok(Storage { stores: store.stores(), mcp })
+    let rate_limits = Arc::new(mcp_oauth_adapters::redis::RedisRateLimits::new(store.clone()));
+    Ok(Storage { stores: store.stores(), mcp, rate_limits })
 }
 
 /// Builds the whole application for a configuration over the given storage: the
@@ -142,7 +160,7 @@ where
     S: ServerHandler + Send + 'static,
     F: Fn(&ServerContext) -> S + Send + Sync + 'static,
 {
-    let Storage { stores, mcp: backend } = storage;
+    let Storage { stores, mcp: backend, rate_limits } = storage;
     let config = &settings.config;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let oauth = (config.auth_mode != AuthMode::External).then(|| {
@@ -192,7 +210,8 @@ where
         }
     };
     let home = Arc::new(home_page(settings));
-    http::router(oauth, resource, stores.health.clone(), home, config.body_read_timeout)
+    let edge = http::Edge { body_read_timeout: config.body_read_timeout, rate_limits, limits: settings.rate_limits.clone() };
+    http::router(oauth, resource, stores.health.clone(), home, edge)
 }
 
 /// The key that seals what must be recovered from storage: TOKEN_VAULT_KEY, or one for this

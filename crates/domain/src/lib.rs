@@ -12,6 +12,7 @@ pub mod login;
 pub mod params;
 pub mod pkce;
 pub mod ports;
+pub mod rate_limit;
 pub mod redirect_uri;
 pub mod resource;
 pub mod scope;

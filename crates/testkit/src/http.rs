@@ -60,7 +60,7 @@ impl TestServer {
         let config = Config::try_parse_from(argv).expect("valid test configuration");
         let settings = Settings::parse(config).expect("valid test settings");
         let mcp = mcp_oauth_app::server::local_mcp_backend(&settings);
-        let storage = mcp_oauth_app::server::Storage { stores, mcp };
+        let storage = mcp_oauth_app::server::Storage { stores, mcp, rate_limits: mcp_oauth_app::server::local_rate_limits() };
         let shutdown = mcp_oauth_app::shutdown::Shutdown::default();
         let app = mcp_oauth_app::server::build(&settings, storage, &shutdown);
         let task = tokio::spawn(async move {

@@ -4,6 +4,8 @@
 
 mod expiring;
 mod login;
+mod rate_limit;
+pub use rate_limit::MemoryRateLimits;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};

@@ -10,6 +10,8 @@
 //! `revoked:{family}` (tombstones).
 
 mod login;
+mod rate_limit;
+pub use rate_limit::RedisRateLimits;
 mod scripts;
 
 use std::sync::Arc;

@@ -5,6 +5,7 @@ mod login;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use mcp_oauth_domain::rate_limit::Quota;
 use mcp_oauth_domain::resource::{Issuer, ResourceUri};
 use mcp_oauth_domain::scope::Scope;
 
@@ -197,6 +198,35 @@ pub struct Config {
     /// Connections open at once; more are closed on arrival. Lowered to fit the open-file limit.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
+
+    /// Proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For is believed for
+    /// rate limits; from anyone else the header is ignored.
+    #[arg(long, env = "TRUST_PROXY", default_value = "")]
+    pub trust_proxy: String,
+
+    /// Requests per client address to /register (`60/1m`; `off` for none).
+    #[arg(long, env = "RATE_LIMIT_REGISTER", default_value = "60/1m")]
+    pub rate_limit_register: String,
+
+    /// Requests per client address to /authorize and the consent post.
+    #[arg(long, env = "RATE_LIMIT_AUTHORIZE", default_value = "100/15m")]
+    pub rate_limit_authorize: String,
+
+    /// Requests per client address to /token.
+    #[arg(long, env = "RATE_LIMIT_TOKEN", default_value = "300/5s")]
+    pub rate_limit_token: String,
+
+    /// Requests per client address to /introspect.
+    #[arg(long, env = "RATE_LIMIT_INTROSPECT", default_value = "300/5s")]
+    pub rate_limit_introspect: String,
+
+    /// Requests per client address to /revoke.
+    #[arg(long, env = "RATE_LIMIT_REVOKE", default_value = "50/15m")]
+    pub rate_limit_revoke: String,
+
+    /// Requests per client address to /mcp.
+    #[arg(long, env = "RATE_LIMIT_MCP", default_value = "1200/1m")]
+    pub rate_limit_mcp: String,
 
     /// Your own MCP server over Streamable HTTP (`http://127.0.0.1:8000/mcp`): /mcp forwards
     /// to it instead of serving the demo.
@@ -482,7 +512,35 @@ pub struct Settings {
     pub upstream: Option<McpUpstream>,
     /// What every /mcp token must carry (`MCP_REQUIRED_SCOPES`).
     pub required_scopes: Scope,
+    pub rate_limits: RateLimitSettings,
     pub tool_scopes: mcp_oauth_resource::tool_scopes::ToolScopes,
+}
+
+/// The quota of each limited endpoint (`None`: off), and whose forwarding headers to believe.
+#[derive(Debug, Clone)]
+pub struct RateLimitSettings {
+    pub trusted: crate::http::rate_limit::TrustedProxies,
+    pub register: Option<Quota>,
+    pub authorize: Option<Quota>,
+    pub token: Option<Quota>,
+    pub introspect: Option<Quota>,
+    pub revoke: Option<Quota>,
+    pub mcp: Option<Quota>,
+}
+
+impl RateLimitSettings {
+    fn parse(config: &Config) -> Result<Self, String> {
+        let quota = |name: &str, raw: &str| Quota::parse(raw).map_err(|e| format!("{name}: {e}"));
+        Ok(Self {
+            trusted: crate::http::rate_limit::TrustedProxies::parse(&config.trust_proxy)?,
+            register: quota("RATE_LIMIT_REGISTER", &config.rate_limit_register)?,
+            authorize: quota("RATE_LIMIT_AUTHORIZE", &config.rate_limit_authorize)?,
+            token: quota("RATE_LIMIT_TOKEN", &config.rate_limit_token)?,
+            introspect: quota("RATE_LIMIT_INTROSPECT", &config.rate_limit_introspect)?,
+            revoke: quota("RATE_LIMIT_REVOKE", &config.rate_limit_revoke)?,
+            mcp: quota("RATE_LIMIT_MCP", &config.rate_limit_mcp)?,
+        })
+    }
 }
 
 /// The user's own MCP server behind /mcp.
@@ -599,7 +657,9 @@ impl Settings {
         if let Some(unknown) = tool_scopes.all_scopes().find(|s| !scopes.contains(s)) {
             return Err(format!("TOOL_SCOPES names `{unknown}`, which SCOPES does not list"));
         }
+        let rate_limits = RateLimitSettings::parse(&config)?;
         Ok(Settings {
+            rate_limits,
             issuer,
             resource,
             resources,

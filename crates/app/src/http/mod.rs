@@ -8,6 +8,7 @@ mod extract;
 mod login;
 mod metadata;
 mod oauth;
+pub mod rate_limit;
 mod request_id;
 
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::{HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use mcp_oauth_domain::login::Login;
 use mcp_oauth_domain::ports::StorageHealth;
 use mcp_oauth_domain::service::AuthorizationServer;
@@ -97,14 +98,39 @@ fn cors() -> CorsLayer {
     ])
 }
 
+/// What guards every route: the body timeout and the rate limits.
+pub struct Edge {
+    pub body_read_timeout: std::time::Duration,
+    pub rate_limits: Arc<dyn mcp_oauth_domain::rate_limit::RateLimitStore>,
+    pub limits: crate::config::RateLimitSettings,
+}
+
+impl Edge {
+    /// `route` behind the `scope` limit, if its quota is not off.
+    fn limited<S: Clone + Send + Sync + 'static>(
+        &self,
+        route: MethodRouter<S>,
+        scope: &'static str,
+        quota: Option<mcp_oauth_domain::rate_limit::Quota>,
+        format: rate_limit::Format,
+    ) -> MethodRouter<S> {
+        let Some(quota) = quota else { return route };
+        let limit =
+            rate_limit::RateLimit { store: self.rate_limits.clone(), trusted: self.limits.trusted.clone(), scope, quota, format };
+        route.layer(axum::middleware::from_fn_with_state(Arc::new(limit), rate_limit::limit))
+    }
+}
+
 /// The routes of whichever halves this process serves; what it does not serve answers 404.
 pub fn router(
     oauth: Option<Arc<AppState>>,
     resource: Option<ResourceRoutes>,
     health: Arc<dyn StorageHealth>,
     home: Arc<HomePage>,
-    body_read_timeout: std::time::Duration,
+    edge: Edge,
 ) -> Router {
+    use rate_limit::Format::{Html, JsonRpc, OAuthJson};
+    let limits = &edge.limits;
     let readiness = Readiness { storage: health, validator: resource.as_ref().map(|r| r.validator.clone()) };
     let mut app = Router::new()
         .route("/", get(async move || pages::home(&home)))
@@ -113,23 +139,39 @@ pub fn router(
     if let Some(state) = oauth {
         app = app.merge(
             Router::new()
-                .route("/register", post(oauth::register))
-                .route("/authorize", get(authorize::show).post(authorize::decide))
+                .route("/register", edge.limited(post(oauth::register), "register", limits.register, OAuthJson))
+                .route(
+                    "/authorize",
+                    edge.limited(get(authorize::show).post(authorize::decide), "authorize", limits.authorize, Html),
+                )
                 .route("/login/callback", get(login::callback))
                 .route("/logout", get(login::logout).post(login::logout))
-                .route("/token", post(oauth::token))
-                .route("/introspect", post(oauth::introspect))
-                .route("/revoke", post(oauth::revoke))
+                .route("/token", edge.limited(post(oauth::token), "token", limits.token, OAuthJson))
+                .route("/introspect", edge.limited(post(oauth::introspect), "introspect", limits.introspect, OAuthJson))
+                .route("/revoke", edge.limited(post(oauth::revoke), "revoke", limits.revoke, OAuthJson))
                 .route("/.well-known/oauth-authorization-server", get(metadata::authorization_server))
                 .layer(DefaultBodyLimit::max(OAUTH_BODY_LIMIT))
                 .with_state(state),
         );
     }
     if let Some(resource) = resource {
-        app = app.merge(resource.router);
+        let router = match limits.mcp {
+            Some(quota) => {
+                let limit = rate_limit::RateLimit {
+                    store: edge.rate_limits.clone(),
+                    trusted: limits.trusted.clone(),
+                    scope: "mcp",
+                    quota,
+                    format: JsonRpc,
+                };
+                resource.router.layer(axum::middleware::from_fn_with_state(Arc::new(limit), rate_limit::limit))
+            }
+            None => resource.router,
+        };
+        app = app.merge(router);
     }
     // A body that trickles in slower than BODY_READ_TIMEOUT ends in an error, freeing its
     // connection (the header timeout guards the headers).
-    let app = app.fallback(not_found).layer(RequestBodyTimeoutLayer::new(body_read_timeout));
+    let app = app.fallback(not_found).layer(RequestBodyTimeoutLayer::new(edge.body_read_timeout));
     request_id::layer(app.layer(cors()).layer(CatchPanicLayer::custom(panic_response)))
 }

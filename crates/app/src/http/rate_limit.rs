@@ -1,0 +1,192 @@
+//! Rate limits per client address on the endpoints an attacker would hammer: 429 with
+//! `Retry-After` and `RateLimit` headers, the body in the endpoint's own format.
+//!
+//! The address is the socket's peer, unless that peer is a proxy listed in `TRUST_PROXY`: then
+//! `X-Forwarded-For` is read from the right, skipping trusted proxies, so that a client cannot
+//! lift its limit by sending the header itself. IPv6 clients are counted per /64, which one
+//! host usually holds whole.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use mcp_oauth_domain::rate_limit::{Quota, RateLimitStore, Verdict};
+
+/// Addresses and networks (`10.0.0.0/8`, `::1`) whose forwarding headers are believed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<(IpAddr, u8)>);
+
+impl TrustedProxies {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut networks = Vec::new();
+        for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (address, bits) = entry.split_once('/').map_or((entry, None), |(a, b)| (a, Some(b)));
+            let address: IpAddr = address.parse().map_err(|_| format!("TRUST_PROXY: `{entry}` is not an address or network"))?;
+            let max = if address.is_ipv4() { 32 } else { 128 };
+            let bits = match bits {
+                Some(bits) => bits
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|b| *b <= max)
+                    .ok_or_else(|| format!("TRUST_PROXY: `{entry}` has a bad prefix"))?,
+                None => max,
+            };
+            networks.push((address, bits));
+        }
+        Ok(Self(networks))
+    }
+
+    fn trusts(&self, address: IpAddr) -> bool {
+        self.0.iter().any(|(network, bits)| within(address, *network, *bits))
+    }
+
+    /// The client's address: the peer, or the nearest untrusted hop a trusted proxy names.
+    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let hops = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+            .collect::<Vec<_>>();
+        hops.into_iter().rev().find(|hop| !self.trusts(*hop)).unwrap_or(peer)
+    }
+}
+
+fn within(address: IpAddr, network: IpAddr, bits: u8) -> bool {
+    let (address, network, width) = match (address, network) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => (u128::from(a.to_bits()), u128::from(n.to_bits()), 32),
+        (IpAddr::V6(a), IpAddr::V6(n)) => (a.to_bits(), n.to_bits(), 128),
+        _ => return false,
+    };
+    let shift = width - u32::from(bits);
+    shift >= width || (address >> shift) == (network >> shift)
+}
+
+/// The key a client is counted under.
+fn counted_as(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => format!("{:x}/64", v6.to_bits() >> 64),
+        },
+    }
+}
+
+/// How a refusal is written: as the endpoint writes its other errors.
+#[derive(Debug, Clone, Copy)]
+pub enum Format {
+    OAuthJson,
+    Html,
+    JsonRpc,
+}
+
+#[derive(Clone)]
+pub struct RateLimit {
+    pub store: Arc<dyn RateLimitStore>,
+    pub trusted: TrustedProxies,
+    /// Names the endpoint in keys and logs.
+    pub scope: &'static str,
+    pub quota: Quota,
+    pub format: Format,
+}
+
+fn policy_headers(quota: &Quota, remaining: u32, resets_in: Duration) -> [(&'static str, HeaderValue); 2] {
+    let reset = resets_in.as_secs_f64().ceil() as u64;
+    let state = format!("limit={}, remaining={remaining}, reset={reset}", quota.limit);
+    [
+        ("ratelimit-policy", HeaderValue::from_str(&quota.to_string()).expect("digits and ;w=")),
+        ("ratelimit", HeaderValue::from_str(&state).expect("digits and commas")),
+    ]
+}
+
+fn refusal(limit: &RateLimit, retry_after: Duration) -> Response {
+    let seconds = retry_after.as_secs_f64().ceil() as u64;
+    let message = format!("too many requests from your address; retry in {seconds} s");
+    let mut response = match limit.format {
+        Format::OAuthJson => super::error::plain_json_error(StatusCode::TOO_MANY_REQUESTS, "temporarily_unavailable", &message),
+        Format::Html => crate::pages::error(StatusCode::TOO_MANY_REQUESTS, &message, Some("rate_limited")),
+        Format::JsonRpc => {
+            let body = mcp_oauth_resource::guard::jsonrpc_error(mcp_oauth_resource::guard::UNAVAILABLE, &message);
+            (StatusCode::TOO_MANY_REQUESTS, body).into_response()
+        }
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    for (name, value) in policy_headers(&limit.quota, 0, retry_after) {
+        headers.insert(name, value);
+    }
+    response
+}
+
+pub async fn limit(State(limit): State<Arc<RateLimit>>, request: Request, next: Next) -> Response {
+    let Some(peer) = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) else {
+        return next.run(request).await;
+    };
+    let client = limit.trusted.client(peer, request.headers());
+    let key = format!("{}:{}", limit.scope, counted_as(client));
+    let verdict = match limit.store.hit(&key, limit.quota.window).await {
+        Ok(count) => limit.quota.judge(count),
+        Err(error) => {
+            // Refusing everyone while the store is away would turn an outage into a lockout.
+            tracing::warn!(scope = limit.scope, cause = %error, "rate limit not counted: storage unavailable");
+            return next.run(request).await;
+        }
+    };
+    match verdict {
+        Verdict::Limited { retry_after } => {
+            tracing::warn!(scope = limit.scope, client = %client, "rate limit exceeded");
+            refusal(&limit, retry_after)
+        }
+        Verdict::Allowed { remaining, resets_in } => {
+            let mut response = next.run(request).await;
+            for (name, value) in policy_headers(&limit.quota, remaining, resets_in) {
+                response.headers_mut().insert(name, value);
+            }
+            response
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_proxies_and_read_from_the_right() {
+        let trusted = TrustedProxies::parse("10.0.0.0/8, ::1").unwrap();
+        let proxy: IpAddr = "10.1.2.3".parse().unwrap();
+        let stranger: IpAddr = "203.0.113.9".parse().unwrap();
+        let spoofed = forwarded("1.1.1.1, 198.51.100.7, 10.0.0.5");
+        assert_eq!(trusted.client(stranger, &spoofed), stranger, "an untrusted peer's header is ignored");
+        let expected: IpAddr = "198.51.100.7".parse().unwrap();
+        assert_eq!(trusted.client(proxy, &spoofed), expected, "the nearest untrusted hop, not the client's own claim");
+        assert_eq!(trusted.client(proxy, &HeaderMap::new()), proxy);
+        assert_eq!(trusted.client("::1".parse().unwrap(), &forwarded("2001:db8::1")), "2001:db8::1".parse::<IpAddr>().unwrap());
+        assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
+        assert!(TrustedProxies::parse("proxy.example").is_err());
+        assert_eq!(TrustedProxies::parse("").unwrap(), TrustedProxies::default());
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64_and_mapped_ipv4_as_ipv4() {
+        let a = counted_as("2001:db8:1:2::1".parse().unwrap());
+        assert_eq!(a, counted_as("2001:db8:1:2:ffff::9".parse().unwrap()));
+        assert_ne!(a, counted_as("2001:db8:1:3::1".parse().unwrap()));
+        assert_eq!(counted_as("::ffff:192.0.2.1".parse().unwrap()), "192.0.2.1");
+    }
+}

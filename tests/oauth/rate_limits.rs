@@ -1,0 +1,68 @@
+//! Rate limits per client address: crossing one gets 429 with `Retry-After` and `RateLimit`
+//! headers in the endpoint's own format, another address still passes, and a forged
+//! `X-Forwarded-For` lifts nothing unless it comes from a proxy in `TRUST_PROXY`.
+
+use mcp_oauth_testkit::http::{Pkce, TestServer};
+use serde_json::{Value, json};
+
+fn registration() -> Value {
+    json!({"redirect_uris": ["http://127.0.0.1:9/callback"], "client_name": "Limited", "token_endpoint_auth_method": "none"})
+}
+
+async fn register_as(server: &TestServer, forwarded_for: Option<&str>) -> reqwest::Response {
+    let mut request = server.http.post(server.url("/register")).json(&registration());
+    if let Some(address) = forwarded_for {
+        request = request.header("x-forwarded-for", address);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crossing_a_limit_gets_429_in_the_endpoints_format_and_other_addresses_still_pass() {
+    let server = TestServer::start(&["--rate-limit-register", "3/1m", "--trust-proxy", "127.0.0.1"]).await;
+    for n in 0..3 {
+        let allowed = register_as(&server, None).await;
+        assert_eq!(allowed.status(), 201);
+        assert_eq!(allowed.headers()["ratelimit-policy"], "3;w=60");
+        let state = allowed.headers()["ratelimit"].to_str().unwrap().to_owned();
+        assert!(state.starts_with(&format!("limit=3, remaining={}, reset=", 2 - n)), "{state}");
+    }
+    let refused = register_as(&server, None).await;
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable", "an OAuth JSON error: {body}");
+
+    // Behind a trusted proxy, each forwarded client has its own count.
+    assert_eq!(register_as(&server, Some("198.51.100.7")).await.status(), 201, "another address passes");
+    let spoofed_chain = register_as(&server, Some("198.51.100.99, 127.0.0.1")).await;
+    assert_eq!(spoofed_chain.status(), 201, "read from the right: the nearest untrusted hop counts");
+
+    // From a peer that is not a trusted proxy, the header changes nothing.
+    let untrusting = TestServer::start(&["--rate-limit-register", "1/1m"]).await;
+    assert_eq!(register_as(&untrusting, None).await.status(), 201);
+    assert_eq!(register_as(&untrusting, Some("203.0.113.5")).await.status(), 429, "a forged X-Forwarded-For lifts nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_page_answers_in_html_and_mcp_in_json_rpc() {
+    let server = TestServer::start(&["--rate-limit-authorize", "1/1m", "--rate-limit-mcp", "1/1m"]).await;
+    let client = server.client("none").await;
+    let pkce = Pkce::new();
+    assert_eq!(server.authorize(&client, &pkce, &[]).await.status(), 200);
+    let refused = server.authorize(&client, &pkce, &[]).await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(refused.headers().contains_key("retry-after"));
+    assert!(refused.text().await.unwrap().contains("too many requests"), "a readable page");
+
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    let first = server.http.post(server.resource()).json(&ping).send().await.unwrap();
+    assert_eq!(first.status(), 401, "the first /mcp request reaches the guard");
+    let limited = server.http.post(server.resource()).json(&ping).send().await.unwrap();
+    assert_eq!(limited.status(), 429);
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["jsonrpc"], "2.0", "a JSON-RPC error: {body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("too many requests"));
+}
