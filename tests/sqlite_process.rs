@@ -36,6 +36,12 @@ async fn clients_tokens_and_family_rules_survive_a_restart() {
     assert_eq!(status, 200);
     let (a2, r2) = (second["access_token"].as_str().unwrap().to_owned(), second["refresh_token"].as_str().unwrap().to_owned());
     process.stop();
+    use std::os::unix::fs::PermissionsExt;
+    for file in ["state.db", "state.db-wal", "state.db-shm"] {
+        if let Ok(meta) = std::fs::metadata(dir.path().join(file)) {
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{file} is readable by its owner only");
+        }
+    }
 
     let process = start(port, &url).await;
     let server = remote(&process);

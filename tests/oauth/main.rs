@@ -1,10 +1,10 @@
 //! Every OAuth endpoint and its error paths, over real HTTP on loopback.
 
 mod authorize;
+mod edge;
 mod end_to_end;
 mod introspect_revoke;
 mod metadata_guard;
-mod rate_limits;
 mod real_clients;
 mod register;
 mod token;

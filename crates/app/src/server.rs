@@ -210,7 +210,12 @@ where
         }
     };
     let home = Arc::new(home_page(settings));
-    let edge = http::Edge { body_read_timeout: config.body_read_timeout, rate_limits, limits: settings.rate_limits.clone() };
+    let edge = http::Edge {
+        body_read_timeout: config.body_read_timeout,
+        https: settings.issuer.as_str().starts_with("https://"),
+        rate_limits,
+        limits: settings.rate_limits.clone(),
+    };
     http::router(oauth, resource, stores.health.clone(), home, edge)
 }
 

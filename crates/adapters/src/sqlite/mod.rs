@@ -67,6 +67,7 @@ fn datetime(millis: i64) -> Result<DateTime<Utc>, StorageError> {
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://path/to/file.db` or
     /// `sqlite::memory:`) and upgrades its schema.
+    /// Opens (creating, readable by its owner only, if missing) the database at `url`.
     pub async fn open(url: &str) -> Result<Self, OpenError> {
         let fail = |reason: String| OpenError { location: url.to_owned(), reason };
         let in_memory = url.contains(":memory:");
@@ -77,6 +78,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
+        if !in_memory {
+            create_private(options.get_filename()).map_err(|e| fail(format!("cannot create the database file: {e}")))?;
+        }
         // An in-memory database lives as long as its one connection.
         let pool = SqlitePoolOptions::new()
             .max_connections(if in_memory { 1 } else { 8 })
@@ -398,5 +402,16 @@ impl StorageHealth for SqliteStore {
             tracing::warn!(%error, "SQLite checkpoint at shutdown failed; the log is replayed at the next start");
         }
         self.pool.close().await;
+    }
+}
+
+/// Creates `path` readable and writable by its owner only, if it is not there: it holds
+/// digests and sealed tokens. SQLite gives its -wal and -shm files the same mode.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
     }
 }

@@ -291,8 +291,9 @@ pub struct Config {
     #[arg(long, env = "SIGNING_KEY_ROTATION", default_value = "7d", value_parser = parse_duration)]
     pub signing_key_rotation: Duration,
 
-    /// Log filter, in tracing's EnvFilter syntax.
-    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    /// Log filter, in tracing's EnvFilter syntax. rmcp's own INFO lines name session ids, so
+    /// they are left out by default.
+    #[arg(long, env = "RUST_LOG", default_value = "info,rmcp=warn")]
     pub rust_log: String,
 
     #[command(flatten)]

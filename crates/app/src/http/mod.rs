@@ -16,7 +16,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
-use axum::http::{HeaderName, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use mcp_oauth_domain::login::Login;
@@ -26,6 +26,7 @@ use mcp_oauth_domain::validation::TokenValidator;
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::config::Settings;
@@ -49,6 +50,11 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 async fn not_found() -> Response {
     plain_json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+/// axum adds the `Allow` header to this answer.
+async fn method_not_allowed() -> Response {
+    plain_json_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take this method")
 }
 
 /// Liveness: the process answers.
@@ -101,6 +107,8 @@ fn cors() -> CorsLayer {
 /// What guards every route: the body timeout and the rate limits.
 pub struct Edge {
     pub body_read_timeout: std::time::Duration,
+    /// Whether `BASE_URI` is https: browsers are then told to use nothing else (HSTS).
+    pub https: bool,
     pub rate_limits: Arc<dyn mcp_oauth_domain::rate_limit::RateLimitStore>,
     pub limits: crate::config::RateLimitSettings,
 }
@@ -172,6 +180,16 @@ pub fn router(
     }
     // A body that trickles in slower than BODY_READ_TIMEOUT ends in an error, freeing its
     // connection (the header timeout guards the headers).
-    let app = app.fallback(not_found).layer(RequestBodyTimeoutLayer::new(edge.body_read_timeout));
+    let mut app = app
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(RequestBodyTimeoutLayer::new(edge.body_read_timeout))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")));
+    if edge.https {
+        app = app.layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ));
+    }
     request_id::layer(app.layer(cors()).layer(CatchPanicLayer::custom(panic_response)))
 }

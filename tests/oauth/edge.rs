@@ -1,6 +1,7 @@
-//! Rate limits per client address: crossing one gets 429 with `Retry-After` and `RateLimit`
-//! headers in the endpoint's own format, another address still passes, and a forged
-//! `X-Forwarded-For` lifts nothing unless it comes from a proxy in `TRUST_PROXY`.
+//! The edge every request crosses. Rate limits per client address: crossing one gets 429 with
+//! `Retry-After` and `RateLimit` headers in the endpoint's own format, another address still
+//! passes, and a forged `X-Forwarded-For` lifts nothing unless it comes from a proxy in
+//! `TRUST_PROXY`. Wrong methods get JSON, and every answer carries the security headers.
 
 use mcp_oauth_testkit::http::{Pkce, TestServer};
 use serde_json::{Value, json};
@@ -65,4 +66,25 @@ async fn the_browser_page_answers_in_html_and_mcp_in_json_rpc() {
     let body: Value = limited.json().await.unwrap();
     assert_eq!(body["jsonrpc"], "2.0", "a JSON-RPC error: {body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("too many requests"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_answers_are_json_and_carry_the_security_headers() {
+    let server = TestServer::start(&[]).await;
+    let wrong_method = server.http.get(server.url("/token")).send().await.unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    assert!(wrong_method.headers()["allow"].to_str().unwrap().contains("POST"), "{:?}", wrong_method.headers());
+    assert_eq!(wrong_method.headers()["x-content-type-options"], "nosniff");
+    assert!(!wrong_method.headers().contains_key("strict-transport-security"), "not on http");
+    let body: Value = wrong_method.json().await.unwrap();
+    assert_eq!(body["error"], "method_not_allowed");
+    let health = server.http.get(server.url("/health")).send().await.unwrap();
+    assert_eq!(health.headers()["x-content-type-options"], "nosniff", "on every response");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let stores = mcp_oauth_adapters::memory::MemoryStore::default().stores();
+    let https = TestServer::serve(listener, "https://mcp.example".into(), &["--login", "dev"], stores).await;
+    let health = https.http.get(format!("http://{address}/health")).send().await.unwrap();
+    assert_eq!(health.headers()["strict-transport-security"], "max-age=31536000", "an https BASE_URI gets HSTS");
 }
