@@ -1,4 +1,4 @@
-//! Sessions belong to the user whose token created them.
+//! Sessions belong to the user whose token created them, through the client that did.
 
 use std::time::Duration;
 
@@ -13,7 +13,9 @@ fn ping() -> serde_json::Value {
 
 #[tokio::test]
 async fn another_users_session_looks_exactly_like_an_unknown_one() {
-    let (server, alice) = server_and_token(&[], "alice").await;
+    let server = mcp_oauth_testkit::http::TestServer::start(&[]).await;
+    let alices_client = server.client("none").await;
+    let alice = server.tokens(&alices_client, "alice").await["access_token"].as_str().unwrap().to_owned();
     let bob = token_for(&server, "bob").await;
     let session = RawSession::open(&server.resource(), &alice).await;
     let (status, messages) = session.call(ping()).await;
@@ -44,9 +46,13 @@ async fn another_users_session_looks_exactly_like_an_unknown_one() {
     assert_eq!(as_bob.request(reqwest::Method::DELETE).send().await.unwrap().status(), 404, "bob cannot end it");
     assert_eq!(as_bob.request(reqwest::Method::GET).send().await.unwrap().status(), 404, "nor listen to it");
 
-    // Alice's session is untouched by all of that, and alice with a fresh token still owns it.
+    // Alice's session is untouched by all of that, and alice with a fresh token from the same
+    // client still owns it; through another client, the same user does not reach it.
     assert_eq!(session.call(ping()).await.0, 200);
-    let alice_again = RawSession { token: token_for(&server, "alice").await, ..session };
+    let through_another_client = RawSession { token: token_for(&server, "alice").await, ..session.via(&session.url) };
+    assert_eq!(through_another_client.post_json(ping()).await.status(), 404, "another client's session is not there");
+    let fresh = server.tokens(&alices_client, "alice").await["access_token"].as_str().unwrap().to_owned();
+    let alice_again = RawSession { token: fresh, ..session };
     assert_eq!(alice_again.call(ping()).await.0, 200);
 }
 

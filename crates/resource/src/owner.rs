@@ -1,4 +1,5 @@
-//! Sessions belong to the user whose token created them.
+//! Sessions belong to the user whose token created them, through the client that did: the same
+//! user's token from another client does not reach them.
 
 use std::sync::Arc;
 
@@ -12,11 +13,16 @@ use mcp_oauth_domain::validation::ValidatedToken;
 use crate::ports::McpSessionStore;
 use crate::transport::SESSION_HEADER;
 
-/// Binds sessions to the token's subject. A request on a session the caller does not own is
+/// Who owns a session: the client and the user, unambiguously joined.
+fn owner_of(token: &ValidatedToken) -> String {
+    serde_json::json!([token.client_id, token.subject]).to_string()
+}
+
+/// Binds sessions to the token's client and subject. A request on a session the caller does not own is
 /// sent on as a request on a session id nobody has, so rmcp answers it exactly as it answers
 /// an unknown session (404) and nothing reveals that the session exists.
 pub async fn bind_to_owner(State(sessions): State<Arc<dyn McpSessionStore>>, mut request: Request, next: Next) -> Response {
-    let Some(subject) = request.extensions().get::<ValidatedToken>().map(|t| t.subject.clone()) else {
+    let Some(subject) = request.extensions().get::<ValidatedToken>().map(owner_of) else {
         return next.run(request).await;
     };
     let unavailable = |error: mcp_oauth_domain::StorageError| {
