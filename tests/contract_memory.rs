@@ -28,3 +28,11 @@ async fn the_periodic_sweep_frees_expired_records() {
     assert_eq!(store.held_records(), 0, "expired records are freed, not only hidden");
     sweeper.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_windows() {
+    mcp_oauth_testkit::rate_limit_contract::rate_limit_contract(std::sync::Arc::new(
+        mcp_oauth_adapters::memory::MemoryRateLimits::default(),
+    ))
+    .await;
+}

@@ -26,3 +26,12 @@ async fn keys_follow_the_layout_and_carry_their_lifetime_as_a_ttl() {
     let raw: String = redis::cmd("GET").arg(&name).query(&mut connection).unwrap();
     assert!(!raw.contains("request"), "the key holds a digest, the value no raw secret");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_windows() {
+    let server = tokio::task::spawn_blocking(TestRedis::start).await.unwrap();
+    let store = server.store().await;
+    let limits = std::sync::Arc::new(mcp_oauth_adapters::redis::RedisRateLimits::new(store));
+    mcp_oauth_testkit::rate_limit_contract::rate_limit_contract(limits).await;
+    drop(server);
+}

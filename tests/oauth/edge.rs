@@ -88,3 +88,39 @@ async fn edge_answers_are_json_and_carry_the_security_headers() {
     let health = https.http.get(format!("http://{address}/health")).send().await.unwrap();
     assert_eq!(health.headers()["strict-transport-security"], "max-age=31536000", "an https BASE_URI gets HSTS");
 }
+
+/// Secret guessing is stopped per client_id, whatever address it comes from, and another
+/// client sharing the address is not locked out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_a_client_secret_locks_that_client_id_only() {
+    let server = TestServer::start(&["--rate-limit-client-auth-failures", "3/15m", "--trust-proxy", "127.0.0.1"]).await;
+    let target = server.client("client_secret_basic").await;
+    let bystander = server.client("client_secret_basic").await;
+    let guess = |client_id: String, secret: &'static str, from: &'static str| {
+        let request = server
+            .http
+            .post(server.url("/token"))
+            .basic_auth(client_id, Some(secret))
+            .header("x-forwarded-for", from)
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", "nothing")]);
+        async move { request.send().await.unwrap() }
+    };
+    for from in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
+        assert_eq!(guess(target.client_id.clone(), "wrong", from).await.status(), 401, "a wrong secret is invalid_client");
+    }
+    let locked = guess(target.client_id.clone(), "wrong", "198.51.100.4").await;
+    assert_eq!(locked.status(), 429, "from a fresh address too: the client_id is locked");
+    assert!(locked.headers().contains_key("retry-after"));
+    let right_secret = target.secret.clone().unwrap();
+    let also_locked = server
+        .http
+        .post(server.url("/token"))
+        .basic_auth(&target.client_id, Some(right_secret))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", "nothing")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(also_locked.status(), 429, "until the window ends, even the right secret waits");
+    let other = guess(bystander.client_id.clone(), "wrong", "198.51.100.1").await;
+    assert_eq!(other.status(), 401, "another client is not locked out");
+}

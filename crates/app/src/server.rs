@@ -186,7 +186,12 @@ where
         };
         let login = upstream_login(settings, &stores, &policy, clock.clone());
         let auth = Arc::new(AuthorizationServer::new(stores.clone(), policy, clock.clone()));
-        Arc::new(AppState { auth, login, settings: settings.clone() })
+        let clients = crate::http::rate_limit::ClientLimits {
+            store: rate_limits.clone(),
+            requests: settings.rate_limits.client,
+            failures: settings.rate_limits.client_auth_failures,
+        };
+        Arc::new(AppState { auth, clients, login, settings: settings.clone() })
     });
     let resource = match config.auth_mode {
         AuthMode::AuthServer => None,

@@ -75,6 +75,8 @@ pub enum Verdict {
 pub trait RateLimitStore: Send + Sync {
     /// Counts one request for `key` in its current `window` (which starts with its first).
     async fn hit(&self, key: &str, window: Duration) -> Result<WindowCount, StorageError>;
+    /// The count of `key`'s current window without adding to it; `None` if none is open.
+    async fn peek(&self, key: &str) -> Result<Option<WindowCount>, StorageError>;
 }
 
 #[cfg(test)]

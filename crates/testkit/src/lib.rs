@@ -7,6 +7,7 @@ pub mod http;
 pub mod idp;
 pub mod mcp;
 pub mod process;
+pub mod rate_limit_contract;
 pub mod redis_server;
 pub mod session_contract;
 pub mod upstream;

@@ -33,4 +33,9 @@ impl RateLimitStore for MemoryRateLimits {
         entry.1 = entry.1.saturating_add(1);
         Ok(WindowCount { used: entry.1, resets_in: entry.0 - now })
     }
+
+    async fn peek(&self, key: &str) -> Result<Option<WindowCount>, StorageError> {
+        let now = Instant::now();
+        Ok(self.windows.get(key).filter(|e| e.0 > now).map(|e| WindowCount { used: e.1, resets_in: e.0 - now }))
+    }
 }

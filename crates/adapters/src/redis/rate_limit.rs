@@ -26,6 +26,17 @@ static HIT: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// KEYS: counter. Returns the count and the window's remaining ms, or nil.
+static PEEK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+        local used = redis.call('GET', KEYS[1])
+        if not used then return nil end
+        return {tonumber(used), redis.call('PTTL', KEYS[1])}
+        "#,
+    )
+});
+
 #[derive(Clone)]
 pub struct RedisRateLimits {
     store: RedisStore,
@@ -44,5 +55,14 @@ impl RateLimitStore for RedisRateLimits {
         let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
         let (used, left): (u64, u64) = self.store.run(async move |c| HIT.key(key).arg(window_ms).invoke_async(c).await).await?;
         Ok(WindowCount { used: u32::try_from(used).unwrap_or(u32::MAX), resets_in: Duration::from_millis(left) })
+    }
+
+    async fn peek(&self, key: &str) -> Result<Option<WindowCount>, StorageError> {
+        let key = self.store.key("ratelimit", key);
+        let found: Option<(u64, i64)> = self.store.run(async move |c| PEEK.key(key).invoke_async(c).await).await?;
+        Ok(found.filter(|(_, left)| *left > 0).map(|(used, left)| WindowCount {
+            used: u32::try_from(used).unwrap_or(u32::MAX),
+            resets_in: Duration::from_millis(left.unsigned_abs()),
+        }))
     }
 }

@@ -224,6 +224,15 @@ pub struct Config {
     #[arg(long, env = "RATE_LIMIT_REVOKE", default_value = "50/15m")]
     pub rate_limit_revoke: String,
 
+    /// Requests per client_id to /token, /introspect and /revoke, wherever they come from.
+    #[arg(long, env = "RATE_LIMIT_CLIENT", default_value = "600/1m")]
+    pub rate_limit_client: String,
+
+    /// Failed client authentications (a wrong secret) per client_id; past it the client_id is
+    /// refused until the window ends.
+    #[arg(long, env = "RATE_LIMIT_CLIENT_AUTH_FAILURES", default_value = "10/15m")]
+    pub rate_limit_client_auth_failures: String,
+
     /// Requests per client address to /mcp.
     #[arg(long, env = "RATE_LIMIT_MCP", default_value = "1200/1m")]
     pub rate_limit_mcp: String,
@@ -527,6 +536,8 @@ pub struct RateLimitSettings {
     pub introspect: Option<Quota>,
     pub revoke: Option<Quota>,
     pub mcp: Option<Quota>,
+    pub client: Option<Quota>,
+    pub client_auth_failures: Option<Quota>,
 }
 
 impl RateLimitSettings {
@@ -540,6 +551,8 @@ impl RateLimitSettings {
             introspect: quota("RATE_LIMIT_INTROSPECT", &config.rate_limit_introspect)?,
             revoke: quota("RATE_LIMIT_REVOKE", &config.rate_limit_revoke)?,
             mcp: quota("RATE_LIMIT_MCP", &config.rate_limit_mcp)?,
+            client: quota("RATE_LIMIT_CLIENT", &config.rate_limit_client)?,
+            client_auth_failures: quota("RATE_LIMIT_CLIENT_AUTH_FAILURES", &config.rate_limit_client_auth_failures)?,
         })
     }
 }

@@ -39,6 +39,8 @@ const OAUTH_BODY_LIMIT: usize = 64 * 1024;
 
 pub struct AppState {
     pub auth: Arc<AuthorizationServer>,
+    /// Limits per client_id at /token, /introspect and /revoke.
+    pub clients: rate_limit::ClientLimits,
     /// The upstream sign-in; `None` with the development login.
     pub login: Option<Arc<Login>>,
     pub settings: Settings,

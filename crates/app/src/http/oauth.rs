@@ -8,6 +8,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mcp_oauth_domain::client::RegistrationRequest;
+use mcp_oauth_domain::service::ClientCredentials;
+use mcp_oauth_domain::{ErrorCode, OAuthError};
 use serde_json::{Value, json};
 
 use super::AppState;
@@ -33,13 +35,27 @@ pub async fn register(
     Ok((StatusCode::CREATED, no_store(), Json(body)).into_response())
 }
 
+/// Counts a wrong secret against its client_id (secret guessing), and passes `result` on.
+async fn counted<T>(state: &AppState, credentials: &ClientCredentials, result: Result<T, OAuthError>) -> Result<T, OAuthError> {
+    if let Err(error) = &result
+        && error.code == ErrorCode::InvalidClient
+        && credentials.has_secret()
+    {
+        state.clients.failed(credentials.client_id()).await;
+    }
+    result
+}
+
 pub async fn token(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     FormParams(params): FormParams,
 ) -> Result<Response, OAuthResponse> {
     let credentials = client_credentials(&headers, &params)?;
-    let response = state.auth.token(&credentials, &params).await?;
+    if let Some(refused) = state.clients.admit(credentials.client_id()).await {
+        return Ok(refused);
+    }
+    let response = counted(&state, &credentials, state.auth.token(&credentials, &params).await).await?;
     Ok((no_store(), Json(response)).into_response())
 }
 
@@ -49,7 +65,11 @@ pub async fn introspect(
     FormParams(params): FormParams,
 ) -> Result<Response, OAuthResponse> {
     let credentials = client_credentials(&headers, &params)?;
-    let answer = state.auth.introspect(&credentials, params.single("token")?, params.single("token_type_hint")?).await?;
+    if let Some(refused) = state.clients.admit(credentials.client_id()).await {
+        return Ok(refused);
+    }
+    let answer = state.auth.introspect(&credentials, params.single("token")?, params.single("token_type_hint")?).await;
+    let answer = counted(&state, &credentials, answer).await?;
     Ok((no_store(), Json(answer)).into_response())
 }
 
@@ -59,6 +79,10 @@ pub async fn revoke(
     FormParams(params): FormParams,
 ) -> Result<Response, OAuthResponse> {
     let credentials = client_credentials(&headers, &params)?;
-    state.auth.revoke(&credentials, params.single("token")?, params.single("token_type_hint")?).await?;
+    if let Some(refused) = state.clients.admit(credentials.client_id()).await {
+        return Ok(refused);
+    }
+    let revoked = state.auth.revoke(&credentials, params.single("token")?, params.single("token_type_hint")?).await;
+    counted(&state, &credentials, revoked).await?;
     Ok((StatusCode::OK, no_store()).into_response())
 }

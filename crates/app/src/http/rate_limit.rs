@@ -156,6 +156,55 @@ pub async fn limit(State(limit): State<Arc<RateLimit>>, request: Request, next: 
     }
 }
 
+/// Limits per client_id on the endpoints that authenticate clients, so that hosted MCP clients
+/// sharing egress addresses are each counted on their own, and a stricter one on failed
+/// authentications (secret guessing): past it, the client_id is refused until the window ends,
+/// whoever sends it.
+#[derive(Clone)]
+pub struct ClientLimits {
+    pub store: Arc<dyn RateLimitStore>,
+    pub requests: Option<Quota>,
+    pub failures: Option<Quota>,
+}
+
+impl ClientLimits {
+    /// `Some(429)` when `client_id` may not be served now.
+    pub async fn admit(&self, client_id: Option<&str>) -> Option<Response> {
+        let client_id = client_id?;
+        let refuse = |quota: Quota, retry_after: Duration, what: &str| {
+            tracing::warn!(client_id, what, "client rate limit exceeded");
+            let limit = RateLimit {
+                store: self.store.clone(),
+                trusted: TrustedProxies::default(),
+                scope: "client",
+                quota,
+                format: Format::OAuthJson,
+            };
+            refusal(&limit, retry_after)
+        };
+        if let Some(quota) = self.failures
+            && let Ok(Some(count)) = self.store.peek(&format!("authfail:{client_id}")).await
+            && count.used >= quota.limit
+        {
+            return Some(refuse(quota, count.resets_in.max(Duration::from_secs(1)), "failed authentications"));
+        }
+        let quota = self.requests?;
+        match self.store.hit(&format!("client:{client_id}"), quota.window).await.map(|c| quota.judge(c)) {
+            Ok(Verdict::Limited { retry_after }) => Some(refuse(quota, retry_after, "requests")),
+            _ => None,
+        }
+    }
+
+    /// Counts a failed authentication of `client_id`.
+    pub async fn failed(&self, client_id: Option<&str>) {
+        if let (Some(client_id), Some(quota)) = (client_id, self.failures)
+            && let Err(error) = self.store.hit(&format!("authfail:{client_id}"), quota.window).await
+        {
+            tracing::warn!(cause = %error, "failed authentication not counted: storage unavailable");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,21 @@ pub enum ClientCredentials {
     Missing,
 }
 
+impl ClientCredentials {
+    /// The client_id presented, if any.
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Self::Basic { client_id, .. } | Self::Post { client_id, .. } | Self::Public { client_id } => Some(client_id.as_str()),
+            Self::Missing => None,
+        }
+    }
+
+    /// Whether a secret was presented: a wrong one is a guess.
+    pub fn has_secret(&self) -> bool {
+        matches!(self, Self::Basic { .. } | Self::Post { .. })
+    }
+}
+
 impl std::fmt::Debug for ClientCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
