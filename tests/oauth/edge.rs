@@ -124,3 +124,29 @@ async fn guessing_a_client_secret_locks_that_client_id_only() {
     let other = guess(bystander.client_id.clone(), "wrong", "198.51.100.1").await;
     assert_eq!(other.status(), 401, "another client is not locked out");
 }
+
+/// Browser-based MCP clients get their preflights answered, without credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_preflights_allow_the_mcp_headers_and_never_credentials() {
+    let server = TestServer::start(&[]).await;
+    let preflight = server
+        .http
+        .request(reqwest::Method::OPTIONS, server.resource())
+        .header("origin", "https://inspector.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization, content-type, mcp-session-id, mcp-protocol-version")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let headers = preflight.headers();
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    let allowed = headers["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase();
+    for name in ["authorization", "mcp-session-id", "mcp-protocol-version", "last-event-id", "mcp-name"] {
+        assert!(allowed.contains(name), "{name} in {allowed}");
+    }
+    assert!(!headers.contains_key("access-control-allow-credentials"), "credentials are never allowed");
+    let answer = server.http.post(server.resource()).header("origin", "https://inspector.example").send().await.unwrap();
+    let exposed = answer.headers()["access-control-expose-headers"].to_str().unwrap().to_ascii_lowercase();
+    assert!(exposed.contains("www-authenticate") && exposed.contains("mcp-session-id"), "{exposed}");
+}

@@ -138,11 +138,20 @@ pub const MAX_URL_LEN: usize = 2048;
 pub const MAX_CONTACTS: usize = 10;
 pub const MAX_CONTACT_LEN: usize = 254;
 
-/// A free-text field: at most `max` bytes, no control characters.
+/// Characters that reorder the text around them (bidirectional overrides, isolates and marks):
+/// in a name shown on the consent page they can make "Evil" read as something else.
+fn reorders_text(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// A free-text field: at most `max` bytes, no control or text-reordering characters.
 fn text_field(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, OAuthError> {
     match value {
         Some(v) if v.len() > max => Err(metadata_error(format!("{field} is longer than {max} bytes"))),
         Some(v) if v.chars().any(char::is_control) => Err(metadata_error(format!("{field} contains control characters"))),
+        Some(v) if v.chars().any(reorders_text) => {
+            Err(metadata_error(format!("{field} contains bidirectional-override characters")))
+        }
         other => Ok(other),
     }
 }
@@ -360,6 +369,8 @@ mod tests {
         let cases: Vec<fn(&mut RegistrationRequest, &str)> = vec![
             |r, long| r.client_name = Some(long[..MAX_NAME_LEN + 1].to_owned()),
             |r, _| r.client_name = Some("evil\u{0}name".into()),
+            |r, _| r.client_name = Some("Safe \u{202E}lavE".into()),
+            |r, _| r.software_version = Some("1\u{2066}0".into()),
             |r, long| r.client_uri = Some(format!("https://a.example/{long}")),
             |r, long| r.software_id = Some(long.to_owned()),
             |r, _| r.contacts = Some(vec!["a@b.example".into(); MAX_CONTACTS + 1]),

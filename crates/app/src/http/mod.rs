@@ -16,7 +16,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use mcp_oauth_domain::login::Login;
@@ -98,12 +98,29 @@ async fn ready(State(readiness): State<Readiness>) -> Response {
 
 /// Browser-based MCP clients call discovery, registration, token and /mcp cross-origin. No
 /// endpoint relies on cookies except the consent form, which is same-origin.
+/// Browser-based MCP clients (the Inspector's web UI) register, exchange tokens and call /mcp
+/// from the page: these headers may be sent and read. Credentials (cookies) are never allowed
+/// cross-origin, so the consent page's cookies cannot be ridden.
 fn cors() -> CorsLayer {
-    CorsLayer::new().allow_origin(Any).allow_methods(Any).allow_headers(Any).expose_headers([
-        header::WWW_AUTHENTICATE,
-        HeaderName::from_static("mcp-session-id"),
-        HeaderName::from_static("x-request-id"),
-    ])
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            HeaderName::from_static("mcp-session-id"),
+            HeaderName::from_static("mcp-protocol-version"),
+            HeaderName::from_static("mcp-method"),
+            HeaderName::from_static("mcp-name"),
+            HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            header::RETRY_AFTER,
+            HeaderName::from_static("mcp-session-id"),
+            HeaderName::from_static("x-request-id"),
+        ])
 }
 
 /// What guards every route: the body timeout and the rate limits.
