@@ -83,4 +83,34 @@ mod tests {
         let error = client_credentials(&garbage, &params(&[])).unwrap_err();
         assert!(error.basic_auth_challenge);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Whatever Authorization header and form arrive, the answer is credentials or an
+        /// OAuth error, and Basic credentials round-trip through their form encoding.
+        #[test]
+        fn any_authorization_header_gets_an_answer(
+            header in "\\PC{0,80}",
+            id in "\\PC{0,20}",
+            secret in "\\PC{0,20}",
+            form_id in proptest::option::of("\\PC{0,10}"),
+        ) {
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = header.parse() {
+                headers.insert(header::AUTHORIZATION, value);
+            }
+            let pairs: Vec<(&str, &str)> = form_id.iter().map(|f| ("client_id", f.as_str())).collect();
+            let _ = client_credentials(&headers, &params(&pairs));
+            let encode = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+            let basic_headers = basic(&encode(&id), &encode(&secret));
+            match client_credentials(&basic_headers, &params(&[])) {
+                Ok(ClientCredentials::Basic { client_id, secret: got }) => {
+                    proptest::prop_assert_eq!(client_id.as_str(), id.as_str());
+                    proptest::prop_assert_eq!(got, secret);
+                }
+                other => proptest::prop_assert!(false, "{other:?}"),
+            }
+        }
+    }
 }

@@ -238,4 +238,21 @@ mod tests {
         assert_ne!(a, counted_as("2001:db8:1:3::1".parse().unwrap()));
         assert_eq!(counted_as("::ffff:192.0.2.1".parse().unwrap()), "192.0.2.1");
     }
+
+    proptest::proptest! {
+        /// A forwarded chain from a trusted proxy never yields a trusted hop unless every hop
+        /// is trusted, and never panics.
+        #[test]
+        fn any_forwarded_chain_gets_an_untrusted_client(chain in "[0-9a-f.:, ]{0,60}|\\PC{0,40}") {
+            let trusted = TrustedProxies::parse("10.0.0.0/8, ::1").unwrap();
+            let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_str(&chain) {
+                headers.insert("x-forwarded-for", value);
+            }
+            let client = trusted.client(proxy, &headers);
+            proptest::prop_assert!(client == proxy || !trusted.trusts(client));
+            let _ = counted_as(client);
+        }
+    }
 }
