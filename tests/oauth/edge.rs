@@ -47,6 +47,16 @@ async fn crossing_a_limit_gets_429_in_the_endpoints_format_and_other_addresses_s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hourly_registration_quota_holds_under_the_per_minute_limit() {
+    let server = TestServer::start(&["--registration-quota", "2/1h"]).await;
+    assert_eq!(register_as(&server, None).await.status(), 201);
+    assert_eq!(register_as(&server, None).await.status(), 201);
+    let refused = register_as(&server, None).await;
+    assert_eq!(refused.status(), 429, "within 60 a minute, but over 2 an hour");
+    assert_eq!(refused.headers()["ratelimit-policy"], "2;w=3600");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browser_page_answers_in_html_and_mcp_in_json_rpc() {
     let server = TestServer::start(&["--rate-limit-authorize", "1/1m", "--rate-limit-mcp", "1/1m"]).await;
     let client = server.client("none").await;

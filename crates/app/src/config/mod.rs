@@ -208,6 +208,11 @@ pub struct Config {
     #[arg(long, env = "RATE_LIMIT_REGISTER", default_value = "60/1m")]
     pub rate_limit_register: String,
 
+    /// Registrations per client address over a longer window, bounding what one address can
+    /// make the server keep (each registration is kept 30 days).
+    #[arg(long, env = "REGISTRATION_QUOTA", default_value = "100/1h")]
+    pub registration_quota: String,
+
     /// Requests per client address to /authorize and the consent post.
     #[arg(long, env = "RATE_LIMIT_AUTHORIZE", default_value = "100/15m")]
     pub rate_limit_authorize: String,
@@ -531,6 +536,7 @@ pub struct Settings {
 pub struct RateLimitSettings {
     pub trusted: crate::http::rate_limit::TrustedProxies,
     pub register: Option<Quota>,
+    pub registration_quota: Option<Quota>,
     pub authorize: Option<Quota>,
     pub token: Option<Quota>,
     pub introspect: Option<Quota>,
@@ -546,6 +552,7 @@ impl RateLimitSettings {
         Ok(Self {
             trusted: crate::http::rate_limit::TrustedProxies::parse(&config.trust_proxy)?,
             register: quota("RATE_LIMIT_REGISTER", &config.rate_limit_register)?,
+            registration_quota: quota("REGISTRATION_QUOTA", &config.registration_quota)?,
             authorize: quota("RATE_LIMIT_AUTHORIZE", &config.rate_limit_authorize)?,
             token: quota("RATE_LIMIT_TOKEN", &config.rate_limit_token)?,
             introspect: quota("RATE_LIMIT_INTROSPECT", &config.rate_limit_introspect)?,

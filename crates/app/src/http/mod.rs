@@ -166,7 +166,15 @@ pub fn router(
     if let Some(state) = oauth {
         app = app.merge(
             Router::new()
-                .route("/register", edge.limited(post(oauth::register), "register", limits.register, OAuthJson))
+                .route(
+                    "/register",
+                    edge.limited(
+                        edge.limited(post(oauth::register), "register", limits.register, OAuthJson),
+                        "registrations",
+                        limits.registration_quota,
+                        OAuthJson,
+                    ),
+                )
                 .route(
                     "/authorize",
                     edge.limited(get(authorize::show).post(authorize::decide), "authorize", limits.authorize, Html),

@@ -108,6 +108,12 @@ fn policy_headers(quota: &Quota, remaining: u32, resets_in: Duration) -> [(&'sta
     ]
 }
 
+/// The `remaining` an inner limit already reported.
+fn remaining_of(headers: &HeaderMap) -> Option<u32> {
+    let state = headers.get("ratelimit")?.to_str().ok()?;
+    state.split(", ").find_map(|part| part.strip_prefix("remaining="))?.parse().ok()
+}
+
 fn refusal(limit: &RateLimit, retry_after: Duration) -> Response {
     let seconds = retry_after.as_secs_f64().ceil() as u64;
     let message = format!("too many requests from your address; retry in {seconds} s");
@@ -148,8 +154,12 @@ pub async fn limit(State(limit): State<Arc<RateLimit>>, request: Request, next: 
         }
         Verdict::Allowed { remaining, resets_in } => {
             let mut response = next.run(request).await;
-            for (name, value) in policy_headers(&limit.quota, remaining, resets_in) {
-                response.headers_mut().insert(name, value);
+            // Of several limits on one route, the headers tell of the one nearest its end.
+            let nearer = remaining_of(response.headers()).is_none_or(|reported| remaining < reported);
+            if nearer {
+                for (name, value) in policy_headers(&limit.quota, remaining, resets_in) {
+                    response.headers_mut().insert(name, value);
+                }
             }
             response
         }
