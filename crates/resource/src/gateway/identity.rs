@@ -264,13 +264,23 @@ mod tests {
     async fn instances_sharing_a_store_sign_with_one_key_that_rotates() {
         let store: Arc<dyn SigningKeyStore> = Arc::new(MemorySigningKeys::default());
         let vault = VaultKey::generate();
-        let rotation = Duration::from_secs(1);
+        let rotation = Duration::from_secs(2);
         let a = IdentitySigner::shared("https://mcp.example", store.clone(), vault.clone(), rotation);
         let b = IdentitySigner::shared("https://mcp.example", store.clone(), vault, rotation);
-        let jwt = a.sign(&caller(), "http://127.0.0.1:8000/mcp").await.unwrap();
+        // Signed within one period, known to the test.
+        let (jwt, signed_in) = loop {
+            let before = a.ring().await.unwrap().period;
+            let jwt = a.sign(&caller(), "http://127.0.0.1:8000/mcp").await.unwrap();
+            if a.ring().await.unwrap().period == before {
+                break (jwt, before);
+            }
+        };
         let kid = jsonwebtoken::decode_header(&jwt).unwrap().kid.unwrap();
         assert_eq!(verify(&b, &jwt).await["sub"], "alice", "B publishes the key A signed with");
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        // Into the very next period, whenever in its own period A signed.
+        let next = Duration::from_secs((signed_in + 1) * rotation.as_secs()) + Duration::from_millis(100);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        tokio::time::sleep(next.saturating_sub(now)).await;
         let rotated = b.sign(&caller(), "http://127.0.0.1:8000/mcp").await.unwrap();
         assert_ne!(jsonwebtoken::decode_header(&rotated).unwrap().kid.unwrap(), kid, "a new period, a new key");
         assert_eq!(verify(&a, &jwt).await["sub"], "alice", "the key before it is still published");
