@@ -76,14 +76,7 @@ pub struct Storage {
 /// Rate-limit windows of one process, for storage that is not shared between instances.
 pub fn local_rate_limits() -> Arc<dyn RateLimitStore> {
     let windows = Arc::new(MemoryRateLimits::default());
-    let swept = Arc::downgrade(&windows);
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(SWEEP_PERIOD).await;
-            let Some(windows) = swept.upgrade() else { return };
-            windows.sweep();
-        }
-    });
+    windows.spawn_sweeper(SWEEP_PERIOD);
     windows
 }
 
@@ -227,17 +220,7 @@ where
 /// The key that seals what must be recovered from storage: TOKEN_VAULT_KEY, or one for this
 /// process when the storage is not shared (settings refuse shared storage without it).
 fn vault_key(settings: &Settings) -> mcp_oauth_domain::login::VaultKey {
-    use mcp_oauth_domain::login::VaultKey;
-    match &settings.login {
-        LoginSetup::Upstream { key, .. } => key.clone(),
-        LoginSetup::Dev { .. } => settings
-            .config
-            .login
-            .token_vault_key
-            .as_ref()
-            .and_then(|raw| VaultKey::parse(raw.expose()).ok())
-            .unwrap_or_else(VaultKey::generate),
-    }
+    settings.vault_key.clone().unwrap_or_else(mcp_oauth_domain::login::VaultKey::generate)
 }
 
 /// Tokens this server issued: revoking one (or its family) removes its record, while an

@@ -1,5 +1,6 @@
 //! Rate-limit windows of a single process.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -14,11 +15,15 @@ pub struct MemoryRateLimits {
 }
 
 impl MemoryRateLimits {
-    /// Drops ended windows; returns how many are left.
-    pub fn sweep(&self) -> usize {
+    /// Drops ended windows.
+    pub fn sweep(&self) {
         let now = Instant::now();
         self.windows.retain(|_, (ends, _)| *ends > now);
-        self.windows.len()
+    }
+
+    /// Sweeps every `period` until the windows are dropped.
+    pub fn spawn_sweeper(self: &Arc<Self>, period: Duration) -> tokio::task::JoinHandle<()> {
+        super::sweep_while_alive(Arc::downgrade(self), period, Self::sweep)
     }
 }
 

@@ -523,6 +523,9 @@ pub struct Settings {
     pub storage: StorageUrl,
     /// How users sign in (internal and auth_server modes).
     pub login: LoginSetup,
+    /// `TOKEN_VAULT_KEY`, parsed once: it seals what must be recovered from storage (upstream
+    /// tokens, the shared identity signing keys).
+    pub vault_key: Option<mcp_oauth_domain::login::VaultKey>,
     /// The user's own MCP server behind /mcp; `None` serves the demo server.
     pub upstream: Option<McpUpstream>,
     /// What every /mcp token must carry (`MCP_REQUIRED_SCOPES`).
@@ -643,12 +646,21 @@ impl Settings {
             AuthMode::External => LoginSetup::Dev { exposed: false },
             _ => config.login.setup(&issuer, loopback)?,
         };
+        let vault_key = match (&login, &config.login.token_vault_key) {
+            (LoginSetup::Upstream { key, .. }, _) => Some(key.clone()),
+            (LoginSetup::Dev { .. }, Some(raw)) => {
+                Some(mcp_oauth_domain::login::VaultKey::parse(raw.expose()).map_err(|e| e.to_string())?)
+            }
+            (LoginSetup::Dev { .. }, None) => None,
+        };
         let upstream = match (&config.mcp_upstream_url, &config.mcp_upstream_command, config.auth_mode) {
             (Some(_), Some(_), _) => return Err("set MCP_UPSTREAM_URL or MCP_UPSTREAM_COMMAND, not both".into()),
             (Some(_), _, AuthMode::AuthServer) | (_, Some(_), AuthMode::AuthServer) => {
                 return Err("MCP_UPSTREAM_URL and MCP_UPSTREAM_COMMAND have no effect in auth_server mode".into());
             }
-            (Some(url), None, _) => Some(McpUpstream::Http { url: url.clone(), identity: caller_identity(&config, &storage)? }),
+            (Some(url), None, _) => {
+                Some(McpUpstream::Http { url: url.clone(), identity: caller_identity(&config, &storage, vault_key.is_some())? })
+            }
             (None, Some(line), _) => {
                 let command = mcp_oauth_resource::gateway::stdio::UpstreamCommand::parse(
                     line,
@@ -688,6 +700,7 @@ impl Settings {
             auth_server,
             storage,
             login,
+            vault_key,
             upstream,
             required_scopes,
             tool_scopes,
@@ -696,7 +709,7 @@ impl Settings {
     }
 }
 
-fn caller_identity(config: &Config, storage: &StorageUrl) -> Result<CallerIdentitySetup, String> {
+fn caller_identity(config: &Config, storage: &StorageUrl, has_vault_key: bool) -> Result<CallerIdentitySetup, String> {
     use mcp_oauth_resource::gateway::identity::SigningKey;
     Ok(match config.mcp_upstream_identity {
         UpstreamIdentityMode::Headers => CallerIdentitySetup::Headers,
@@ -707,7 +720,7 @@ fn caller_identity(config: &Config, storage: &StorageUrl) -> Result<CallerIdenti
                 CallerIdentitySetup::Jwt(Some(SigningKey::from_pem(&pem).map_err(|e| format!("SIGNING_KEY_FILE: {e}"))?))
             }
             None => {
-                if storage.is_shared() && config.login.token_vault_key.is_none() {
+                if storage.is_shared() && !has_vault_key {
                     return Err("identity JWTs on shared storage need SIGNING_KEY_FILE, or TOKEN_VAULT_KEY to keep the \
                                 shared signing keys sealed"
                         .into());
@@ -789,6 +802,15 @@ mod tests {
 #[cfg(test)]
 mod mode_tests {
     use super::*;
+
+    #[test]
+    fn a_vault_key_is_parsed_once_and_a_malformed_one_refused_with_the_development_login_too() {
+        let bad = Settings::parse(Config::parse_from(["x", "--token-vault-key", "short"])).unwrap_err();
+        assert!(bad.contains("TOKEN_VAULT_KEY"), "{bad}");
+        let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+        assert!(Settings::parse(Config::parse_from(["x", "--token-vault-key", key])).unwrap().vault_key.is_some());
+        assert!(Settings::parse(Config::parse_from(["x"])).unwrap().vault_key.is_none());
+    }
 
     #[test]
     fn external_mode_needs_a_url_for_its_authorization_server() {

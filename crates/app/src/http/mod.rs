@@ -133,6 +133,17 @@ pub struct Edge {
 }
 
 impl Edge {
+    /// The `scope` limit, if its quota is not off.
+    fn limit(
+        &self,
+        scope: &'static str,
+        quota: Option<mcp_oauth_domain::rate_limit::Quota>,
+        format: rate_limit::Format,
+    ) -> Option<Arc<rate_limit::RateLimit>> {
+        let (store, trusted) = (self.rate_limits.clone(), self.limits.trusted.clone());
+        quota.map(|quota| Arc::new(rate_limit::RateLimit { store, trusted, scope, quota, format }))
+    }
+
     /// `route` behind the `scope` limit, if its quota is not off.
     fn limited<S: Clone + Send + Sync + 'static>(
         &self,
@@ -141,10 +152,10 @@ impl Edge {
         quota: Option<mcp_oauth_domain::rate_limit::Quota>,
         format: rate_limit::Format,
     ) -> MethodRouter<S> {
-        let Some(quota) = quota else { return route };
-        let limit =
-            rate_limit::RateLimit { store: self.rate_limits.clone(), trusted: self.limits.trusted.clone(), scope, quota, format };
-        route.layer(axum::middleware::from_fn_with_state(Arc::new(limit), rate_limit::limit))
+        match self.limit(scope, quota, format) {
+            Some(limit) => route.layer(axum::middleware::from_fn_with_state(limit, rate_limit::limit)),
+            None => route,
+        }
     }
 }
 
@@ -190,17 +201,8 @@ pub fn router(
         );
     }
     if let Some(resource) = resource {
-        let router = match limits.mcp {
-            Some(quota) => {
-                let limit = rate_limit::RateLimit {
-                    store: edge.rate_limits.clone(),
-                    trusted: limits.trusted.clone(),
-                    scope: "mcp",
-                    quota,
-                    format: JsonRpc,
-                };
-                resource.router.layer(axum::middleware::from_fn_with_state(Arc::new(limit), rate_limit::limit))
-            }
+        let router = match edge.limit("mcp", limits.mcp, JsonRpc) {
+            Some(limit) => resource.router.layer(axum::middleware::from_fn_with_state(limit, rate_limit::limit)),
             None => resource.router,
         };
         app = app.merge(router);
