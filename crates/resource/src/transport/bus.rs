@@ -43,14 +43,14 @@ const TAG_LEN: usize = 16;
 /// copy of a session counts its own ids from zero, and the client's answer reaches every copy:
 /// only the copy whose tag it carries may take it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct InstanceTag(String);
+pub(crate) struct InstanceTag(String);
 
 impl InstanceTag {
-    pub(super) fn generate() -> Self {
+    pub(crate) fn generate() -> Self {
         Self(TokenDigest::of(&generate_secret()).to_hex()[..TAG_LEN].to_owned())
     }
 
-    pub(super) fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use futures::StreamExt;
-use mcp_oauth_domain::secret::{TokenDigest, generate_secret};
 use rmcp::model::{ClientJsonRpcMessage, ClientNotification, JsonRpcNotification, RequestId, ServerJsonRpcMessage, ServerResult};
 use rmcp::transport::Transport;
 use rmcp::transport::streamable_http_server::session::{SessionId, SessionManager};
@@ -21,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::manager::Upstream;
 use super::pump::{End, InFlight, Origin, failure};
 use crate::ports::SessionBus;
-use crate::transport::bus::BusMessage;
+use crate::transport::bus::{BusMessage, InstanceTag};
 use crate::transport::outbox::OutboxTransport;
 
 /// How long the instance running a child gets to answer before it counts as gone.
@@ -99,7 +98,7 @@ pub(super) struct Relays {
 
 impl Relays {
     pub(super) fn start(bus: Arc<dyn SessionBus>) -> Arc<Self> {
-        let instance = TokenDigest::of(&generate_secret()).to_hex()[..16].to_owned();
+        let instance = InstanceTag::generate().as_str().to_owned();
         let relays = Arc::new(Self { instance, bus, routes: DashMap::new() });
         let (listening, mut payloads) = (Arc::downgrade(&relays), relays.bus.listen());
         tokio::spawn(async move {
