@@ -115,6 +115,22 @@ async fn answer(response: reqwest::Response) -> serde_json::Value {
     serde_json::from_str(data.unwrap_or(&body)).unwrap_or_else(|_| panic!("not JSON-RPC: {body}"))
 }
 
+/// `body` posted to the session through B, answered as JSON-RPC within 30 s, or a failure
+/// with both instances' logs.
+async fn relay(
+    session: &RawSession,
+    body: serde_json::Value,
+    a: &mcp_oauth_testkit::process::ServerProcess,
+    b: &mcp_oauth_testkit::process::ServerProcess,
+) -> serde_json::Value {
+    let answered = tokio::time::timeout(Duration::from_secs(30), async { answer(session.post_json(body).await).await });
+    answered.await.unwrap_or_else(|_| panic!("no answer through B within 30 s\n{}", both_logs(a, b)))
+}
+
+fn both_logs(a: &mcp_oauth_testkit::process::ServerProcess, b: &mcp_oauth_testkit::process::ServerProcess) -> String {
+    format!("--- instance A ---\n{}\n--- instance B ---\n{}", a.logs(), b.logs())
+}
+
 /// A tools/call (id 9) that runs `seconds` upstream, answered as JSON-RPC.
 fn long_call(session: &RawSession, seconds: u32) -> impl std::future::Future<Output = serde_json::Value> + use<> {
     let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
@@ -231,6 +247,8 @@ async fn two_instances_on_one_redis_relay_to_the_child_and_stop_without_leaving_
         ("BASE_URI", front.base.as_str()),
         ("MCP_UPSTREAM_COMMAND", command.as_str()),
         ("MCP_UPSTREAM_ENV", mark.as_str()),
+        // The relay's trail, for a failure to show.
+        ("RUST_LOG", "info,rmcp=warn,mcp_oauth_resource::gateway::stdio=debug"),
     ];
     let mut a = ServerProcess::start(port_a, &env).await;
     let b = ServerProcess::start(port_b, &env).await;
@@ -243,8 +261,8 @@ async fn two_instances_on_one_redis_relay_to_the_child_and_stop_without_leaving_
     let via_b = session.via(&b.resource());
     let echo =
         json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "via B"}}});
-    let relayed = answer(via_b.post_json(echo).await).await;
-    assert!(relayed.to_string().contains("via B"), "B relays to A's child: {relayed}\n{}", b.logs());
+    let relayed = relay(&via_b, echo, &a, &b).await;
+    assert!(relayed.to_string().contains("via B"), "B relays to A's child: {relayed}\n{}", both_logs(&a, &b));
     assert_eq!(processes_with(&mark).len(), 1, "B started no child of its own");
     let deleted = via_b.request(reqwest::Method::DELETE).send().await.unwrap();
     assert!(deleted.status().is_success());
@@ -256,11 +274,11 @@ async fn two_instances_on_one_redis_relay_to_the_child_and_stop_without_leaving_
     let third = RawSession::open(&a.resource(), &token).await;
     let via_b = second.via(&b.resource());
     let ping = json!({"jsonrpc": "2.0", "id": 5, "method": "ping"});
-    assert_eq!(answer(via_b.post_json(ping.clone()).await).await["id"], 5);
+    assert_eq!(relay(&via_b, ping.clone(), &a, &b).await["id"], 5);
     a.signal("STOP");
-    let after = answer(via_b.post_json(json!({"jsonrpc": "2.0", "id": 6, "method": "ping"})).await).await;
+    let after = relay(&via_b, json!({"jsonrpc": "2.0", "id": 6, "method": "ping"}), &a, &b).await;
     a.signal("CONT");
-    assert!(after["error"]["message"].as_str().unwrap_or_default().contains("gone"), "{after}\n{}", b.logs());
+    assert!(after["error"]["message"].as_str().unwrap_or_default().contains("gone"), "{after}\n{}", both_logs(&a, &b));
     let over = via_b.post_json(ping.clone()).await;
     let status = over.status();
     assert_eq!(status, 404, "and the session is over: {}\n{}", over.text().await.unwrap(), b.logs());

@@ -172,6 +172,7 @@ where
             resource_servers,
             lifetimes: Lifetimes::default(),
             consent_ttl: config.login.consent_ttl,
+            max_clients: config.max_clients,
             vault_key: match &settings.login {
                 LoginSetup::Upstream { key, .. } => Some(key.clone()),
                 LoginSetup::Dev { .. } => None,

@@ -19,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use crate::http::head_limits;
+
 /// How long cancelled MCP streams get to send their last bytes once the deadline has passed.
 const FINAL_FLUSH: Duration = Duration::from_secs(1);
 
@@ -136,7 +138,12 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let open = Arc::new(Semaphore::new(limits.max_connections));
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(head_limits::MAX_HEAD_BUFFER)
+        .max_headers(head_limits::HYPER_MAX_HEADERS);
     builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30)));
     let builder = Arc::new(builder);
     loop {

@@ -124,10 +124,20 @@ pub trait StorageHealth: Send + Sync {
     async fn close(&self) {}
 }
 
+/// A client store's answer to a registration under a cap on live clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    Stored,
+    /// `max_live` unexpired clients are kept already: nothing was stored.
+    Full,
+}
+
 #[async_trait]
 pub trait ClientStore: Send + Sync {
-    /// Keeps the client until its `expires_at`.
-    async fn insert(&self, client: &Client) -> Result<(), StorageError>;
+    /// Keeps the client until its `expires_at`, unless `max_live` unexpired clients other
+    /// than this one are kept already. The count and the insert are one atomic step, across
+    /// every instance where the store is shared, so racing registrations never pass the cap.
+    async fn insert(&self, client: &Client, max_live: u32) -> Result<Registration, StorageError>;
     async fn get(&self, client_id: &ClientId) -> Result<Option<Client>, StorageError>;
 }
 

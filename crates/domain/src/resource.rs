@@ -9,9 +9,16 @@ use url::Url;
 #[error("{0}")]
 pub struct IdentifierError(String);
 
+/// The longest issuer or resource identifier taken, as for redirect URIs.
+pub const MAX_IDENTIFIER_LEN: usize = 2048;
+
 /// Parses an absolute http(s) URL without fragment and returns its canonical form:
 /// lowercase scheme and host (done by `url`) and no trailing slash.
 fn canonical(raw: &str, what: &str) -> Result<String, IdentifierError> {
+    if raw.len() > MAX_IDENTIFIER_LEN {
+        // Not echoed: the caller sent it, and it would only fill the answer.
+        return Err(IdentifierError(format!("{what} is longer than {MAX_IDENTIFIER_LEN} bytes")));
+    }
     let url = Url::parse(raw).map_err(|e| IdentifierError(format!("{what} `{raw}` is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(IdentifierError(format!("{what} `{raw}` must be an http(s) URL")));

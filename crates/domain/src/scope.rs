@@ -5,9 +5,17 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// The longest scope string taken: far above any real request, and it bounds what a pending
+/// authorization, a token record and a consent page carry.
+pub const MAX_SCOPE_LEN: usize = 1024;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("scope must be space-delimited tokens of printable ASCII without quotes or backslashes")]
-pub struct ScopeSyntaxError;
+pub enum ScopeSyntaxError {
+    #[error("scope must be space-delimited tokens of printable ASCII without quotes or backslashes")]
+    Characters,
+    #[error("scope is longer than {MAX_SCOPE_LEN} bytes")]
+    TooLong,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -19,10 +27,13 @@ fn is_scope_char(c: char) -> bool {
 
 impl Scope {
     pub fn parse(raw: &str) -> Result<Self, ScopeSyntaxError> {
+        if raw.len() > MAX_SCOPE_LEN {
+            return Err(ScopeSyntaxError::TooLong);
+        }
         let mut tokens = BTreeSet::new();
         for token in raw.split(' ').filter(|t| !t.is_empty()) {
             if !token.chars().all(is_scope_char) {
-                return Err(ScopeSyntaxError);
+                return Err(ScopeSyntaxError::Characters);
             }
             tokens.insert(token.to_owned());
         }
@@ -75,8 +86,11 @@ mod tests {
         assert_eq!(scope.to_string(), "mcp mcp:read");
         assert!(Scope::parse("mcp").unwrap().is_subset_of(&scope));
         assert!(!scope.is_subset_of(&Scope::parse("mcp").unwrap()));
-        assert_eq!(Scope::parse("a\"b"), Err(ScopeSyntaxError));
-        assert_eq!(Scope::parse("a\\b"), Err(ScopeSyntaxError));
+        assert_eq!(Scope::parse("a\"b"), Err(ScopeSyntaxError::Characters));
+        assert_eq!(Scope::parse("a\\b"), Err(ScopeSyntaxError::Characters));
         assert!(Scope::parse("").unwrap().is_empty());
+        let longest = vec!["s"; MAX_SCOPE_LEN / 2].join(" ");
+        assert!(Scope::parse(&longest).is_ok());
+        assert_eq!(Scope::parse(&format!("{longest} xx")), Err(ScopeSyntaxError::TooLong));
     }
 }

@@ -52,7 +52,8 @@ macro_rules! contract_suite {
         mod $name {
             use super::*;
             $crate::contract_cases!($factory;
-                clients_round_trip, pending_requests_are_taken_once, records_expire,
+                clients_round_trip, live_clients_are_capped, racing_registrations_stay_under_the_cap,
+                pending_requests_are_taken_once, records_expire,
                 codes_redeem_once_then_report_replay, racing_redemptions_have_one_winner,
                 access_tokens_and_family_revocation, refresh_rotation_and_reuse, racing_rotations_store_one_successor,
                 refresh_family_revocation, family_tombstones_end, service_grace_window_retry, service_reuse_after_grace_revokes_family,
@@ -182,9 +183,46 @@ pub async fn clients_round_trip<F: Fn() -> Fut, Fut: Future<Output = Backend>>(f
     let backend = fresh(factory).await;
     let clients = &backend.stores.clients;
     let client = sample_client("client-1");
-    clients.insert(&client).await.unwrap();
+    assert_eq!(clients.insert(&client, NO_CAP).await.unwrap(), Registration::Stored);
     assert_eq!(clients.get(&"client-1".into()).await.unwrap(), Some(client));
     assert_eq!(clients.get(&"client-2".into()).await.unwrap(), None);
+}
+
+const NO_CAP: u32 = u32::MAX;
+
+pub async fn live_clients_are_capped<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    let backend = fresh(factory).await;
+    let clients = &backend.stores.clients;
+    assert_eq!(clients.insert(&Client { expires_at: soon(), ..sample_client("brief") }, 3).await.unwrap(), Registration::Stored);
+    for id in ["a", "b"] {
+        assert_eq!(clients.insert(&sample_client(id), 3).await.unwrap(), Registration::Stored);
+    }
+    assert_eq!(clients.insert(&sample_client("c"), 3).await.unwrap(), Registration::Full, "three live clients: full");
+    assert_eq!(clients.get(&"c".into()).await.unwrap(), None, "a refused client is not stored");
+    assert_eq!(clients.insert(&sample_client("a"), 3).await.unwrap(), Registration::Stored, "a kept client may be rewritten");
+    tokio::time::sleep(SHORT + Duration::from_millis(300)).await;
+    assert_eq!(clients.insert(&sample_client("c"), 3).await.unwrap(), Registration::Stored, "an expired client no longer counts");
+    assert!(clients.get(&"a".into()).await.unwrap().is_some() && clients.get(&"c".into()).await.unwrap().is_some());
+}
+
+pub async fn racing_registrations_stay_under_the_cap<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    let backend = fresh(factory).await;
+    let clients = backend.stores.clients.clone();
+    let barrier = Arc::new(tokio::sync::Barrier::new(40));
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let (clients, barrier) = (clients.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                clients.insert(&sample_client(&format!("racer-{i}")), 10).await.unwrap()
+            })
+        })
+        .collect();
+    let mut stored = 0;
+    for task in tasks {
+        stored += usize::from(task.await.unwrap() == Registration::Stored);
+    }
+    assert_eq!(stored, 10, "exactly the cap of 40 racing registrations is stored");
 }
 
 pub async fn pending_requests_are_taken_once<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
@@ -207,7 +245,7 @@ pub async fn records_expire<F: Fn() -> Fut, Fut: Future<Output = Backend>>(facto
     let (request, code, access, refresh) =
         (TokenDigest::of("r"), TokenDigest::of("c"), TokenDigest::of("a"), TokenDigest::of("f"));
     // Every record carries its end; the store keeps it exactly that long.
-    s.clients.insert(&Client { expires_at: soon(), ..sample_client("expiring") }).await.unwrap();
+    s.clients.insert(&Client { expires_at: soon(), ..sample_client("expiring") }, NO_CAP).await.unwrap();
     s.pending.insert(&request, &short_lived_pending()).await.unwrap();
     s.codes.insert(&code, &AuthorizationGrant { expires_at: soon(), ..sample_grant(&family) }).await.unwrap();
     let short_access = AccessTokenRecord { retained_until: soon(), ..sample_access_token(&family) };
@@ -431,6 +469,7 @@ impl Flow {
             resource_servers: vec![],
             lifetimes,
             consent_ttl: Duration::from_secs(30 * 24 * 3600),
+            max_clients: NO_CAP,
             vault_key: None,
         };
         let server = Arc::new(AuthorizationServer::new(backend.stores.clone(), policy, clock.clone() as Arc<dyn Clock>));

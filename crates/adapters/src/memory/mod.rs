@@ -19,7 +19,7 @@ use mcp_oauth_domain::grace::SealedSuccessor;
 use mcp_oauth_domain::identity::ClientId;
 use mcp_oauth_domain::ports::{
     AccessTokenRecord, AccessTokenStore, Admission, AuthorizationCodeStore, AuthorizationGrant, ClientStore, Expiring, FamilyId,
-    PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore, Rotation,
+    PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, Registration, RefreshRecord, RefreshState, RefreshStore, Rotation,
     StorageHealth, Successor,
 };
 use mcp_oauth_domain::secret::TokenDigest;
@@ -44,6 +44,8 @@ struct Family {
 /// Lock order, wherever two maps are touched: a family entry first, then token entries.
 struct Inner {
     clients: ExpiringMap<ClientId, Client>,
+    /// Held while a registration counts and inserts, so that racing ones never pass the cap.
+    registering: std::sync::Mutex<()>,
     pending: ExpiringMap<TokenDigest, PendingAuthorization>,
     codes: ExpiringMap<TokenDigest, Exchange>,
     access_tokens: ExpiringMap<TokenDigest, AccessTokenRecord>,
@@ -89,6 +91,7 @@ impl MemoryStore {
         Self {
             inner: Arc::new(Inner {
                 clients: ExpiringMap::new(),
+                registering: std::sync::Mutex::default(),
                 pending: ExpiringMap::new(),
                 codes: ExpiringMap::new(),
                 access_tokens: ExpiringMap::new(),
@@ -192,9 +195,19 @@ fn revoke<V: Clone>(
 
 #[async_trait]
 impl ClientStore for MemoryStore {
-    async fn insert(&self, client: &Client) -> Result<(), StorageError> {
-        self.inner.clients.insert(client.client_id.clone(), client.clone(), client.remaining(Utc::now()));
-        Ok(())
+    async fn insert(&self, client: &Client, max_live: u32) -> Result<Registration, StorageError> {
+        let clients = &self.inner.clients;
+        let _counting = self.inner.registering.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let full = || clients.len() >= max_live as usize && clients.get(&client.client_id).is_none();
+        if full() {
+            // Expired clients still count until a sweep frees them: sweep once before refusing.
+            clients.sweep();
+            if full() {
+                return Ok(Registration::Full);
+            }
+        }
+        clients.insert(client.client_id.clone(), client.clone(), client.remaining(Utc::now()));
+        Ok(Registration::Stored)
     }
 
     async fn get(&self, client_id: &ClientId) -> Result<Option<Client>, StorageError> {

@@ -26,7 +26,7 @@ use mcp_oauth_domain::grace::SealedSuccessor;
 use mcp_oauth_domain::identity::ClientId;
 use mcp_oauth_domain::ports::{
     AccessTokenRecord, AccessTokenStore, Admission, AuthorizationCodeStore, AuthorizationGrant, ClientStore, Expiring, FamilyId,
-    PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore, Rotation,
+    PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, Registration, RefreshRecord, RefreshState, RefreshStore, Rotation,
     StorageHealth, Successor,
 };
 use mcp_oauth_domain::secret::TokenDigest;
@@ -241,8 +241,27 @@ impl StorageHealth for RedisStore {
 
 #[async_trait]
 impl ClientStore for RedisStore {
-    async fn insert(&self, client: &Client) -> Result<(), StorageError> {
-        self.set(self.key("client", client.client_id.as_str()), encode(client)?, client.remaining(Utc::now())).await
+    async fn insert(&self, client: &Client, max_live: u32) -> Result<Registration, StorageError> {
+        let now = Utc::now();
+        let (record, live) = (self.key("client", client.client_id.as_str()), self.key("clients", "live"));
+        let (value, lifetime) = (encode(client)?, ms(client.remaining(now)));
+        let (id, until) = (client.client_id.as_str().to_owned(), client.kept_until().timestamp_millis());
+        let stored: i64 = self
+            .run(async move |c| {
+                scripts::REGISTER
+                    .key(record)
+                    .key(live)
+                    .arg(value)
+                    .arg(lifetime)
+                    .arg(id)
+                    .arg(until)
+                    .arg(now.timestamp_millis())
+                    .arg(max_live)
+                    .invoke_async(c)
+                    .await
+            })
+            .await?;
+        Ok(if stored == 1 { Registration::Stored } else { Registration::Full })
     }
 
     async fn get(&self, client_id: &ClientId) -> Result<Option<Client>, StorageError> {

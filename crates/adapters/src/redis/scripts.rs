@@ -24,6 +24,24 @@ pub static ADMIT: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// Stores a client unless `max` other unexpired clients are registered; 1 stored, 0 full. The
+/// sorted set of live client ids, scored by their ends, is what is counted.
+/// KEYS: record, live set. ARGV: value, ttl ms, client id, end ms, now ms, max.
+pub static REGISTER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+        redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+        if redis.call('ZSCORE', KEYS[2], ARGV[3]) == false and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[6]) then
+          return 0
+        end
+        redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+        redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+        if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+        return 1
+        "#,
+    )
+});
+
 /// Marks a code redeemed; returns {redemptions, grant, issued} or nil.
 /// KEYS: code.
 pub static REDEEM: LazyLock<Script> = LazyLock::new(|| {

@@ -16,7 +16,7 @@ use mcp_oauth_domain::grace::SealedSuccessor;
 use mcp_oauth_domain::identity::ClientId;
 use mcp_oauth_domain::ports::{
     AccessTokenRecord, AccessTokenStore, Admission, AuthorizationCodeStore, AuthorizationGrant, ClientStore, Expiring, FamilyId,
-    PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore, Rotation,
+    PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, Registration, RefreshRecord, RefreshState, RefreshStore, Rotation,
     StorageHealth, Successor,
 };
 use mcp_oauth_domain::secret::TokenDigest;
@@ -195,10 +195,22 @@ impl SqliteStore {
 
 #[async_trait]
 impl ClientStore for SqliteStore {
-    async fn insert(&self, client: &Client) -> Result<(), StorageError> {
-        let sql = "INSERT INTO clients (client_id, body, expires_at) VALUES ($1, $2, $3) \
+    async fn insert(&self, client: &Client, max_live: u32) -> Result<Registration, StorageError> {
+        // One statement: SQLite runs it alone, so the count and the insert cannot interleave.
+        let sql = "INSERT INTO clients (client_id, body, expires_at) SELECT $1, $2, $3 \
+                   WHERE EXISTS (SELECT 1 FROM clients WHERE client_id = $1 AND expires_at > $4) \
+                      OR (SELECT COUNT(*) FROM clients WHERE expires_at > $4) < $5 \
                    ON CONFLICT (client_id) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at";
-        self.insert_body(sql, client.client_id.as_str(), client).await
+        let stored = sqlx::query(sql)
+            .bind(client.client_id.as_str())
+            .bind(encode(client)?)
+            .bind(client.kept_until().timestamp_millis())
+            .bind(now_ms())
+            .bind(i64::from(max_live))
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(if stored.rows_affected() == 1 { Registration::Stored } else { Registration::Full })
     }
 
     async fn get(&self, client_id: &ClientId) -> Result<Option<Client>, StorageError> {

@@ -213,6 +213,17 @@ pub struct Config {
     #[arg(long, env = "REGISTRATION_QUOTA", default_value = "100/1h")]
     pub registration_quota: String,
 
+    /// Registered clients that may live at once (each is kept 30 days): a registration past
+    /// it gets 503 `temporarily_unavailable`, whatever the address. Bounds the memory clients
+    /// take (at most about 40 KB each, at every field's limit).
+    #[arg(long, env = "MAX_CLIENTS", default_value_t = 10_000)]
+    pub max_clients: u32,
+
+    /// Authorization requests per client address that may wait for consent (each is kept 10
+    /// minutes), counted on GET /authorize.
+    #[arg(long, env = "PENDING_AUTHORIZATION_QUOTA", default_value = "60/10m")]
+    pub pending_authorization_quota: String,
+
     /// Requests per client address to /authorize and the consent post.
     #[arg(long, env = "RATE_LIMIT_AUTHORIZE", default_value = "100/15m")]
     pub rate_limit_authorize: String,
@@ -540,6 +551,7 @@ pub struct RateLimitSettings {
     pub trusted: crate::http::rate_limit::TrustedProxies,
     pub register: Option<Quota>,
     pub registration_quota: Option<Quota>,
+    pub pending_authorization_quota: Option<Quota>,
     pub authorize: Option<Quota>,
     pub token: Option<Quota>,
     pub introspect: Option<Quota>,
@@ -556,6 +568,7 @@ impl RateLimitSettings {
             trusted: crate::http::rate_limit::TrustedProxies::parse(&config.trust_proxy)?,
             register: quota("RATE_LIMIT_REGISTER", &config.rate_limit_register)?,
             registration_quota: quota("REGISTRATION_QUOTA", &config.registration_quota)?,
+            pending_authorization_quota: quota("PENDING_AUTHORIZATION_QUOTA", &config.pending_authorization_quota)?,
             authorize: quota("RATE_LIMIT_AUTHORIZE", &config.rate_limit_authorize)?,
             token: quota("RATE_LIMIT_TOKEN", &config.rate_limit_token)?,
             introspect: quota("RATE_LIMIT_INTROSPECT", &config.rate_limit_introspect)?,

@@ -60,7 +60,7 @@ async fn present(state: &AppState, headers: &HeaderMap, prompt: ConsentPrompt) -
     let Some(login) = &state.login else {
         return consent_page(state, prompt, None);
     };
-    let session = match super::login::signed_in(login, headers).await {
+    let session = match super::login::signed_in(state, login, headers).await {
         Ok(session) => session,
         Err(response) => return response,
     };
@@ -167,7 +167,7 @@ pub async fn decide(
     }
     let decision = match (field("decision").as_str(), &state.login) {
         ("approve", None) => ConsentDecision::Approve { subject: field("username") },
-        ("approve", Some(login)) => match super::login::signed_in(login, &headers).await {
+        ("approve", Some(login)) => match super::login::signed_in(&state, login, &headers).await {
             Ok(Some((secret, session))) => {
                 let tokens = login.session_tokens(&secret, &session);
                 ConsentDecision::ApproveSignedIn(Box::new(SignedIn { identity: session.identity, tokens }))
@@ -185,7 +185,7 @@ pub async fn decide(
         _ => return bad_form("Choose Approve or Deny."),
     };
     let cookie_name = csrf_cookie_name(&request_id);
-    let cookie = cookies::value(&headers, &cookie_name);
+    let cookie = cookies::value(&state, &headers, &cookie_name);
     match state.auth.decide(&request_id, &csrf_field, cookie.as_deref(), decision).await {
         Ok(url) => {
             let mut response = found(&url);

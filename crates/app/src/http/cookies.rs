@@ -1,5 +1,7 @@
 //! The cookies of the browser pages (consent CSRF, login session, sign-in binding): always
-//! HttpOnly, Secure when the server is reached over https.
+//! HttpOnly. Over https they are Secure and carry the `__Host-` prefix, which makes the
+//! browser refuse the same name set by a sibling subdomain or over plain http; such a cookie
+//! must have `Path=/`, so its own path applies over http only.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use cookie::{Cookie, SameSite};
@@ -15,18 +17,33 @@ pub fn set(
     same_site: SameSite,
     max_age_secs: i64,
 ) -> HeaderValue {
+    let https = is_https(state);
+    let (name, path) = if https { (format!("{HOST_PREFIX}{name}"), "/") } else { (name, path) };
     let cookie = Cookie::build((name, value))
         .path(path)
         .http_only(true)
-        .secure(state.settings.issuer.as_str().starts_with("https://"))
+        .secure(https)
         .same_site(same_site)
         .max_age(cookie::time::Duration::seconds(max_age_secs))
         .build();
     HeaderValue::from_str(&cookie.to_string()).expect("cookie names and base64url values are valid header text")
 }
 
-/// The value of the cookie `name` the browser sent, if any.
-pub fn value(headers: &HeaderMap, name: &str) -> Option<String> {
+const HOST_PREFIX: &str = "__Host-";
+
+fn is_https(state: &AppState) -> bool {
+    state.settings.issuer.as_str().starts_with("https://")
+}
+
+/// The value of the cookie `name` (as [`set`] named it) the browser sent, if any.
+pub fn value(state: &AppState, headers: &HeaderMap, name: &str) -> Option<String> {
+    let prefixed;
+    let name = if is_https(state) {
+        prefixed = format!("{HOST_PREFIX}{name}");
+        prefixed.as_str()
+    } else {
+        name
+    };
     headers
         .get_all(header::COOKIE)
         .iter()

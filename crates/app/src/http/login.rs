@@ -38,8 +38,8 @@ fn unavailable_page(what: &str, cause: &str) -> Response {
 }
 
 /// The browser's live login session and its cookie value, if it has one.
-pub(super) async fn signed_in(login: &Login, headers: &HeaderMap) -> Result<Option<(String, LoginSession)>, Response> {
-    let Some(secret) = cookies::value(headers, SESSION_COOKIE).filter(|s| !s.is_empty()) else {
+pub(super) async fn signed_in(state: &AppState, login: &Login, headers: &HeaderMap) -> Result<Option<(String, LoginSession)>, Response> {
+    let Some(secret) = cookies::value(state, headers, SESSION_COOKIE).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
     match login.session(&secret).await {
@@ -75,7 +75,7 @@ pub async fn callback(State(state): State<Arc<AppState>>, headers: HeaderMap, Qu
         error_description: field("error_description"),
     };
     let tag = callback.state.as_deref().map(attempt_tag).unwrap_or_default();
-    let binding = cookies::value(&headers, &attempt_cookie_name(&tag));
+    let binding = cookies::value(&state, &headers, &attempt_cookie_name(&tag));
     let outcome = login.complete(&callback, binding.as_deref()).await;
     let mut response = match outcome {
         Ok(signed) => match state.auth.resume(&signed.pending).await {
@@ -144,7 +144,7 @@ async fn refused(state: &AppState, error: LoginError) -> Response {
 }
 
 pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let (Some(login), Some(secret)) = (&state.login, cookies::value(&headers, SESSION_COOKIE))
+    if let (Some(login), Some(secret)) = (&state.login, cookies::value(&state, &headers, SESSION_COOKIE))
         && let Err(cause) = login.logout(&secret).await
     {
         return unavailable_page("sign-out failed", &cause.to_string());

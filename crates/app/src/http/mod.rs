@@ -5,6 +5,7 @@ mod client_auth;
 mod cookies;
 pub mod error;
 mod extract;
+pub mod head_limits;
 mod login;
 mod metadata;
 mod oauth;
@@ -188,7 +189,13 @@ pub fn router(
                 )
                 .route(
                     "/authorize",
-                    edge.limited(get(authorize::show).post(authorize::decide), "authorize", limits.authorize, Html),
+                    edge.limited(
+                        edge.limited(get(authorize::show), "pending", limits.pending_authorization_quota, Html)
+                            .post(authorize::decide),
+                        "authorize",
+                        limits.authorize,
+                        Html,
+                    ),
                 )
                 .route("/login/callback", get(login::callback))
                 .route("/logout", get(login::logout).post(login::logout))
@@ -213,6 +220,7 @@ pub fn router(
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(RequestBodyTimeoutLayer::new(edge.body_read_timeout))
+        .layer(axum::middleware::from_fn(head_limits::check))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")));
     if edge.https {
         app = app.layer(SetResponseHeaderLayer::if_not_present(

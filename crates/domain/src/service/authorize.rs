@@ -15,7 +15,7 @@ use crate::secret::{TokenDigest, generate_secret, secrets_equal};
 
 use super::AuthorizationServer;
 
-const MAX_STATE_LEN: usize = 2048;
+pub const MAX_STATE_LEN: usize = 2048;
 
 /// Why /authorize could not proceed.
 #[derive(Debug)]
@@ -111,12 +111,12 @@ impl AuthorizationServer {
         let redirect_uri = RedirectUri::parse(presented).map_err(|e| page(&e.to_string()))?;
 
         // From here on errors go back to the verified redirect URI.
+        // An over-long state is refused without being echoed back.
         let raw_state = params.single("state");
-        let state = raw_state.clone().ok().flatten();
+        let state = raw_state.clone().ok().flatten().filter(|s| s.len() <= MAX_STATE_LEN);
         let redirect = |e: OAuthError| AuthorizeError::Redirect(self.error_redirect(&redirect_uri, &e, state));
-        let state = raw_state.map_err(redirect)?;
-        if state.is_some_and(|s| s.len() > MAX_STATE_LEN) {
-            return Err(redirect(OAuthError::invalid_request("state is too long")));
+        if raw_state.clone().map_err(redirect)?.is_some_and(|s| s.len() > MAX_STATE_LEN) {
+            return Err(redirect(OAuthError::invalid_request(format!("state is longer than {MAX_STATE_LEN} bytes"))));
         }
         let single = |name: &str| params.single(name).map_err(redirect);
 

@@ -102,6 +102,8 @@ pub struct Policy {
     pub consent_ttl: std::time::Duration,
     /// Seals the upstream's tokens kept with each family (upstream login only).
     pub vault_key: Option<VaultKey>,
+    /// How many registered clients may live at once; a registration past it is refused.
+    pub max_clients: u32,
 }
 
 pub struct AuthorizationServer {

@@ -1,7 +1,7 @@
-use crate::ports::lifetime_end;
+use crate::ports::{Registration, lifetime_end};
 
 use crate::client::{Client, RegistrationRequest};
-use crate::error::OAuthError;
+use crate::error::{ErrorCode, OAuthError};
 use crate::identity::ClientId;
 use crate::secret::{TokenDigest, generate_secret};
 
@@ -28,7 +28,13 @@ impl AuthorizationServer {
             issued_at,
             expires_at: lifetime_end(issued_at, self.policy.lifetimes.client),
         };
-        self.stores.clients.insert(&client).await?;
+        if self.stores.clients.insert(&client, self.policy.max_clients).await? == Registration::Full {
+            tracing::warn!(max = self.policy.max_clients, "registration refused: MAX_CLIENTS clients are registered");
+            return Err(OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "this server holds as many registered clients as it allows; try again later",
+            ));
+        }
         tracing::info!(client_id = %client.client_id, method = ?client.auth_method(), "client registered");
         Ok(RegisteredClient { client, client_secret })
     }

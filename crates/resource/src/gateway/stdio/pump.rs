@@ -148,7 +148,7 @@ fn caller_of(message: &ClientJsonRpcMessage) -> Option<(ValidatedToken, Option<T
 
 impl Pump {
     pub(super) fn new(upstream: Arc<Upstream>, session: String, transport: OutboxTransport, ended: CancellationToken) -> Self {
-        let tag = TokenDigest::of(&session).to_hex()[..12].to_owned();
+        let tag = super::relay::log_tag(&session);
         Self { upstream, session, tag, transport, ended, in_flight: InFlight::default(), presented: None }
     }
 

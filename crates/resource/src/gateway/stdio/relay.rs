@@ -78,6 +78,19 @@ impl Relay {
         }
     }
 
+    /// What the log says of it: the step and the request id, never the message's content.
+    fn step(&self) -> String {
+        let id = |message: Option<RequestId>| message.map(|id| format!(" {id}")).unwrap_or_default();
+        match self {
+            Relay::Attach { .. } => "attach".into(),
+            Relay::Attached { .. } => "attached".into(),
+            Relay::In { message, .. } => format!("in{}", id(client_id(message))),
+            Relay::Ack { id: acked, .. } => format!("ack {acked}"),
+            Relay::Out { message, .. } => format!("out{}", id(server_id(message))),
+            Relay::Gone { .. } => "gone".into(),
+        }
+    }
+
     /// Whether this instance should act on it: not its own, and not addressed to another.
     fn concerns(&self, instance: &str) -> bool {
         match self {
@@ -86,6 +99,29 @@ impl Relay {
             Relay::Gone { .. } => true,
         }
     }
+}
+
+fn client_id(message: &ClientJsonRpcMessage) -> Option<RequestId> {
+    match message {
+        ClientJsonRpcMessage::Request(request) => Some(request.id.clone()),
+        ClientJsonRpcMessage::Response(response) => Some(response.id.clone()),
+        ClientJsonRpcMessage::Error(error) => error.id.clone(),
+        ClientJsonRpcMessage::Notification(_) => None,
+    }
+}
+
+fn server_id(message: &ServerJsonRpcMessage) -> Option<RequestId> {
+    match message {
+        ServerJsonRpcMessage::Request(request) => Some(request.id.clone()),
+        ServerJsonRpcMessage::Response(response) => Some(response.id.clone()),
+        ServerJsonRpcMessage::Error(error) => error.id.clone(),
+        ServerJsonRpcMessage::Notification(_) => None,
+    }
+}
+
+/// A short digest of a session id for the log: the id itself is not written out.
+pub(super) fn log_tag(session: &str) -> String {
+    mcp_oauth_domain::secret::TokenDigest::of(session).to_hex()[..12].to_owned()
 }
 
 /// This instance's end of the relays: one bus listener handing each session's messages to the
@@ -105,10 +141,15 @@ impl Relays {
             while let Some(payload) = payloads.next().await {
                 let Some(relays) = listening.upgrade() else { return };
                 let Ok(BusMessage::Stdio { relay }) = serde_json::from_str::<BusMessage>(&payload) else { continue };
-                if relay.concerns(&relays.instance)
-                    && let Some(route) = relays.routes.get(relay.session())
-                {
-                    let _ = route.send(relay);
+                if !relay.concerns(&relays.instance) {
+                    continue;
+                }
+                match relays.routes.get(relay.session()) {
+                    Some(route) => {
+                        tracing::debug!(session = %log_tag(relay.session()), step = %relay.step(), "stdio relay received");
+                        let _ = route.send(relay);
+                    }
+                    None => tracing::debug!(session = %log_tag(relay.session()), step = %relay.step(), "stdio relay for no session here"),
                 }
             }
         });
@@ -126,6 +167,7 @@ impl Relays {
     }
 
     pub(super) async fn publish(&self, relay: Relay) {
+        tracing::debug!(session = %log_tag(relay.session()), step = %relay.step(), "stdio relay sent");
         let payload = match serde_json::to_string(&BusMessage::Stdio { relay }) {
             Ok(payload) => payload,
             Err(error) => return tracing::warn!(%error, "stdio relay message not serialisable"),
@@ -196,6 +238,7 @@ impl RelayPump {
         let present = attached.await.unwrap_or(false);
         let _ = self.transport.send(ServerJsonRpcMessage::response(ServerResult::empty(()), initialize.id)).await;
         if !present {
+            tracing::warn!(session = %log_tag(&self.session), "no instance answered for this session's upstream MCP process");
             return None;
         }
         let mut tick = tokio::time::interval(self.upstream.settings.check_interval);
@@ -226,7 +269,11 @@ impl RelayPump {
                     Relay::Gone { .. } => return Some(End::Closed),
                     _ => {}
                 },
-                () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => return None,
+                () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    let id = self.unconfirmed.front().map(|(id, _)| id.to_string()).unwrap_or_default();
+                    tracing::warn!(session = %log_tag(&self.session), id, "the instance running this session's upstream MCP process did not confirm a request");
+                    return None;
+                }
                 _ = tick.tick() => if let Ok(None) = self.upstream.backend.sessions.load_state(&self.session).await {
                     return Some(End::Expired);
                 },
