@@ -229,8 +229,6 @@ async fn idle_and_revoked_sessions_end_their_children_and_sessionless_requests_a
 /// other instance are relayed to it over the session bus. An instance that stops answering is
 /// gone for the others (a clear JSON-RPC error), and one that stops ends its children first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a relayed request's stream intermittently never completes on a loaded machine (seen in a cold CI run); \
-            run with `cargo test --test gateway -- --ignored`; issue 12 stays open for it"]
 async fn two_instances_on_one_redis_relay_to_the_child_and_stop_without_leaving_one() {
     use mcp_oauth_testkit::forwarder::Forwarder;
     use mcp_oauth_testkit::process::ServerProcess;
@@ -252,40 +250,48 @@ async fn two_instances_on_one_redis_relay_to_the_child_and_stop_without_leaving_
     ];
     let mut a = ServerProcess::start(port_a, &env).await;
     let b = ServerProcess::start(port_b, &env).await;
-    let on_a = TestServer::remote(a.base.clone(), mcp_oauth_testkit::http::http_client());
-    let client = on_a.client("none").await;
-    let token = on_a.tokens(&client, "alice").await["access_token"].as_str().unwrap().to_owned();
+    let (log_a, log_b) = (a.log.clone(), b.log.clone());
+    // Whatever hangs fails within the bound, with both instances' relay trails.
+    let steps = async {
+        let on_a = TestServer::remote(a.base.clone(), mcp_oauth_testkit::http::http_client());
+        let client = on_a.client("none").await;
+        let token = on_a.tokens(&client, "alice").await["access_token"].as_str().unwrap().to_owned();
 
-    let session = RawSession::open(&a.resource(), &token).await;
-    assert_eq!(processes_with(&mark).len(), 1);
-    let via_b = session.via(&b.resource());
-    let echo =
-        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "via B"}}});
-    let relayed = relay(&via_b, echo, &a, &b).await;
-    assert!(relayed.to_string().contains("via B"), "B relays to A's child: {relayed}\n{}", both_logs(&a, &b));
-    assert_eq!(processes_with(&mark).len(), 1, "B started no child of its own");
-    let deleted = via_b.request(reqwest::Method::DELETE).send().await.unwrap();
-    assert!(deleted.status().is_success());
-    until("A's child ending with a DELETE on B", Duration::from_secs(10), no_process_left(&mark)).await;
+        let session = RawSession::open(&a.resource(), &token).await;
+        assert_eq!(processes_with(&mark).len(), 1);
+        let via_b = session.via(&b.resource());
+        let echo =
+            json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "via B"}}});
+        let relayed = relay(&via_b, echo, &a, &b).await;
+        assert!(relayed.to_string().contains("via B"), "B relays to A's child: {relayed}\n{}", both_logs(&a, &b));
+        assert_eq!(processes_with(&mark).len(), 1, "B started no child of its own");
+        let deleted = via_b.request(reqwest::Method::DELETE).send().await.unwrap();
+        assert!(deleted.status().is_success());
+        until("A's child ending with a DELETE on B", Duration::from_secs(10), no_process_left(&mark)).await;
 
-    // An instance that stops answering (here: stopped with SIGSTOP) is gone for B: the request
-    // gets a clear JSON-RPC error and the session ends.
-    let second = RawSession::open(&a.resource(), &token).await;
-    let third = RawSession::open(&a.resource(), &token).await;
-    let via_b = second.via(&b.resource());
-    let ping = json!({"jsonrpc": "2.0", "id": 5, "method": "ping"});
-    assert_eq!(relay(&via_b, ping.clone(), &a, &b).await["id"], 5);
-    a.signal("STOP");
-    let after = relay(&via_b, json!({"jsonrpc": "2.0", "id": 6, "method": "ping"}), &a, &b).await;
-    a.signal("CONT");
-    assert!(after["error"]["message"].as_str().unwrap_or_default().contains("gone"), "{after}\n{}", both_logs(&a, &b));
-    let over = via_b.post_json(ping.clone()).await;
-    let status = over.status();
-    assert_eq!(status, 404, "and the session is over: {}\n{}", over.text().await.unwrap(), b.logs());
+        // An instance that stops answering (here: stopped with SIGSTOP) is gone for B: the request
+        // gets a clear JSON-RPC error and the session ends.
+        let second = RawSession::open(&a.resource(), &token).await;
+        let third = RawSession::open(&a.resource(), &token).await;
+        let via_b = second.via(&b.resource());
+        let ping = json!({"jsonrpc": "2.0", "id": 5, "method": "ping"});
+        assert_eq!(relay(&via_b, ping.clone(), &a, &b).await["id"], 5);
+        a.signal("STOP");
+        let after = relay(&via_b, json!({"jsonrpc": "2.0", "id": 6, "method": "ping"}), &a, &b).await;
+        a.signal("CONT");
+        assert!(after["error"]["message"].as_str().unwrap_or_default().contains("gone"), "{after}\n{}", both_logs(&a, &b));
+        let over = via_b.post_json(ping.clone()).await;
+        let status = over.status();
+        assert_eq!(status, 404, "and the session is over: {}\n{}", over.text().await.unwrap(), b.logs());
 
-    // A stopping instance ends its children before it exits, and their sessions with them.
-    a.stop();
-    assert!(processes_with(&mark).is_empty(), "A stopped its children before it exited:\n{}", a.logs());
-    assert_eq!(third.via(&b.resource()).post_json(ping).await.status(), 404, "its sessions ended with it");
+        // A stopping instance ends its children before it exits, and their sessions with them.
+        a.stop();
+        assert!(processes_with(&mark).is_empty(), "A stopped its children before it exited:\n{}", a.logs());
+        assert_eq!(third.via(&b.resource()).post_json(ping).await.status(), 404, "its sessions ended with it");
+    };
+    if tokio::time::timeout(Duration::from_secs(120), steps).await.is_err() {
+        let read = |path: &std::path::Path| std::fs::read_to_string(path).unwrap_or_default();
+        panic!("the relay test did not finish within 120 s\n--- instance A ---\n{}\n--- instance B ---\n{}", read(&log_a), read(&log_b));
+    }
     drop((b, front, redis));
 }

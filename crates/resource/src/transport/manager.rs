@@ -97,6 +97,11 @@ impl RoutedSessionManager {
         });
     }
 
+    /// Hands `message` to this instance's copy of the session only, not to the others'.
+    pub(crate) async fn accept_here(&self, id: &SessionId, message: ClientJsonRpcMessage) -> Result<(), LocalSessionManagerError> {
+        self.inner.accept_message(id, message).await
+    }
+
     fn wrap(&self, id: &SessionId, inner: LocalTransport) -> OutboxTransport {
         OutboxTransport::new(inner, id.to_string(), self.bus.clone(), self.instance.clone())
     }

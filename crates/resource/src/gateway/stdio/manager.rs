@@ -85,7 +85,14 @@ impl SessionManager for StdioSessionManager {
     }
 
     async fn accept_message(&self, id: &SessionId, message: ClientJsonRpcMessage) -> Result<(), Self::Error> {
-        self.routed().accept_message(id, message).await
+        match message {
+            // An answer to a request of the child may reach any instance; only the copy whose
+            // tag its id carries takes it, so every copy is offered it over the bus.
+            ClientJsonRpcMessage::Response(_) | ClientJsonRpcMessage::Error(_) => self.routed().accept_message(id, message).await,
+            // Anything else reaches the child once: here through the pump, or through the
+            // relay to the instance running it. Sent to every copy, it would reach it twice.
+            _ => self.routed().accept_here(id, message).await,
+        }
     }
 
     async fn create_standalone_stream(
