@@ -160,3 +160,80 @@ async fn cors_preflights_allow_the_mcp_headers_and_never_credentials() {
     let exposed = answer.headers()["access-control-expose-headers"].to_str().unwrap().to_ascii_lowercase();
     assert!(exposed.contains("www-authenticate") && exposed.contains("mcp-session-id"), "{exposed}");
 }
+
+/// Quotas bound what the server keeps whatever the rate: live clients in total, pending
+/// authorizations per address. Each refusal is in the endpoint's format.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_bound_live_clients_and_pending_authorizations() {
+    let server = TestServer::start(&["--max-clients", "2", "--pending-authorization-quota", "2/10m"]).await;
+    let client = server.client("none").await;
+    assert_eq!(register_as(&server, None).await.status(), 201);
+    let full = register_as(&server, None).await;
+    assert_eq!(full.status(), 503, "a third live client is refused");
+    let body: Value = full.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+
+    let pkce = Pkce::new();
+    for _ in 0..2 {
+        assert_eq!(server.authorize(&client, &pkce, &[]).await.status(), 200);
+    }
+    let refused = server.authorize(&client, &pkce, &[]).await;
+    assert_eq!(refused.status(), 429, "a third waiting authorization from this address");
+    assert!(refused.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+}
+
+/// Input limits at the edge: an over-long state is refused without being echoed, and an
+/// over-long target or header gets our JSON, not hyper's empty answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_long_input_is_refused_in_our_format_and_never_echoed() {
+    let server = TestServer::start(&[]).await;
+    let client = server.client("none").await;
+    let pkce = Pkce::new();
+    let state = "s".repeat(2049);
+    let refused = server.authorize(&client, &pkce, &[("state", &state)]).await;
+    assert_eq!(refused.status(), 302, "errors after the redirect URI is verified go back to it");
+    let params = mcp_oauth_testkit::http::redirect_params(&refused);
+    assert_eq!(params["error"], "invalid_request");
+    assert!(!params.contains_key("state"), "the over-long state is not echoed: {params:?}");
+    let scope = vec!["mcp"; 300].join(" ");
+    let params = mcp_oauth_testkit::http::redirect_params(&server.authorize(&client, &pkce, &[("scope", &scope)]).await);
+    assert_eq!(params["error"], "invalid_scope");
+    assert!(params["error_description"].contains("longer than"), "{params:?}");
+
+    let long_target = server.http.get(server.url(&format!("/health?{}", "q".repeat(9 * 1024)))).send().await.unwrap();
+    assert_eq!(long_target.status(), 414);
+    let body: Value = long_target.json().await.unwrap();
+    assert_eq!(body["error"], "uri_too_long");
+    let long_header = server.http.get(server.url("/health")).header("x-filler", "h".repeat(9 * 1024)).send().await.unwrap();
+    assert_eq!(long_header.status(), 431);
+    let body: Value = long_header.json().await.unwrap();
+    assert_eq!(body["error"], "request_header_fields_too_large");
+    let mut many = server.http.get(server.url("/health"));
+    for n in 0..80 {
+        many = many.header(format!("x-h{n}"), "v");
+    }
+    assert_eq!(many.send().await.unwrap().status(), 431, "too many header fields");
+    assert_eq!(server.http.get(server.url("/health")).send().await.unwrap().status(), 200, "and the next request passes");
+}
+
+/// Over https the page cookies carry the `__Host-` prefix (Secure, `Path=/`), and the consent
+/// post reads them under that name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_cookies_carry_the_host_prefix() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let stores = mcp_oauth_adapters::memory::MemoryStore::default().stores();
+    let _serving = TestServer::serve(listener, "https://mcp.example".into(), &["--login", "dev"], stores).await;
+    let server = TestServer::remote(format!("http://{address}"), mcp_oauth_testkit::http::http_client());
+    let client = server.client("none").await;
+    let form = server.consent_form(&client, &Pkce::new()).await;
+    let set_cookie = form.headers["set-cookie"].to_str().unwrap();
+    assert!(set_cookie.starts_with("__Host-mcp_oauth_csrf_"), "{set_cookie}");
+    assert!(set_cookie.contains("Secure") && set_cookie.contains("Path=/;"), "{set_cookie}");
+    let unprefixed = form.cookie.trim_start_matches("__Host-").to_owned();
+    let refused = server.post_consent_with_cookie(&form, &[("username", "alice"), ("decision", "approve")], Some(&unprefixed)).await;
+    assert_eq!(refused.status(), 403, "the cookie without its prefix is not the consent's");
+    let approved = server.post_consent(&form, &[("username", "alice"), ("decision", "approve")]).await;
+    assert_eq!(approved.status(), 302);
+    assert!(mcp_oauth_testkit::http::redirect_params(&approved).contains_key("code"));
+}
