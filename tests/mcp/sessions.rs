@@ -80,3 +80,31 @@ async fn idle_sessions_expire() {
     tokio::time::sleep(Duration::from_millis(1600)).await;
     assert_eq!(session.call(ping()).await.0, 404, "an idle session has expired");
 }
+
+/// One user through one client holds at most MAX_SESSIONS_PER_USER sessions: the next is
+/// refused with a JSON-RPC error, the same user through another client still gets one, and
+/// ending a session frees its place.
+#[tokio::test]
+async fn a_users_sessions_are_capped_and_the_next_is_refused() {
+    let server = mcp_oauth_testkit::http::TestServer::start(&["--max-sessions-per-user", "2"]).await;
+    let first_client = server.client("none").await;
+    let alice = server.tokens(&first_client, "alice").await["access_token"].as_str().unwrap().to_owned();
+    let kept = RawSession::open(&server.resource(), &alice).await;
+    let ended = RawSession::open(&server.resource(), &alice).await;
+    let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let fresh = RawSession { id: None, ..kept.via(&server.resource()) };
+    let refused = fresh.post_json(initialize.clone()).await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().get("mcp-session-id").is_none(), "no session id for a refused session");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("2 open MCP sessions"), "{body}");
+    assert_eq!(kept.call(ping()).await.0, 200, "the sessions held still work");
+
+    let second_client = server.client("none").await;
+    let through_another = server.tokens(&second_client, "alice").await["access_token"].as_str().unwrap().to_owned();
+    RawSession::open(&server.resource(), &through_another).await;
+
+    assert!(ended.request(reqwest::Method::DELETE).send().await.unwrap().status().is_success());
+    RawSession::open(&server.resource(), &alice).await;
+}

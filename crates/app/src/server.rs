@@ -333,7 +333,10 @@ where
         authorization_servers: vec![authorization_server],
         scopes: settings.scopes.iter().map(str::to_owned).collect(),
     };
-    let sessions = backend.sessions.clone();
+    let sessions = mcp_oauth_resource::owner::SessionOwnership {
+        store: backend.sessions.clone(),
+        max_per_owner: config.max_sessions_per_user,
+    };
     match &settings.upstream {
         Some(McpUpstream::Http { url, identity }) => {
             let identity = match identity {

@@ -32,7 +32,7 @@ use rmcp::transport::streamable_http_server::StreamableHttpService;
 
 use guard::BearerGuard;
 use metadata::ProtectedResource;
-use ports::McpSessionStore;
+use owner::SessionOwnership;
 use transport::RoutedSessionManager;
 
 /// The resource server's routes, and the validator its readiness depends on.
@@ -47,7 +47,7 @@ fn guarded(
     mcp: Router,
     guard: BearerGuard,
     metadata: ProtectedResource,
-    sessions: Arc<dyn McpSessionStore>,
+    sessions: SessionOwnership,
     tools: tool_scopes::ToolScopes,
 ) -> ResourceRoutes {
     let validator = guard.validator.clone();
@@ -69,7 +69,7 @@ fn guarded(
 pub fn routes<S>(
     guard: BearerGuard,
     metadata: ProtectedResource,
-    sessions: Arc<dyn McpSessionStore>,
+    sessions: SessionOwnership,
     tools: tool_scopes::ToolScopes,
     service: StreamableHttpService<S, RoutedSessionManager>,
 ) -> ResourceRoutes
@@ -97,7 +97,7 @@ async fn published_keys(signer: &gateway::identity::IdentitySigner) -> axum::res
 pub fn stdio_routes(
     guard: BearerGuard,
     metadata: ProtectedResource,
-    sessions: Arc<dyn McpSessionStore>,
+    sessions: SessionOwnership,
     tools: tool_scopes::ToolScopes,
     service: StreamableHttpService<gateway::stdio::Ghost, gateway::stdio::StdioSessionManager>,
 ) -> ResourceRoutes {
@@ -111,7 +111,7 @@ pub fn stdio_routes(
 pub fn gateway_routes(
     guard: BearerGuard,
     metadata: ProtectedResource,
-    sessions: Arc<dyn McpSessionStore>,
+    sessions: SessionOwnership,
     tools: tool_scopes::ToolScopes,
     gateway: gateway::GatewaySettings,
 ) -> ResourceRoutes {
@@ -119,7 +119,7 @@ pub fn gateway_routes(
         gateway::identity::CallerIdentity::Jwt(signer) => Some(signer.clone()),
         gateway::identity::CallerIdentity::Headers => None,
     };
-    let forwarder = Arc::new(gateway::Gateway::new(gateway, sessions.clone()));
+    let forwarder = Arc::new(gateway::Gateway::new(gateway, sessions.store.clone()));
     let mcp = Router::new().fallback(gateway::forward).with_state(forwarder);
     let mut routes = guarded(mcp, guard, metadata, sessions, tools);
     if let Some(signer) = signer {

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::ports::{McpSessionStore, Payloads, SessionBus};
+use crate::ports::{Claim, McpSessionStore, Payloads, SessionBus};
 use async_trait::async_trait;
 use dashmap::DashMap;
 use mcp_oauth_domain::StorageError;
@@ -22,11 +22,13 @@ struct Session {
 pub struct MemoryMcpSessions {
     sessions: DashMap<String, Session>,
     idle_timeout: Duration,
+    /// Held while a claim counts its owner's sessions, so that racing claims never pass the cap.
+    claiming: std::sync::Mutex<()>,
 }
 
 impl MemoryMcpSessions {
     pub fn new(idle_timeout: Duration) -> Self {
-        Self { sessions: DashMap::new(), idle_timeout }
+        Self { sessions: DashMap::new(), idle_timeout, claiming: std::sync::Mutex::default() }
     }
 
     fn live(&self, session: &Session) -> bool {
@@ -60,12 +62,17 @@ impl MemoryMcpSessions {
 
 #[async_trait]
 impl McpSessionStore for MemoryMcpSessions {
-    async fn claim(&self, session: &str, subject: &str) -> Result<(), StorageError> {
+    async fn claim(&self, session: &str, subject: &str, max: u32) -> Result<Claim, StorageError> {
+        let _counting = self.claiming.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let owned = self.sessions.iter().filter(|s| s.owner.as_deref() == Some(subject) && self.live(s)).count();
+        if owned >= max as usize {
+            return Ok(Claim::Full);
+        }
         self.with_session(session, |s| {
             s.owner = Some(subject.to_owned());
             s.last_used = Some(Instant::now());
         });
-        Ok(())
+        Ok(Claim::Claimed)
     }
 
     async fn touch(&self, session: &str, subject: &str) -> Result<bool, StorageError> {

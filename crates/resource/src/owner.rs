@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use mcp_oauth_domain::secret::generate_secret;
 use mcp_oauth_domain::validation::ValidatedToken;
 
-use crate::ports::McpSessionStore;
+use crate::ports::{Claim, McpSessionStore};
 use crate::transport::SESSION_HEADER;
 
 /// Who owns a session: the client and the user, unambiguously joined.
@@ -18,10 +18,20 @@ fn owner_of(token: &ValidatedToken) -> String {
     serde_json::json!([token.client_id, token.subject]).to_string()
 }
 
+/// The sessions' store, and how many live sessions one owner (a user through one client) may
+/// hold. Past it the new session is refused, not an old one closed: the client may still be
+/// using any of them, and an idle one frees its place by itself.
+#[derive(Clone)]
+pub struct SessionOwnership {
+    pub store: Arc<dyn McpSessionStore>,
+    pub max_per_owner: u32,
+}
+
 /// Binds sessions to the token's client and subject. A request on a session the caller does not own is
 /// sent on as a request on a session id nobody has, so rmcp answers it exactly as it answers
 /// an unknown session (404) and nothing reveals that the session exists.
-pub async fn bind_to_owner(State(sessions): State<Arc<dyn McpSessionStore>>, mut request: Request, next: Next) -> Response {
+pub async fn bind_to_owner(State(ownership): State<SessionOwnership>, mut request: Request, next: Next) -> Response {
+    let sessions = &ownership.store;
     let Some(subject) = request.extensions().get::<ValidatedToken>().map(owner_of) else {
         return next.run(request).await;
     };
@@ -56,9 +66,21 @@ pub async fn bind_to_owner(State(sessions): State<Arc<dyn McpSessionStore>>, mut
     }
     if session.is_none()
         && let Some(created) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok())
-        && let Err(error) = sessions.claim(created, &subject).await
     {
-        return unavailable(error);
+        match sessions.claim(created, &subject, ownership.max_per_owner).await {
+            Ok(Claim::Claimed) => {}
+            Ok(Claim::Full) => {
+                // Never claimed, the session is nobody's: no request reaches it, and its copy
+                // here ends with rmcp's idle timer.
+                let _ = sessions.end(created).await;
+                let max = ownership.max_per_owner;
+                tracing::warn!(max, "MCP session refused: its owner holds MAX_SESSIONS_PER_USER sessions");
+                let message = format!("you hold {max} open MCP sessions, the most allowed; end one (DELETE) or let one idle out");
+                let body = crate::guard::jsonrpc_error(crate::guard::UNAVAILABLE, &message);
+                return (StatusCode::TOO_MANY_REQUESTS, body).into_response();
+            }
+            Err(error) => return unavailable(error),
+        }
     }
     response
 }

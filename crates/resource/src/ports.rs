@@ -9,12 +9,20 @@ use futures::Stream;
 use mcp_oauth_domain::StorageError;
 use mcp_oauth_domain::ports::FamilyId;
 
+/// Whether a new session was claimed, or refused because its owner has `max` live ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    Claimed,
+    Full,
+}
+
 /// What is kept about each MCP session. A session lives while it is used: every `touch` by
 /// its owner restarts its idle timer, and an idle session disappears everywhere.
 #[async_trait]
 pub trait McpSessionStore: Send + Sync {
-    /// Records `subject` as the owner of a new session.
-    async fn claim(&self, session: &str, subject: &str) -> Result<(), StorageError>;
+    /// Records `subject` as the owner of a new session, unless `subject` owns `max` live
+    /// sessions already; counted atomically with the claim, across instances where shared.
+    async fn claim(&self, session: &str, subject: &str, max: u32) -> Result<Claim, StorageError>;
     /// Whether `subject` owns the live session; only the owner's use keeps it alive.
     async fn touch(&self, session: &str, subject: &str) -> Result<bool, StorageError>;
     async fn end(&self, session: &str) -> Result<(), StorageError>;

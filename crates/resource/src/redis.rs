@@ -1,6 +1,8 @@
-//! MCP sessions shared by every instance: `mcp:session:{id}` (hash: owner, state, level) and
-//! `mcp:subs:{id}` (set of subscribed URIs), both with the idle timeout as TTL, renewed by
-//! the owner's every use; and a bus on the pub/sub channel `mcp:bus`.
+//! MCP sessions shared by every instance: `mcp:session:{id}` (hash: owner, owner index, state,
+//! level) and `mcp:subs:{id}` (set of subscribed URIs), both with the idle timeout as TTL,
+//! renewed by the owner's every use; `mcp:owner:{digest of owner}`, the owner's sessions
+//! scored by their last use, which the per-owner cap counts; and a bus on the pub/sub channel
+//! `mcp:bus`.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -9,8 +11,9 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use mcp_oauth_adapters::redis::RedisStore;
 use mcp_oauth_domain::StorageError;
+use mcp_oauth_domain::secret::TokenDigest;
 
-use crate::ports::{McpSessionStore, Payloads, SessionBus};
+use crate::ports::{Claim, McpSessionStore, Payloads, SessionBus};
 use redis::Script;
 use tokio::sync::broadcast;
 
@@ -19,17 +22,57 @@ fn ms(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-/// Renews the session if `subject` owns it. KEYS: session hash, subscriptions. ARGV: subject, ttl.
+/// Renews the session if `subject` owns it, and its place in its owner's index (named in the
+/// hash). KEYS: session hash, subscriptions. ARGV: subject, ttl, now ms, session id.
 static TOUCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
         if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
         redis.call('PEXPIRE', KEYS[1], ARGV[2])
         redis.call('PEXPIRE', KEYS[2], ARGV[2])
+        local index = redis.call('HGET', KEYS[1], 'index')
+        if index then
+          redis.call('ZADD', index, 'XX', ARGV[3], ARGV[4])
+          redis.call('PEXPIRE', index, ARGV[2])
+        end
         return 1
         "#,
     )
 });
+
+/// Claims a new session for its owner unless the owner has `max` sessions used within the idle
+/// timeout; 1 claimed, 0 full. KEYS: session hash, owner index. ARGV: owner, ttl, now ms,
+/// session id, max.
+static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+        redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[3]) - tonumber(ARGV[2]))
+        if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then return 0 end
+        redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'index', KEYS[2])
+        redis.call('PEXPIRE', KEYS[1], ARGV[2])
+        redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+        redis.call('PEXPIRE', KEYS[2], ARGV[2])
+        return 1
+        "#,
+    )
+});
+
+/// Ends a session and takes it out of its owner's index. KEYS: session hash, subscriptions.
+/// ARGV: session id.
+static END: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+        local index = redis.call('HGET', KEYS[1], 'index')
+        redis.call('DEL', KEYS[1], KEYS[2])
+        if index then redis.call('ZREM', index, ARGV[1]) end
+        return 1
+        "#,
+    )
+});
+
+fn now_ms() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or_default()
+}
 
 pub struct RedisMcpSessions {
     store: RedisStore,
@@ -62,20 +105,32 @@ impl RedisMcpSessions {
 
 #[async_trait]
 impl McpSessionStore for RedisMcpSessions {
-    async fn claim(&self, session: &str, subject: &str) -> Result<(), StorageError> {
-        self.set_field(session, "owner", subject).await
+    async fn claim(&self, session: &str, subject: &str, max: u32) -> Result<Claim, StorageError> {
+        let (hash, index) = (self.keys(session).0, self.store.key("mcp:owner", &TokenDigest::of(subject).to_hex()));
+        let (owner, id, ttl) = (subject.to_owned(), session.to_owned(), ms(self.idle_timeout));
+        let claimed: i64 = self
+            .store
+            .run(async move |c| {
+                CLAIM.key(hash).key(index).arg(owner).arg(ttl).arg(now_ms()).arg(id).arg(max).invoke_async(c).await
+            })
+            .await?;
+        Ok(if claimed == 1 { Claim::Claimed } else { Claim::Full })
     }
 
     async fn touch(&self, session: &str, subject: &str) -> Result<bool, StorageError> {
         let ((hash, subs), subject, ttl) = (self.keys(session), subject.to_owned(), ms(self.idle_timeout));
-        let owned: i64 =
-            self.store.run(async move |c| TOUCH.key(hash).key(subs).arg(subject).arg(ttl).invoke_async(c).await).await?;
+        let id = session.to_owned();
+        let owned: i64 = self
+            .store
+            .run(async move |c| TOUCH.key(hash).key(subs).arg(subject).arg(ttl).arg(now_ms()).arg(id).invoke_async(c).await)
+            .await?;
         Ok(owned == 1)
     }
 
     async fn end(&self, session: &str) -> Result<(), StorageError> {
-        let (hash, subs) = self.keys(session);
-        self.store.run(async move |c| redis::cmd("DEL").arg(&hash).arg(&subs).query_async(c).await).await
+        let ((hash, subs), id) = (self.keys(session), session.to_owned());
+        let _: i64 = self.store.run(async move |c| END.key(hash).key(subs).arg(id).invoke_async(c).await).await?;
+        Ok(())
     }
 
     async fn save_state(&self, session: &str, state: &str) -> Result<(), StorageError> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use mcp_oauth_resource::ports::{McpSessionStore, Payloads, SessionBus};
+use mcp_oauth_resource::ports::{Claim, McpSessionStore, Payloads, SessionBus};
 
 pub struct SessionBackend {
     pub sessions: Arc<dyn McpSessionStore>,
@@ -30,7 +30,8 @@ macro_rules! session_contract_suite {
             $crate::session_contract_cases!($factory;
                 sessions_belong_to_the_subject_that_claimed_them, ended_sessions_are_gone,
                 state_level_and_subscriptions_round_trip, idle_sessions_expire_and_use_renews_them,
-                the_bus_reaches_every_listener_on_every_instance);
+                the_bus_reaches_every_listener_on_every_instance, each_owner_holds_at_most_max_sessions,
+                racing_claims_stay_under_the_cap);
         }
     };
 }
@@ -47,11 +48,51 @@ macro_rules! session_contract_cases {
     };
 }
 
+const NO_CAP: u32 = u32::MAX;
+
+pub async fn each_owner_holds_at_most_max_sessions(factory: &impl AsyncFn(Duration) -> SessionBackend) {
+    let backend = factory(IDLE).await;
+    let sessions = &backend.sessions;
+    assert_eq!(sessions.claim("a1", "alice", 2).await.unwrap(), Claim::Claimed);
+    assert_eq!(sessions.claim("a2", "alice", 2).await.unwrap(), Claim::Claimed);
+    assert_eq!(sessions.claim("a3", "alice", 2).await.unwrap(), Claim::Full, "alice holds two");
+    assert!(!sessions.touch("a3", "alice").await.unwrap(), "a refused session is nobody's");
+    assert_eq!(sessions.claim("b1", "bob", 2).await.unwrap(), Claim::Claimed, "bob has his own count");
+    sessions.end("a1").await.unwrap();
+    assert_eq!(sessions.claim("a3", "alice", 2).await.unwrap(), Claim::Claimed, "an ended session frees its place");
+    // Idle sessions free theirs too; one kept in use keeps its place.
+    for _ in 0..4 {
+        tokio::time::sleep(IDLE / 3).await;
+        assert!(sessions.touch("a2", "alice").await.unwrap());
+    }
+    assert_eq!(sessions.claim("a4", "alice", 2).await.unwrap(), Claim::Claimed, "a3 idled out");
+    assert_eq!(sessions.claim("a5", "alice", 2).await.unwrap(), Claim::Full, "a2 is still in use");
+}
+
+pub async fn racing_claims_stay_under_the_cap(factory: &impl AsyncFn(Duration) -> SessionBackend) {
+    let backend = factory(Duration::from_secs(60)).await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(30));
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let (sessions, barrier) = (backend.sessions.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                sessions.claim(&format!("race-{i}"), "alice", 5).await.unwrap()
+            })
+        })
+        .collect();
+    let mut claimed = 0;
+    for task in tasks {
+        claimed += usize::from(task.await.unwrap() == Claim::Claimed);
+    }
+    assert_eq!(claimed, 5, "exactly the cap of 30 racing claims holds");
+}
+
 pub async fn sessions_belong_to_the_subject_that_claimed_them(factory: &impl AsyncFn(Duration) -> SessionBackend) {
     let backend = factory(Duration::from_secs(60)).await;
     let sessions = &backend.sessions;
     assert!(!sessions.touch("s1", "alice").await.unwrap(), "an unknown session is nobody's");
-    sessions.claim("s1", "alice").await.unwrap();
+    sessions.claim("s1", "alice", NO_CAP).await.unwrap();
     assert!(sessions.touch("s1", "alice").await.unwrap());
     assert!(!sessions.touch("s1", "bob").await.unwrap(), "another subject does not own it");
     assert!(!sessions.touch("s2", "alice").await.unwrap(), "sessions are kept apart");
@@ -60,7 +101,7 @@ pub async fn sessions_belong_to_the_subject_that_claimed_them(factory: &impl Asy
 pub async fn ended_sessions_are_gone(factory: &impl AsyncFn(Duration) -> SessionBackend) {
     let backend = factory(Duration::from_secs(60)).await;
     let sessions = &backend.sessions;
-    sessions.claim("s1", "alice").await.unwrap();
+    sessions.claim("s1", "alice", NO_CAP).await.unwrap();
     sessions.save_state("s1", "{\"initialize\":1}").await.unwrap();
     sessions.set_subscribed("s1", "test://a", true).await.unwrap();
     sessions.end("s1").await.unwrap();
@@ -73,7 +114,7 @@ pub async fn ended_sessions_are_gone(factory: &impl AsyncFn(Duration) -> Session
 pub async fn state_level_and_subscriptions_round_trip(factory: &impl AsyncFn(Duration) -> SessionBackend) {
     let backend = factory(Duration::from_secs(60)).await;
     let sessions = &backend.sessions;
-    sessions.claim("s1", "alice").await.unwrap();
+    sessions.claim("s1", "alice", NO_CAP).await.unwrap();
     assert_eq!(sessions.load_state("s1").await.unwrap(), None);
     sessions.save_state("s1", "{\"protocolVersion\":\"2025-06-18\"}").await.unwrap();
     assert_eq!(sessions.load_state("s1").await.unwrap().as_deref(), Some("{\"protocolVersion\":\"2025-06-18\"}"));
@@ -93,8 +134,8 @@ pub async fn state_level_and_subscriptions_round_trip(factory: &impl AsyncFn(Dur
 pub async fn idle_sessions_expire_and_use_renews_them(factory: &impl AsyncFn(Duration) -> SessionBackend) {
     let backend = factory(IDLE).await;
     let sessions = &backend.sessions;
-    sessions.claim("kept", "alice").await.unwrap();
-    sessions.claim("idle", "alice").await.unwrap();
+    sessions.claim("kept", "alice", NO_CAP).await.unwrap();
+    sessions.claim("idle", "alice", NO_CAP).await.unwrap();
     sessions.set_subscribed("idle", "test://a", true).await.unwrap();
     for _ in 0..4 {
         tokio::time::sleep(IDLE / 3).await;

@@ -224,6 +224,11 @@ pub struct Config {
     #[arg(long, env = "PENDING_AUTHORIZATION_QUOTA", default_value = "60/10m")]
     pub pending_authorization_quota: String,
 
+    /// Live MCP sessions one user may hold through one client. A new session past it is
+    /// refused (429, a JSON-RPC error), rather than an older one closed.
+    #[arg(long, env = "MAX_SESSIONS_PER_USER", default_value_t = 100)]
+    pub max_sessions_per_user: u32,
+
     /// Requests per client address to /authorize and the consent post.
     #[arg(long, env = "RATE_LIMIT_AUTHORIZE", default_value = "100/15m")]
     pub rate_limit_authorize: String,
