@@ -260,8 +260,7 @@ async fn two_instances_on_one_redis_relay_to_the_child_and_stop_without_leaving_
         let session = RawSession::open(&a.resource(), &token).await;
         assert_eq!(processes_with(&mark).len(), 1);
         let via_b = session.via(&b.resource());
-        let echo =
-            json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "via B"}}});
+        let echo = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "via B"}}});
         let relayed = relay(&via_b, echo, &a, &b).await;
         assert!(relayed.to_string().contains("via B"), "B relays to A's child: {relayed}\n{}", both_logs(&a, &b));
         assert_eq!(processes_with(&mark).len(), 1, "B started no child of its own");
@@ -291,7 +290,11 @@ async fn two_instances_on_one_redis_relay_to_the_child_and_stop_without_leaving_
     };
     if tokio::time::timeout(Duration::from_secs(120), steps).await.is_err() {
         let read = |path: &std::path::Path| std::fs::read_to_string(path).unwrap_or_default();
-        panic!("the relay test did not finish within 120 s\n--- instance A ---\n{}\n--- instance B ---\n{}", read(&log_a), read(&log_b));
+        panic!(
+            "the relay test did not finish within 120 s\n--- instance A ---\n{}\n--- instance B ---\n{}",
+            read(&log_a),
+            read(&log_b)
+        );
     }
     drop((b, front, redis));
 }

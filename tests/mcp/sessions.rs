@@ -108,3 +108,29 @@ async fn a_users_sessions_are_capped_and_the_next_is_refused() {
     assert!(ended.request(reqwest::Method::DELETE).send().await.unwrap().status().is_success());
     RawSession::open(&server.resource(), &alice).await;
 }
+
+/// A session holds at most MAX_STREAMS_PER_SESSION open streams on an instance: while its GET
+/// stream is open (the limit here is one), a request is refused; once it closes, requests pass.
+#[tokio::test]
+async fn a_sessions_open_streams_are_capped() {
+    let server = mcp_oauth_testkit::http::TestServer::start(&["--max-streams-per-session", "1"]).await;
+    let token = token_for(&server, "alice").await;
+    let session = RawSession::open(&server.resource(), &token).await;
+    let stream = session.request(reqwest::Method::GET).header("accept", "text/event-stream").send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    let refused = session.post_json(ping()).await;
+    assert_eq!(refused.status(), 429);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("1 open streams"), "{body}");
+    drop(stream);
+    let mut passed = 0;
+    for _ in 0..50 {
+        if session.call(ping()).await.0 == 200 {
+            passed += 1;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(passed, 1, "the closed stream freed its place");
+    assert_eq!(session.call(ping()).await.0, 200, "a finished answer holds no place");
+}

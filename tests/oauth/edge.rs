@@ -231,7 +231,8 @@ async fn https_cookies_carry_the_host_prefix() {
     assert!(set_cookie.starts_with("__Host-mcp_oauth_csrf_"), "{set_cookie}");
     assert!(set_cookie.contains("Secure") && set_cookie.contains("Path=/;"), "{set_cookie}");
     let unprefixed = form.cookie.trim_start_matches("__Host-").to_owned();
-    let refused = server.post_consent_with_cookie(&form, &[("username", "alice"), ("decision", "approve")], Some(&unprefixed)).await;
+    let refused =
+        server.post_consent_with_cookie(&form, &[("username", "alice"), ("decision", "approve")], Some(&unprefixed)).await;
     assert_eq!(refused.status(), 403, "the cookie without its prefix is not the consent's");
     let approved = server.post_consent(&form, &[("username", "alice"), ("decision", "approve")]).await;
     assert_eq!(approved.status(), 302);

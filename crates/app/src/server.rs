@@ -333,9 +333,10 @@ where
         authorization_servers: vec![authorization_server],
         scopes: settings.scopes.iter().map(str::to_owned).collect(),
     };
-    let sessions = mcp_oauth_resource::owner::SessionOwnership {
+    let sessions = mcp_oauth_resource::owner::SessionRules {
         store: backend.sessions.clone(),
         max_per_owner: config.max_sessions_per_user,
+        max_streams: config.max_streams_per_session,
     };
     match &settings.upstream {
         Some(McpUpstream::Http { url, identity }) => {

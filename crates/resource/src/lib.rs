@@ -19,6 +19,7 @@ pub mod owner;
 pub mod ports;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod stream_limit;
 pub mod tool_scopes;
 pub mod transport;
 
@@ -32,7 +33,7 @@ use rmcp::transport::streamable_http_server::StreamableHttpService;
 
 use guard::BearerGuard;
 use metadata::ProtectedResource;
-use owner::SessionOwnership;
+use owner::SessionRules;
 use transport::RoutedSessionManager;
 
 /// The resource server's routes, and the validator its readiness depends on.
@@ -47,12 +48,14 @@ fn guarded(
     mcp: Router,
     guard: BearerGuard,
     metadata: ProtectedResource,
-    sessions: SessionOwnership,
+    sessions: SessionRules,
     tools: tool_scopes::ToolScopes,
 ) -> ResourceRoutes {
     let validator = guard.validator.clone();
     let tool_guard = Arc::new(tool_scopes::ToolScopeGuard { scopes: tools, resource_metadata: guard.resource_metadata.clone() });
+    let streams = stream_limit::StreamLimit::new(sessions.max_streams);
     let mcp = mcp
+        .layer(axum::middleware::from_fn_with_state(streams, stream_limit::limit_streams))
         .layer(axum::middleware::from_fn_with_state(sessions, owner::bind_to_owner))
         .layer(axum::middleware::from_fn_with_state(tool_guard, tool_scopes::enforce))
         .layer(axum::middleware::from_fn(edge::jsonrpc_errors))
@@ -69,7 +72,7 @@ fn guarded(
 pub fn routes<S>(
     guard: BearerGuard,
     metadata: ProtectedResource,
-    sessions: SessionOwnership,
+    sessions: SessionRules,
     tools: tool_scopes::ToolScopes,
     service: StreamableHttpService<S, RoutedSessionManager>,
 ) -> ResourceRoutes
@@ -97,7 +100,7 @@ async fn published_keys(signer: &gateway::identity::IdentitySigner) -> axum::res
 pub fn stdio_routes(
     guard: BearerGuard,
     metadata: ProtectedResource,
-    sessions: SessionOwnership,
+    sessions: SessionRules,
     tools: tool_scopes::ToolScopes,
     service: StreamableHttpService<gateway::stdio::Ghost, gateway::stdio::StdioSessionManager>,
 ) -> ResourceRoutes {
@@ -111,7 +114,7 @@ pub fn stdio_routes(
 pub fn gateway_routes(
     guard: BearerGuard,
     metadata: ProtectedResource,
-    sessions: SessionOwnership,
+    sessions: SessionRules,
     tools: tool_scopes::ToolScopes,
     gateway: gateway::GatewaySettings,
 ) -> ResourceRoutes {

@@ -18,19 +18,21 @@ fn owner_of(token: &ValidatedToken) -> String {
     serde_json::json!([token.client_id, token.subject]).to_string()
 }
 
-/// The sessions' store, and how many live sessions one owner (a user through one client) may
-/// hold. Past it the new session is refused, not an old one closed: the client may still be
-/// using any of them, and an idle one frees its place by itself.
+/// The sessions' store and the bounds sessions live under: how many live sessions one owner
+/// (a user through one client) may hold, and how many streams one session may hold open on an
+/// instance ([`crate::stream_limit`]). Past the first the new session is refused, not an old
+/// one closed: the client may still be using any of them, and an idle one frees its place.
 #[derive(Clone)]
-pub struct SessionOwnership {
+pub struct SessionRules {
     pub store: Arc<dyn McpSessionStore>,
     pub max_per_owner: u32,
+    pub max_streams: usize,
 }
 
 /// Binds sessions to the token's client and subject. A request on a session the caller does not own is
 /// sent on as a request on a session id nobody has, so rmcp answers it exactly as it answers
 /// an unknown session (404) and nothing reveals that the session exists.
-pub async fn bind_to_owner(State(ownership): State<SessionOwnership>, mut request: Request, next: Next) -> Response {
+pub async fn bind_to_owner(State(ownership): State<SessionRules>, mut request: Request, next: Next) -> Response {
     let sessions = &ownership.store;
     let Some(subject) = request.extensions().get::<ValidatedToken>().map(owner_of) else {
         return next.run(request).await;

@@ -19,8 +19,8 @@ use mcp_oauth_domain::grace::SealedSuccessor;
 use mcp_oauth_domain::identity::ClientId;
 use mcp_oauth_domain::ports::{
     AccessTokenRecord, AccessTokenStore, Admission, AuthorizationCodeStore, AuthorizationGrant, ClientStore, Expiring, FamilyId,
-    PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, Registration, RefreshRecord, RefreshState, RefreshStore, Rotation,
-    StorageHealth, Successor,
+    PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore, Registration,
+    Rotation, StorageHealth, Successor,
 };
 use mcp_oauth_domain::secret::TokenDigest;
 use mcp_oauth_domain::service::Stores;

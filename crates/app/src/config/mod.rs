@@ -229,6 +229,11 @@ pub struct Config {
     #[arg(long, env = "MAX_SESSIONS_PER_USER", default_value_t = 100)]
     pub max_sessions_per_user: u32,
 
+    /// Streams one MCP session may hold open on an instance at once (its GET stream and the
+    /// streams of its requests in flight); the next request on it is refused (429).
+    #[arg(long, env = "MAX_STREAMS_PER_SESSION", default_value_t = 32)]
+    pub max_streams_per_session: usize,
+
     /// Requests per client address to /authorize and the consent post.
     #[arg(long, env = "RATE_LIMIT_AUTHORIZE", default_value = "100/15m")]
     pub rate_limit_authorize: String,

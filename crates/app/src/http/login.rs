@@ -38,7 +38,11 @@ fn unavailable_page(what: &str, cause: &str) -> Response {
 }
 
 /// The browser's live login session and its cookie value, if it has one.
-pub(super) async fn signed_in(state: &AppState, login: &Login, headers: &HeaderMap) -> Result<Option<(String, LoginSession)>, Response> {
+pub(super) async fn signed_in(
+    state: &AppState,
+    login: &Login,
+    headers: &HeaderMap,
+) -> Result<Option<(String, LoginSession)>, Response> {
     let Some(secret) = cookies::value(state, headers, SESSION_COOKIE).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };

@@ -98,7 +98,11 @@ impl RoutedSessionManager {
     }
 
     /// Hands `message` to this instance's copy of the session only, not to the others'.
-    pub(crate) async fn accept_here(&self, id: &SessionId, message: ClientJsonRpcMessage) -> Result<(), LocalSessionManagerError> {
+    pub(crate) async fn accept_here(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<(), LocalSessionManagerError> {
         self.inner.accept_message(id, message).await
     }
 

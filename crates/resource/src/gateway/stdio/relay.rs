@@ -149,7 +149,9 @@ impl Relays {
                         tracing::debug!(session = %log_tag(relay.session()), step = %relay.step(), "stdio relay received");
                         let _ = route.send(relay);
                     }
-                    None => tracing::debug!(session = %log_tag(relay.session()), step = %relay.step(), "stdio relay for no session here"),
+                    None => {
+                        tracing::debug!(session = %log_tag(relay.session()), step = %relay.step(), "stdio relay for no session here")
+                    }
                 }
             }
         });
