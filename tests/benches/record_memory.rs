@@ -51,6 +51,8 @@ static ALLOCATOR: Counting = Counting;
 
 const N: usize = 2_000;
 
+type MakeClient = fn(String) -> Client;
+
 fn typical_client(id: String) -> Client {
     let metadata = RegistrationRequest {
         redirect_uris: Some(vec!["http://127.0.0.1:33418/callback".into()]),
@@ -122,7 +124,7 @@ fn main() {
         let redis = TestRedis::start();
         let redis_store = redis.store().await;
         let redis_stores = mcp_oauth_adapters::redis::RedisStore::stores(&redis_store);
-        let cases: [(&str, fn(String) -> Client); 2] =
+        let cases: [(&str, MakeClient); 2] =
             [("registration, typical", typical_client), ("registration, every field at its limit", maximal_client)];
         for (name, make) in cases {
             let clients: Vec<Client> = (0..N).map(|_| make(generate_secret())).collect();
