@@ -8,8 +8,11 @@ use mcp_oauth_domain::OAuthError;
 use mcp_oauth_domain::params::RequestParams;
 use mcp_oauth_domain::service::ClientCredentials;
 
+/// One form-urlencoded value, whole: `&` and `=` in it are its own characters, never separators
+/// (the fuzzer found a secret followed by `&anything` authenticating as the secret alone).
 fn form_decode(value: &str) -> Option<String> {
-    url::form_urlencoded::parse(format!("v={value}").as_bytes()).next().map(|(_, v)| v.into_owned())
+    let spaced = value.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced).decode_utf8().ok().map(|v| v.into_owned())
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
@@ -63,6 +66,14 @@ mod tests {
     fn basic_credentials_are_form_decoded() {
         let creds = client_credentials(&basic("my%20id", "s%3Acret"), &params(&[])).unwrap();
         assert_eq!(creds, ClientCredentials::Basic { client_id: "my id".into(), secret: "s:cret".into() });
+    }
+
+    #[test]
+    fn a_basic_secret_is_decoded_whole() {
+        let creds = client_credentials(&basic("id", "secret&junk=1"), &params(&[])).unwrap();
+        assert_eq!(creds, ClientCredentials::Basic { client_id: "id".into(), secret: "secret&junk=1".into() });
+        let spaced = client_credentials(&basic("id", "a+b%2Bc"), &params(&[])).unwrap();
+        assert_eq!(spaced, ClientCredentials::Basic { client_id: "id".into(), secret: "a b+c".into() });
     }
 
     #[test]
