@@ -159,6 +159,21 @@ async fn cors_preflights_allow_the_mcp_headers_and_never_credentials() {
     let answer = server.http.post(server.resource()).header("origin", "https://inspector.example").send().await.unwrap();
     let exposed = answer.headers()["access-control-expose-headers"].to_str().unwrap().to_ascii_lowercase();
     assert!(exposed.contains("www-authenticate") && exposed.contains("mcp-session-id"), "{exposed}");
+
+    // With CORS_ORIGINS, only the listed origins are answered for.
+    let listed = TestServer::start(&["--cors-origins", "https://inspector.example"]).await;
+    let preflight = |origin: &'static str| {
+        listed
+            .http
+            .request(reqwest::Method::OPTIONS, listed.url("/token"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+    };
+    let allowed = preflight("https://inspector.example").await.unwrap();
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://inspector.example");
+    let other = preflight("https://elsewhere.example").await.unwrap();
+    assert!(!other.headers().contains_key("access-control-allow-origin"), "{:?}", other.headers());
 }
 
 /// Quotas bound what the server keeps whatever the rate: live clients in total, pending

@@ -214,6 +214,7 @@ where
         https: settings.issuer.as_str().starts_with("https://"),
         rate_limits,
         limits: settings.rate_limits.clone(),
+        cors_origins: config.cors_origins.clone(),
     };
     http::router(oauth, resource, stores.health.clone(), home, edge)
 }

@@ -181,6 +181,11 @@ pub struct Config {
     #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
     pub allowed_origins: Vec<String>,
 
+    /// Comma-separated browser origins CORS answers for (browser-based MCP clients, such as the
+    /// Inspector's web UI). Empty: any origin. Credentials are never allowed either way.
+    #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_origins: Vec<String>,
+
     /// On SIGTERM or SIGINT, how long requests in flight may take to finish before they are
     /// cancelled.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]

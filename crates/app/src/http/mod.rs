@@ -26,7 +26,7 @@ use mcp_oauth_domain::service::AuthorizationServer;
 use mcp_oauth_domain::validation::TokenValidator;
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::cors::{Any, CorsLayer};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
@@ -102,9 +102,14 @@ async fn ready(State(readiness): State<Readiness>) -> Response {
 /// Browser-based MCP clients (the Inspector's web UI) register, exchange tokens and call /mcp
 /// from the page: these headers may be sent and read. Credentials (cookies) are never allowed
 /// cross-origin, so the consent page's cookies cannot be ridden.
-fn cors() -> CorsLayer {
+fn cors(origins: &[String]) -> CorsLayer {
+    let allowed = if origins.is_empty() {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
     CorsLayer::new()
-        .allow_origin(Any)
+        .allow_origin(allowed)
         .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
         .allow_headers([
             header::AUTHORIZATION,
@@ -131,6 +136,8 @@ pub struct Edge {
     pub https: bool,
     pub rate_limits: Arc<dyn mcp_oauth_domain::rate_limit::RateLimitStore>,
     pub limits: crate::config::RateLimitSettings,
+    /// Origins CORS answers for; empty: any.
+    pub cors_origins: Vec<String>,
 }
 
 impl Edge {
@@ -228,5 +235,5 @@ pub fn router(
             HeaderValue::from_static("max-age=31536000"),
         ));
     }
-    request_id::layer(app.layer(cors()).layer(CatchPanicLayer::custom(panic_response)))
+    request_id::layer(app.layer(cors(&edge.cors_origins)).layer(CatchPanicLayer::custom(panic_response)))
 }
