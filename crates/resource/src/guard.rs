@@ -71,6 +71,11 @@ pub fn jsonrpc_error(code: ErrorCode, message: &str) -> axum::Json<serde_json::V
     axum::Json(json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code.0, "message": message } }))
 }
 
+/// A bound on `/mcp` refusing a request (a session or stream cap): 429 with a JSON-RPC error.
+pub fn over_limit(message: &str) -> Response {
+    (StatusCode::TOO_MANY_REQUESTS, jsonrpc_error(UNAVAILABLE, message)).into_response()
+}
+
 fn bearer_token(request: &Request) -> Option<&str> {
     let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;

@@ -78,8 +78,7 @@ pub async fn bind_to_owner(State(ownership): State<SessionRules>, mut request: R
                 let max = ownership.max_per_owner;
                 tracing::warn!(max, "MCP session refused: its owner holds MAX_SESSIONS_PER_USER sessions");
                 let message = format!("you hold {max} open MCP sessions, the most allowed; end one (DELETE) or let one idle out");
-                let body = crate::guard::jsonrpc_error(crate::guard::UNAVAILABLE, &message);
-                return (StatusCode::TOO_MANY_REQUESTS, body).into_response();
+                return crate::guard::over_limit(&message);
             }
             Err(error) => return unavailable(error),
         }

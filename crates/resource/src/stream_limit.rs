@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use dashmap::DashMap;
 use futures::StreamExt;
 
@@ -61,8 +61,7 @@ pub async fn limit_streams(State(limit): State<Arc<StreamLimit>>, request: Reque
     };
     let Some(open) = limit.open(&session) else {
         let message = format!("this session holds {} open streams here, the most allowed; close one first", limit.max);
-        let body = crate::guard::jsonrpc_error(crate::guard::UNAVAILABLE, &message);
-        return (StatusCode::TOO_MANY_REQUESTS, body).into_response();
+        return crate::guard::over_limit(&message);
     };
     let response = next.run(request).await;
     let streaming = response
