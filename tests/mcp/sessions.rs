@@ -134,3 +134,36 @@ async fn a_sessions_open_streams_are_capped() {
     assert_eq!(passed, 1, "the closed stream freed its place");
     assert_eq!(session.call(ping()).await.0, 200, "a finished answer holds no place");
 }
+
+/// A user who opens and ends sessions in a loop stays under MAX_SESSIONS_PER_USER but not under
+/// RATE_LIMIT_MCP_SESSIONS: the session past the quota is refused with 429, `Retry-After` and
+/// `RateLimit` headers and a JSON-RPC error, while another user from the same address, and the
+/// sessions already open, still pass.
+#[tokio::test]
+async fn opening_sessions_in_a_loop_is_rate_limited_per_user() {
+    let server = mcp_oauth_testkit::http::TestServer::start(&["--rate-limit-mcp-sessions", "3/1m"]).await;
+    let alice = token_for(&server, "alice").await;
+    let mut kept = None;
+    for _ in 0..3 {
+        let session = RawSession::open(&server.resource(), &alice).await;
+        assert!(session.request(reqwest::Method::DELETE).send().await.unwrap().status().is_success());
+        kept = Some(session);
+    }
+    let fresh = RawSession { id: None, ..kept.unwrap().via(&server.resource()) };
+    let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let refused = fresh.post_json(initialize).await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().get("mcp-session-id").is_none(), "no session for a refused request");
+    let retry_after: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(refused.headers()["ratelimit-policy"], "3;w=60");
+    assert!(refused.headers()["ratelimit"].to_str().unwrap().starts_with("limit=3, remaining=0, reset="));
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["jsonrpc"], "2.0");
+    assert!(body["error"]["message"].as_str().unwrap().contains("too many MCP sessions"), "{body}");
+
+    let bob = token_for(&server, "bob").await;
+    let bobs = RawSession::open(&server.resource(), &bob).await;
+    assert_eq!(bobs.call(ping()).await.0, 200, "another user from the same address is not limited");
+}

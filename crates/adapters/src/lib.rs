@@ -1,3 +1,4 @@
+pub mod documents;
 pub mod external;
 pub mod memory;
 #[cfg(feature = "redis")]

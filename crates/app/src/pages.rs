@@ -26,6 +26,10 @@ pub struct ConsentPage<'a> {
     pub style: &'a str,
     pub action: &'a str,
     pub client_name: &'a str,
+    /// The host of the client's metadata document: verified, unlike `client_name`.
+    pub verified_origin: Option<&'a str>,
+    /// Every redirect URI of that client is on this device (MCP "Localhost Redirect URI Risks").
+    pub local_redirects_only: bool,
     /// The redirect URI's host, or for a private-use scheme the scheme (`cursor:`).
     pub redirect_to: &'a str,
     pub redirect_is_app: bool,

@@ -15,7 +15,7 @@ use mcp_oauth_domain::ports::Lifetimes;
 use mcp_oauth_domain::rate_limit::RateLimitStore;
 use mcp_oauth_domain::redirect_uri::is_loopback;
 use mcp_oauth_domain::secret::TokenDigest;
-use mcp_oauth_domain::service::{AuthorizationServer, Policy, ResourceServerCredential, Stores};
+use mcp_oauth_domain::service::{AuthorizationServer, DocumentSource, Policy, ResourceServerCredential, Stores};
 use mcp_oauth_domain::validation::{LocalTokenValidator, TokenValidator};
 use mcp_oauth_resource::ResourceRoutes;
 use mcp_oauth_resource::demo::{McpServer, McpSettings};
@@ -170,16 +170,18 @@ where
             access_token_ttl: to_delta(config.access_token_ttl),
             refresh_grace: to_delta(config.refresh_grace),
             resource_servers,
-            lifetimes: Lifetimes::default(),
+            lifetimes: Lifetimes { client: settings.clients.idle_ttl, ..Lifetimes::default() },
             consent_ttl: config.login.consent_ttl,
             max_clients: config.max_clients,
+            registration: settings.clients.registration.clone(),
+            configured_clients: settings.clients.configured.clone(),
             vault_key: match &settings.login {
                 LoginSetup::Upstream { key, .. } => Some(key.clone()),
                 LoginSetup::Dev { .. } => None,
             },
         };
         let login = upstream_login(settings, &stores, &policy, clock.clone());
-        let auth = Arc::new(AuthorizationServer::new(stores.clone(), policy, clock.clone()));
+        let auth = Arc::new(with_documents(AuthorizationServer::new(stores.clone(), policy, clock.clone()), settings));
         let clients = crate::http::rate_limit::ClientLimits {
             store: rate_limits.clone(),
             requests: settings.rate_limits.client,
@@ -199,13 +201,13 @@ where
                 .map(|login| Arc::new(crate::upstream_account::SignedInAccount(login)) as Arc<dyn UpstreamAccount>);
             let grants = Arc::new(IssuedGrants(stores.access_tokens.clone())) as Arc<dyn GrantStatus>;
             let named = settings.issuer.as_str().to_owned();
-            Some(resource_routes(settings, validator, named, backend, upstream, Some(grants), shutdown, own))
+            Some(resource_routes(settings, validator, named, backend, rate_limits.clone(), upstream, Some(grants), shutdown, own))
         }
         AuthMode::External => {
             let issuer = settings.auth_server.clone().expect("external settings name the authorization server");
             let validator = Arc::new(ExternalValidator::new(external_settings(settings, issuer.clone())));
             let named = issuer.as_str().trim_end_matches('/').to_owned();
-            Some(resource_routes(settings, validator, named, backend, None, None, shutdown, own))
+            Some(resource_routes(settings, validator, named, backend, rate_limits.clone(), None, None, shutdown, own))
         }
     };
     let home = Arc::new(home_page(settings));
@@ -217,6 +219,25 @@ where
         cors_origins: config.cors_origins.clone(),
     };
     http::router(oauth, resource, stores.health.clone(), home, edge)
+}
+
+/// The authorization server taking Client ID Metadata Documents as client ids, unless the
+/// registration policy refuses them.
+fn with_documents(auth: AuthorizationServer, settings: &Settings) -> AuthorizationServer {
+    if !settings.clients.registration.allows_documents() {
+        return auth;
+    }
+    match mcp_oauth_adapters::documents::HttpDocumentFetcher::new(settings.clients.fetch.clone()) {
+        Ok(fetcher) => auth.with_documents(DocumentSource {
+            fetcher: Arc::new(fetcher),
+            hosts: settings.clients.hosts.clone(),
+            bounds: settings.clients.bounds,
+        }),
+        Err(error) => {
+            tracing::error!(%error, "Client ID Metadata Documents are off: no client to fetch them");
+            auth
+        }
+    }
 }
 
 /// The key that seals what must be recovered from storage: TOKEN_VAULT_KEY, or one for this
@@ -306,6 +327,7 @@ fn resource_routes<S, F>(
     validator: Arc<dyn TokenValidator>,
     authorization_server: String,
     backend: McpBackend,
+    rate_limits: Arc<dyn RateLimitStore>,
     upstream: Option<Arc<dyn UpstreamAccount>>,
     grants: Option<Arc<dyn GrantStatus>>,
     shutdown: &Shutdown,
@@ -338,6 +360,10 @@ where
         store: backend.sessions.clone(),
         max_per_owner: config.max_sessions_per_user,
         max_streams: config.max_streams_per_session,
+        creations: settings
+            .rate_limits
+            .mcp_sessions
+            .map(|quota| mcp_oauth_resource::owner::CreationLimit { store: rate_limits, quota }),
     };
     match &settings.upstream {
         Some(McpUpstream::Http { url, identity }) => {

@@ -9,6 +9,7 @@ pub mod grace;
 pub mod grant;
 pub mod identity;
 pub mod login;
+pub mod metadata_document;
 pub mod params;
 pub mod pkce;
 pub mod ports;

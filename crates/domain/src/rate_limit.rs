@@ -50,6 +50,16 @@ impl Quota {
     }
 }
 
+impl Quota {
+    /// The `RateLimit` header's value (draft-ietf-httpapi-ratelimit-headers) for a window with
+    /// `remaining` requests left that ends in `resets_in`.
+    pub fn state(&self, remaining: u32, resets_in: Duration) -> String {
+        let reset = resets_in.as_secs_f64().ceil() as u64;
+        format!("limit={}, remaining={remaining}, reset={reset}", self.limit)
+    }
+}
+
+/// The `RateLimit-Policy` header's value: `300;w=5`.
 impl std::fmt::Display for Quota {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{};w={}", self.limit, self.window.as_secs())

@@ -4,9 +4,12 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::time::Duration;
+
+use mcp_oauth_domain::rate_limit::{Quota, RateLimitStore, Verdict};
 use mcp_oauth_domain::secret::generate_secret;
 use mcp_oauth_domain::validation::ValidatedToken;
 
@@ -27,6 +30,61 @@ pub struct SessionRules {
     pub store: Arc<dyn McpSessionStore>,
     pub max_per_owner: u32,
     pub max_streams: usize,
+    pub creations: Option<CreationLimit>,
+}
+
+/// Sessions one owner may open per window (`RATE_LIMIT_MCP_SESSIONS`): `max_per_owner` bounds
+/// the live ones, but a user who opens and ends sessions in a loop is bounded only by this.
+/// Counted in the rate-limit store, so every instance sharing it counts together.
+#[derive(Clone)]
+pub struct CreationLimit {
+    pub store: Arc<dyn RateLimitStore>,
+    pub quota: Quota,
+}
+
+impl CreationLimit {
+    fn key(owner: &str) -> String {
+        format!("mcp-session:{owner}")
+    }
+
+    /// Whether `owner` has used up the window already, before a session is made for nothing.
+    async fn exhausted(&self, owner: &str) -> Option<Duration> {
+        match self.store.peek(&Self::key(owner)).await {
+            Ok(Some(count)) if count.used >= self.quota.limit => Some(count.resets_in),
+            _ => None,
+        }
+    }
+
+    /// Counts a session `owner` opened; `Some(retry_after)` when it is one too many.
+    async fn count(&self, owner: &str) -> Option<Duration> {
+        match self.store.hit(&Self::key(owner), self.quota.window).await {
+            Ok(count) => match self.quota.judge(count) {
+                Verdict::Limited { retry_after } => Some(retry_after),
+                Verdict::Allowed { .. } => None,
+            },
+            Err(error) => {
+                // Refusing every new session while the store is away would turn an outage
+                // into a lockout; the live-session cap still holds.
+                tracing::warn!(cause = %error, "MCP session creation not counted: storage unavailable");
+                None
+            }
+        }
+    }
+
+    fn refusal(&self, retry_after: Duration) -> Response {
+        let retry_after = retry_after.max(Duration::from_secs(1));
+        let seconds = retry_after.as_secs_f64().ceil() as u64;
+        tracing::warn!(limit = %self.quota, "MCP session refused: its owner opened too many sessions (RATE_LIMIT_MCP_SESSIONS)");
+        let message = format!("you opened too many MCP sessions; retry in {seconds} s");
+        let mut response = crate::guard::over_limit(&message);
+        let headers = response.headers_mut();
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        let policy = HeaderValue::from_str(&self.quota.to_string()).expect("digits and ;w=");
+        headers.insert("ratelimit-policy", policy);
+        let state = HeaderValue::from_str(&self.quota.state(0, retry_after)).expect("digits and commas");
+        headers.insert("ratelimit", state);
+        response
+    }
 }
 
 /// Binds sessions to the token's client and subject. A request on a session the caller does not own is
@@ -45,6 +103,12 @@ pub async fn bind_to_owner(State(ownership): State<SessionRules>, mut request: R
     };
     let session = request.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let deleting = request.method() == axum::http::Method::DELETE;
+    if session.is_none()
+        && let Some(creations) = &ownership.creations
+        && let Some(retry_after) = creations.exhausted(&subject).await
+    {
+        return creations.refusal(retry_after);
+    }
     if let Some(id) = &session {
         match sessions.touch(id, &subject).await {
             Ok(true) => {}
@@ -69,6 +133,14 @@ pub async fn bind_to_owner(State(ownership): State<SessionRules>, mut request: R
     if session.is_none()
         && let Some(created) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok())
     {
+        if let Some(creations) = &ownership.creations
+            && let Some(retry_after) = creations.count(&subject).await
+        {
+            // Racing requests passed the check above together; the one past the quota is
+            // refused here, and its session ended before anyone could use it.
+            let _ = sessions.end(created).await;
+            return creations.refusal(retry_after);
+        }
         match sessions.claim(created, &subject, ownership.max_per_owner).await {
             Ok(Claim::Claimed) => {}
             Ok(Claim::Full) => {

@@ -59,7 +59,7 @@ macro_rules! contract_suite {
                 refresh_family_revocation, family_tombstones_end, service_grace_window_retry, service_reuse_after_grace_revokes_family,
                 service_racing_refreshes_share_one_successor, service_code_replay_revokes_tokens,
                 service_records_end_when_the_policy_says, login_records_round_trip, racing_callbacks_take_one_attempt,
-                login_records_expire);
+                login_records_expire, cached_documents_round_trip_and_expire);
         }
     };
 }
@@ -471,14 +471,19 @@ impl Flow {
             consent_ttl: Duration::from_secs(30 * 24 * 3600),
             max_clients: NO_CAP,
             vault_key: None,
+            registration: mcp_oauth_domain::service::RegistrationPolicy::Open,
+            configured_clients: vec![],
         };
         let server = Arc::new(AuthorizationServer::new(backend.stores.clone(), policy, clock.clone() as Arc<dyn Clock>));
         let registered = server
-            .register(RegistrationRequest {
-                redirect_uris: Some(vec!["http://127.0.0.1:3000/callback".into()]),
-                token_endpoint_auth_method: Some("none".into()),
-                ..Default::default()
-            })
+            .register(
+                RegistrationRequest {
+                    redirect_uris: Some(vec!["http://127.0.0.1:3000/callback".into()]),
+                    token_endpoint_auth_method: Some("none".into()),
+                    ..Default::default()
+                },
+                None,
+            )
             .await
             .unwrap();
         let credentials = ClientCredentials::Public { client_id: registered.client.client_id };
@@ -747,4 +752,34 @@ pub async fn login_records_expire<F: Fn() -> Fut, Fut: Future<Output = Backend>>
     assert_eq!(s.login_attempts.take(&state).await.unwrap(), None);
     assert_eq!(s.consents.recall(&key).await.unwrap(), None);
     assert_eq!(s.upstream_tokens.get(&family).await.unwrap(), None);
+}
+
+/// A validated metadata document is kept under its URL's digest until its stale window ends,
+/// replaced by a newer fetch, and removed when its host serves an invalid one.
+pub async fn cached_documents_round_trip_and_expire<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    use mcp_oauth_domain::metadata_document::{CachedDocument, DocumentUrl};
+    let backend = fresh(factory).await;
+    let documents = &backend.stores.documents;
+    let url = DocumentUrl::parse("https://claude.ai/oauth/mcp-oauth-client-metadata").unwrap().digest();
+    assert_eq!(documents.get(&url).await.unwrap(), None);
+    let now = Utc::now();
+    let document = CachedDocument {
+        metadata: sample_client("doc").metadata,
+        fetched_at: now,
+        fresh_until: now + TimeDelta::minutes(1),
+        expires_at: now + TimeDelta::hours(1),
+    };
+    documents.put(&url, &document).await.unwrap();
+    assert_eq!(documents.get(&url).await.unwrap(), Some(document.clone()));
+    let refetched = CachedDocument { fresh_until: now + TimeDelta::minutes(5), ..document.clone() };
+    documents.put(&url, &refetched).await.unwrap();
+    assert_eq!(documents.get(&url).await.unwrap(), Some(refetched));
+    documents.remove(&url).await.unwrap();
+    assert_eq!(documents.get(&url).await.unwrap(), None);
+
+    let ending = CachedDocument { fresh_until: now, expires_at: soon(), ..document };
+    documents.put(&url, &ending).await.unwrap();
+    assert!(documents.get(&url).await.unwrap().is_some(), "a stale copy is kept until its end");
+    tokio::time::sleep(SHORT + Duration::from_millis(300)).await;
+    assert_eq!(documents.get(&url).await.unwrap(), None);
 }

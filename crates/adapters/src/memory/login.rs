@@ -7,6 +7,7 @@ use mcp_oauth_domain::login::{
     ConsentStore, LoginAttempt, LoginAttemptStore, LoginSession, LoginSessionStore, RememberedConsent, UpstreamGrant,
     UpstreamTokenStore,
 };
+use mcp_oauth_domain::metadata_document::{CachedDocument, DocumentCache};
 use mcp_oauth_domain::ports::{Expiring, FamilyId};
 use mcp_oauth_domain::secret::TokenDigest;
 
@@ -70,6 +71,23 @@ impl UpstreamTokenStore for MemoryStore {
 
     async fn remove(&self, family: &FamilyId) -> Result<(), StorageError> {
         self.inner.upstream_tokens.remove(family);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DocumentCache for MemoryStore {
+    async fn put(&self, url: &TokenDigest, document: &CachedDocument) -> Result<(), StorageError> {
+        self.inner.documents.insert(*url, document.clone(), document.remaining(Utc::now()));
+        Ok(())
+    }
+
+    async fn get(&self, url: &TokenDigest) -> Result<Option<CachedDocument>, StorageError> {
+        Ok(self.inner.documents.get(url))
+    }
+
+    async fn remove(&self, url: &TokenDigest) -> Result<(), StorageError> {
+        self.inner.documents.remove(url);
         Ok(())
     }
 }

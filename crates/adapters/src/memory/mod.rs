@@ -56,6 +56,7 @@ struct Inner {
     login_attempts: ExpiringMap<TokenDigest, mcp_oauth_domain::login::LoginAttempt>,
     consents: ExpiringMap<TokenDigest, mcp_oauth_domain::login::RememberedConsent>,
     upstream_tokens: ExpiringMap<FamilyId, mcp_oauth_domain::login::UpstreamGrant>,
+    documents: ExpiringMap<TokenDigest, mcp_oauth_domain::metadata_document::CachedDocument>,
 }
 
 impl Inner {
@@ -71,6 +72,7 @@ impl Inner {
         self.login_attempts.sweep();
         self.consents.sweep();
         self.upstream_tokens.sweep();
+        self.documents.sweep();
     }
 }
 
@@ -102,6 +104,7 @@ impl MemoryStore {
                 login_attempts: ExpiringMap::new(),
                 consents: ExpiringMap::new(),
                 upstream_tokens: ExpiringMap::new(),
+                documents: ExpiringMap::new(),
             }),
         }
     }
@@ -134,6 +137,7 @@ impl MemoryStore {
             + i.login_attempts.len()
             + i.consents.len()
             + i.upstream_tokens.len()
+            + i.documents.len()
     }
 }
 

@@ -11,6 +11,7 @@ use mcp_oauth_domain::login::{
     ConsentStore, LoginAttempt, LoginAttemptStore, LoginSession, LoginSessionStore, RememberedConsent, UpstreamGrant,
     UpstreamTokenStore,
 };
+use mcp_oauth_domain::metadata_document::{CachedDocument, DocumentCache};
 use mcp_oauth_domain::ports::{Expiring, FamilyId};
 use mcp_oauth_domain::secret::TokenDigest;
 
@@ -78,5 +79,20 @@ impl UpstreamTokenStore for RedisStore {
 
     async fn remove(&self, family: &FamilyId) -> Result<(), StorageError> {
         self.delete(self.key("upstream_grant", family.as_str())).await
+    }
+}
+
+#[async_trait]
+impl DocumentCache for RedisStore {
+    async fn put(&self, url: &TokenDigest, document: &CachedDocument) -> Result<(), StorageError> {
+        self.set(self.key("client_document", &url.to_hex()), encode(document)?, document.remaining(Utc::now())).await
+    }
+
+    async fn get(&self, url: &TokenDigest) -> Result<Option<CachedDocument>, StorageError> {
+        self.get_json(self.key("client_document", &url.to_hex())).await
+    }
+
+    async fn remove(&self, url: &TokenDigest) -> Result<(), StorageError> {
+        self.delete(self.key("client_document", &url.to_hex())).await
     }
 }

@@ -7,12 +7,15 @@ use mcp_oauth_domain::login::{
     ConsentStore, LoginAttempt, LoginAttemptStore, LoginSession, LoginSessionStore, RememberedConsent, UpstreamGrant,
     UpstreamTokenStore,
 };
+use mcp_oauth_domain::metadata_document::{CachedDocument, DocumentCache};
 use mcp_oauth_domain::ports::FamilyId;
 use mcp_oauth_domain::secret::TokenDigest;
 
 use super::{SqliteStore, unavailable};
 
 const UPSERT_CONSENT: &str = "INSERT INTO remembered_consents (digest, body, expires_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (digest) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at";
+const UPSERT_DOCUMENT: &str = "INSERT INTO client_documents (digest, body, expires_at) VALUES ($1, $2, $3) \
      ON CONFLICT (digest) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at";
 const UPSERT_GRANT: &str = "INSERT INTO upstream_grants (family, body, expires_at) VALUES ($1, $2, $3) \
      ON CONFLICT (family) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at";
@@ -80,5 +83,20 @@ impl UpstreamTokenStore for SqliteStore {
 
     async fn remove(&self, family: &FamilyId) -> Result<(), StorageError> {
         self.delete_key("DELETE FROM upstream_grants WHERE family = $1", family.as_str()).await
+    }
+}
+
+#[async_trait]
+impl DocumentCache for SqliteStore {
+    async fn put(&self, url: &TokenDigest, document: &CachedDocument) -> Result<(), StorageError> {
+        self.insert_body(UPSERT_DOCUMENT, &url.to_hex(), document).await
+    }
+
+    async fn get(&self, url: &TokenDigest) -> Result<Option<CachedDocument>, StorageError> {
+        self.fetch_body("SELECT body FROM client_documents WHERE digest = $1 AND expires_at > $2", &url.to_hex()).await
+    }
+
+    async fn remove(&self, url: &TokenDigest) -> Result<(), StorageError> {
+        self.delete_key("DELETE FROM client_documents WHERE digest = $1", &url.to_hex()).await
     }
 }

@@ -118,6 +118,7 @@ impl SqliteStore {
             "DELETE FROM login_attempts WHERE expires_at <= $1",
             "DELETE FROM remembered_consents WHERE expires_at <= $1",
             "DELETE FROM upstream_grants WHERE expires_at <= $1",
+            "DELETE FROM client_documents WHERE expires_at <= $1",
         ] {
             removed += sqlx::query(statement).bind(now).execute(&self.pool).await.map_err(unavailable)?.rows_affected();
         }

@@ -1,5 +1,6 @@
 //! Configuration: every setting is an environment variable and a command-line flag.
 
+mod clients;
 mod login;
 
 use std::time::Duration;
@@ -268,6 +269,11 @@ pub struct Config {
     #[arg(long, env = "RATE_LIMIT_MCP", default_value = "1200/1m")]
     pub rate_limit_mcp: String,
 
+    /// MCP sessions one user may open through one client per window, however many they end:
+    /// MAX_SESSIONS_PER_USER bounds the live ones, this bounds a loop of opening and ending.
+    #[arg(long, env = "RATE_LIMIT_MCP_SESSIONS", default_value = "60/1m")]
+    pub rate_limit_mcp_sessions: String,
+
     /// Your own MCP server over Streamable HTTP (`http://127.0.0.1:8000/mcp`): /mcp forwards
     /// to it instead of serving the demo.
     #[arg(long, env = "MCP_UPSTREAM_URL", value_parser = parse_http_url)]
@@ -338,8 +344,12 @@ pub struct Config {
 
     #[command(flatten)]
     pub login: LoginConfig,
+
+    #[command(flatten)]
+    pub clients: ClientsConfig,
 }
 
+pub use clients::{ClientsConfig, ClientsSetup, RegistrationMode};
 pub use login::{LoginConfig, LoginKind, LoginSetup};
 
 /// A secret setting: shown as `***` by `Debug`, so configuration can be logged.
@@ -558,6 +568,8 @@ pub struct Settings {
     pub required_scopes: Scope,
     pub rate_limits: RateLimitSettings,
     pub tool_scopes: mcp_oauth_resource::tool_scopes::ToolScopes,
+    /// Where clients come from (internal and auth_server modes).
+    pub clients: ClientsSetup,
 }
 
 /// The quota of each limited endpoint (`None`: off), and whose forwarding headers to believe.
@@ -572,6 +584,7 @@ pub struct RateLimitSettings {
     pub introspect: Option<Quota>,
     pub revoke: Option<Quota>,
     pub mcp: Option<Quota>,
+    pub mcp_sessions: Option<Quota>,
     pub client: Option<Quota>,
     pub client_auth_failures: Option<Quota>,
 }
@@ -589,6 +602,7 @@ impl RateLimitSettings {
             introspect: quota("RATE_LIMIT_INTROSPECT", &config.rate_limit_introspect)?,
             revoke: quota("RATE_LIMIT_REVOKE", &config.rate_limit_revoke)?,
             mcp: quota("RATE_LIMIT_MCP", &config.rate_limit_mcp)?,
+            mcp_sessions: quota("RATE_LIMIT_MCP_SESSIONS", &config.rate_limit_mcp_sessions)?,
             client: quota("RATE_LIMIT_CLIENT", &config.rate_limit_client)?,
             client_auth_failures: quota("RATE_LIMIT_CLIENT_AUTH_FAILURES", &config.rate_limit_client_auth_failures)?,
         })
@@ -719,7 +733,9 @@ impl Settings {
             return Err(format!("TOOL_SCOPES names `{unknown}`, which SCOPES does not list"));
         }
         let rate_limits = RateLimitSettings::parse(&config)?;
+        let clients = config.clients.setup(&scopes)?;
         Ok(Settings {
+            clients,
             rate_limits,
             issuer,
             resource,

@@ -109,6 +109,8 @@ fn consent_page(state: &AppState, prompt: ConsentPrompt, signed_in: Option<&str>
         // opened the page on another name for this server.
         action: "authorize",
         client_name: &prompt.client_name,
+        verified_origin: prompt.verified_origin.as_deref(),
+        local_redirects_only: prompt.local_redirects_only,
         redirect_to: &redirect_to,
         redirect_is_app,
         scope: &scope,

@@ -28,6 +28,10 @@ impl IntoResponse for OAuthResponse {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"mcp-oauth-server\", charset=\"UTF-8\""),
             );
+        } else if error.code == mcp_oauth_domain::ErrorCode::InvalidToken {
+            // A bearer token was wanted (RFC 6750 section 3): the initial access token of
+            // RFC 7591 section 3.
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
         }
         response
     }

@@ -18,7 +18,6 @@ pub async fn authorization_server(State(state): State<Arc<AppState>>) -> Json<Va
         "issuer": issuer.as_str(),
         "authorization_endpoint": issuer.endpoint("/authorize"),
         "token_endpoint": issuer.endpoint("/token"),
-        "registration_endpoint": issuer.endpoint("/register"),
         "introspection_endpoint": issuer.endpoint("/introspect"),
         "revocation_endpoint": issuer.endpoint("/revoke"),
         "response_types_supported": ResponseType::ALL.map(ResponseType::as_str),
@@ -31,6 +30,14 @@ pub async fn authorization_server(State(state): State<Arc<AppState>>) -> Json<Va
         "scopes_supported": scopes,
         "authorization_response_iss_parameter_supported": true,
     });
+    // What clients may do to be known here: register (RFC 7591), or publish a metadata
+    // document (`none` stays listed, which Claude requires before it uses one).
+    if state.auth.policy().registration.allows_registration() {
+        metadata["registration_endpoint"] = json!(issuer.endpoint("/register"));
+    }
+    if state.auth.accepts_documents() {
+        metadata["client_id_metadata_document_supported"] = json!(true);
+    }
     // The keys that verify the identity JWTs this server sends to an upstream MCP server.
     if state.settings.upstream.as_ref().is_some_and(|u| u.signs_identities()) {
         metadata["jwks_uri"] = json!(issuer.endpoint("/.well-known/jwks.json"));

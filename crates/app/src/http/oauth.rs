@@ -19,9 +19,16 @@ use super::extract::{FormParams, JsonBody};
 
 pub async fn register(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<RegistrationRequest>,
 ) -> Result<Response, OAuthResponse> {
-    let registered = state.auth.register(request).await?;
+    let initial_access_token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    let registered = state.auth.register(request, initial_access_token).await?;
     let client = registered.client;
     let mut body = serde_json::to_value(&client.metadata).unwrap_or_else(|_| json!({}));
     if let Value::Object(fields) = &mut body {

@@ -2,7 +2,7 @@
 //! `Retry-After` and `RateLimit` headers, the body in the endpoint's own format.
 //!
 //! The address is the socket's peer, unless that peer is a proxy listed in `TRUST_PROXY`: then
-//! `X-Forwarded-For` is read from the right, skipping trusted proxies, so that a client cannot
+//! `Forwarded` (or, without it, `X-Forwarded-For`) is read from the right, skipping trusted proxies, so that a client cannot
 //! lift its limit by sending the header itself. IPv6 clients are counted per /64, which one
 //! host usually holds whole.
 
@@ -49,15 +49,33 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return peer;
         }
-        let hops = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
-            .collect::<Vec<_>>();
+        let hops = forwarded_hops(headers);
         hops.into_iter().rev().find(|hop| !self.trusts(*hop)).unwrap_or(peer)
     }
+}
+
+/// The addresses a request passed through, nearest last: from `Forwarded` (RFC 7239) when the
+/// request has one, else from `X-Forwarded-For`. Obfuscated and `unknown` hops are left out.
+fn forwarded_hops(headers: &HeaderMap) -> Vec<IpAddr> {
+    let values = |name| headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','));
+    if headers.contains_key(header::FORWARDED) {
+        let node = |element: &str| {
+            element.split(';').find_map(|pair| {
+                let (name, value) = pair.split_once('=')?;
+                name.trim().eq_ignore_ascii_case("for").then(|| node_address(value.trim().trim_matches('"')))?
+            })
+        };
+        return values(header::FORWARDED).filter_map(node).collect();
+    }
+    values(header::HeaderName::from_static("x-forwarded-for")).filter_map(|hop| hop.trim().parse().ok()).collect()
+}
+
+/// `192.0.2.43`, `192.0.2.43:47011`, `[2001:db8::17]` or `[2001:db8::17]:4711`.
+fn node_address(node: &str) -> Option<IpAddr> {
+    if let Some(rest) = node.strip_prefix('[') {
+        return rest.split_once(']')?.0.parse().ok();
+    }
+    node.parse().ok().or_else(|| node.rsplit_once(':')?.0.parse().ok())
 }
 
 fn within(address: IpAddr, network: IpAddr, bits: u8) -> bool {
@@ -100,8 +118,7 @@ pub struct RateLimit {
 }
 
 fn policy_headers(quota: &Quota, remaining: u32, resets_in: Duration) -> [(&'static str, HeaderValue); 2] {
-    let reset = resets_in.as_secs_f64().ceil() as u64;
-    let state = format!("limit={}, remaining={remaining}, reset={reset}", quota.limit);
+    let state = quota.state(remaining, resets_in);
     [
         ("ratelimit-policy", HeaderValue::from_str(&quota.to_string()).expect("digits and ;w=")),
         ("ratelimit", HeaderValue::from_str(&state).expect("digits and commas")),
@@ -239,6 +256,27 @@ mod tests {
         assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
         assert!(TrustedProxies::parse("proxy.example").is_err());
         assert_eq!(TrustedProxies::parse("").unwrap(), TrustedProxies::default());
+    }
+
+    #[test]
+    fn the_forwarded_header_is_read_like_x_forwarded_for() {
+        let trusted = TrustedProxies::parse("10.0.0.0/8").unwrap();
+        let proxy: IpAddr = "10.1.2.3".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        let value = r#"for=1.1.1.1, for="[2001:db8:cafe::17]:4711";proto=https, For=198.51.100.7:80;by=10.0.0.1, for=10.0.0.5"#;
+        headers.insert(header::FORWARDED, HeaderValue::from_static(value));
+        headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.1"));
+        assert_eq!(
+            trusted.client(proxy, &headers),
+            "198.51.100.7".parse::<IpAddr>().unwrap(),
+            "Forwarded wins, read from the right"
+        );
+        headers.insert(header::FORWARDED, HeaderValue::from_static(r#"for="[2001:db8:cafe::17]:4711""#));
+        assert_eq!(trusted.client(proxy, &headers), "2001:db8:cafe::17".parse::<IpAddr>().unwrap());
+        headers.insert(header::FORWARDED, HeaderValue::from_static("for=unknown, for=_hidden"));
+        assert_eq!(trusted.client(proxy, &headers), proxy, "no usable hop: the peer");
+        let stranger: IpAddr = "203.0.113.9".parse().unwrap();
+        assert_eq!(trusted.client(stranger, &headers), stranger);
     }
 
     #[test]

@@ -2,18 +2,21 @@
 
 use url::Url;
 
+use crate::client::Client;
 use crate::error::{ErrorCode, OAuthError, StorageError};
 use crate::identity::{ClientId, Subject};
 use crate::login::{UpstreamIdentity, UpstreamTokens};
+use crate::metadata_document::DocumentUrl;
 use crate::params::RequestParams;
 use crate::pkce::CodeChallenge;
 use crate::ports::{AuthorizationGrant, FamilyId, PendingAuthorization};
-use crate::redirect_uri::RedirectUri;
+use crate::redirect_uri::{RedirectKind, RedirectUri};
 use crate::resource::ResourceUri;
 use crate::scope::Scope;
 use crate::secret::{TokenDigest, generate_secret, secrets_equal};
 
 use super::AuthorizationServer;
+use super::clients::LookupError;
 
 pub const MAX_STATE_LEN: usize = 2048;
 
@@ -35,9 +38,34 @@ pub struct ConsentPrompt {
     pub csrf_token: String,
     pub client_id: ClientId,
     pub client_name: String,
+    /// For a client known by its metadata document, the host that published it: the one
+    /// thing about the client that is verified rather than self-declared.
+    pub verified_origin: Option<String>,
+    /// Every redirect URI of the client is on this machine or an app's private-use scheme:
+    /// any local program could claim to be this client (MCP "Localhost Redirect URI Risks").
+    pub local_redirects_only: bool,
     pub redirect_uri: RedirectUri,
     pub scope: Scope,
     pub resource: ResourceUri,
+}
+
+impl ConsentPrompt {
+    pub(super) fn new(client: &Client, request_id: String, csrf_token: String, pending: PendingAuthorization) -> Self {
+        let verified_origin = DocumentUrl::parse(client.client_id.as_str()).map(|url| url.host().to_owned());
+        let local_redirects_only =
+            verified_origin.is_some() && client.metadata.redirect_uris.iter().all(|uri| uri.kind() != RedirectKind::Https);
+        Self {
+            request_id,
+            csrf_token,
+            client_id: client.client_id.clone(),
+            client_name: client.display_name().to_owned(),
+            verified_origin,
+            local_redirects_only,
+            redirect_uri: pending.redirect_uri,
+            scope: pending.scope,
+            resource: pending.resource,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,14 +123,12 @@ impl AuthorizationServer {
         let page = |e: &str| AuthorizeError::Page(OAuthError::invalid_request(e.to_owned()));
 
         let client_id = params.single("client_id").map_err(AuthorizeError::Page)?.ok_or_else(|| page("client_id is required"))?;
-        let client = self
-            .stores
-            .clients
-            .get(&ClientId::from(client_id))
-            .await
-            .map_err(|e| AuthorizeError::Page(e.into()))?
-            .filter(|c| c.expires_at > self.clock.now())
-            .ok_or(AuthorizeError::UnknownClient)?;
+        let client = match self.find_client(&ClientId::from(client_id)).await {
+            Ok(Some(client)) => client,
+            Ok(None) => return Err(AuthorizeError::UnknownClient),
+            Err(LookupError::Storage(e)) => return Err(AuthorizeError::Page(e.into())),
+            Err(LookupError::Document(reason)) => return Err(page(&reason)),
+        };
         let presented =
             params.single("redirect_uri").map_err(AuthorizeError::Page)?.ok_or_else(|| page("redirect_uri is required"))?;
         if client.redirect_uri_for(presented).is_none() {
@@ -157,15 +183,7 @@ impl AuthorizationServer {
                 pending.state.as_deref(),
             )));
         }
-        Ok(ConsentPrompt {
-            request_id,
-            csrf_token,
-            client_id: client.client_id.clone(),
-            client_name: client.display_name().to_owned(),
-            redirect_uri: pending.redirect_uri,
-            scope: pending.scope,
-            resource: pending.resource,
-        })
+        Ok(ConsentPrompt::new(&client, request_id, csrf_token, pending))
     }
 
     fn requested_scope(&self, raw: Option<&str>, registered: Option<&Scope>) -> Result<Scope, OAuthError> {

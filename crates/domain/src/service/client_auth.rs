@@ -93,10 +93,11 @@ impl AuthorizationServer {
             credentials.parts().ok_or_else(|| OAuthError::invalid_client("client authentication is required", false))?;
         let failed = || OAuthError::invalid_client("client authentication failed", basic);
         let unknown = || OAuthError::invalid_client("this client is not registered; register again", basic);
-        let client = self.stores.clients.get(client_id).await?.ok_or_else(unknown)?;
-        if client.expires_at <= self.clock.now() {
-            return Err(unknown());
-        }
+        let client = match self.find_client(client_id).await {
+            Ok(found) => found.ok_or_else(unknown)?,
+            Err(super::LookupError::Document(reason)) => return Err(OAuthError::invalid_client(reason, basic)),
+            Err(super::LookupError::Storage(e)) => return Err(e.into()),
+        };
         if credentials.method() != Some(client.auth_method()) {
             return Err(failed());
         }

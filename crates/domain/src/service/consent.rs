@@ -14,6 +14,7 @@ use crate::secret::{TokenDigest, generate_secret};
 
 use super::AuthorizationServer;
 use super::authorize::{ConsentError, ConsentPrompt, SignedIn};
+use super::clients::LookupError;
 
 impl AuthorizationServer {
     /// Whether `subject` approved this client for these scopes and this resource before, and
@@ -39,19 +40,15 @@ impl AuthorizationServer {
     pub async fn resume(&self, pending: &TokenDigest) -> Result<ConsentPrompt, ConsentError> {
         let unavailable = ConsentError::Unavailable;
         let request = self.stores.pending.take(pending).await.map_err(unavailable)?.ok_or(ConsentError::Expired)?;
-        let client = self.stores.clients.get(&request.client_id).await.map_err(unavailable)?.ok_or(ConsentError::Expired)?;
+        let client = match self.find_client(&request.client_id).await {
+            Ok(Some(client)) => client,
+            Ok(None) | Err(LookupError::Document(_)) => return Err(ConsentError::Expired),
+            Err(LookupError::Storage(e)) => return Err(unavailable(e)),
+        };
         let (request_id, csrf_token) = (generate_secret(), generate_secret());
         let parked = PendingAuthorization { csrf_digest: TokenDigest::of(&csrf_token), ..request };
         self.stores.pending.insert(&TokenDigest::of(&request_id), &parked).await.map_err(unavailable)?;
-        Ok(ConsentPrompt {
-            request_id,
-            csrf_token,
-            client_id: client.client_id.clone(),
-            client_name: client.display_name().to_owned(),
-            redirect_uri: parked.redirect_uri,
-            scope: parked.scope,
-            resource: parked.resource,
-        })
+        Ok(ConsentPrompt::new(&client, request_id, csrf_token, parked))
     }
 
     /// Ends the pending request under `pending` with `error`, for the client's redirect URI.

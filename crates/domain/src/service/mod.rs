@@ -3,6 +3,7 @@
 
 mod authorize;
 mod client_auth;
+mod clients;
 mod consent;
 mod introspect;
 mod register;
@@ -14,13 +15,16 @@ use chrono::Duration;
 
 pub use authorize::{AuthorizeError, ConsentDecision, ConsentError, ConsentPrompt, SignedIn};
 pub use client_auth::ClientCredentials;
+pub use clients::{DocumentSource, LookupError, RegistrationPolicy};
 pub use introspect::Introspection;
 pub use register::RegisteredClient;
 pub use token::TokenResponse;
 
+use crate::client::Client;
 use crate::clock::Clock;
 use crate::identity::ClientId;
 use crate::login::{ConsentStore, LoginAttemptStore, LoginSessionStore, UpstreamTokenStore, VaultKey};
+use crate::metadata_document::DocumentCache;
 use crate::ports::{
     AccessTokenStore, AuthorizationCodeStore, ClientStore, Lifetimes, PendingAuthStore, RefreshStore, StorageHealth,
 };
@@ -40,6 +44,7 @@ pub struct Stores {
     pub login_attempts: Arc<dyn LoginAttemptStore>,
     pub consents: Arc<dyn ConsentStore>,
     pub upstream_tokens: Arc<dyn UpstreamTokenStore>,
+    pub documents: Arc<dyn DocumentCache>,
     pub health: Arc<dyn StorageHealth>,
 }
 
@@ -56,6 +61,7 @@ impl Stores {
             + LoginAttemptStore
             + ConsentStore
             + UpstreamTokenStore
+            + DocumentCache
             + StorageHealth
             + 'static,
     {
@@ -70,6 +76,7 @@ impl Stores {
             login_attempts: store.clone(),
             consents: store.clone(),
             upstream_tokens: store.clone(),
+            documents: store.clone(),
             health: store,
         }
     }
@@ -104,18 +111,33 @@ pub struct Policy {
     pub vault_key: Option<VaultKey>,
     /// How many registered clients may live at once; a registration past it is refused.
     pub max_clients: u32,
+    /// What clients may register themselves.
+    pub registration: RegistrationPolicy,
+    /// Clients configured at start (`CLIENTS_FILE`), found before any other.
+    pub configured_clients: Vec<Client>,
 }
 
 pub struct AuthorizationServer {
     stores: Stores,
     policy: Policy,
     clock: Arc<dyn Clock>,
+    documents: Option<DocumentSource>,
 }
 
 impl AuthorizationServer {
     pub fn new(stores: Stores, policy: Policy, clock: Arc<dyn Clock>) -> Self {
         assert!(!policy.resources.is_empty(), "an authorization server issues tokens for at least one resource");
-        Self { stores, policy, clock }
+        Self { stores, policy, clock, documents: None }
+    }
+
+    /// Accepts Client ID Metadata Documents as client ids, had from `source`.
+    pub fn with_documents(self, source: DocumentSource) -> Self {
+        Self { documents: Some(source), ..self }
+    }
+
+    /// Whether an https client id is taken as a metadata document (AS metadata says so).
+    pub fn accepts_documents(&self) -> bool {
+        self.documents.is_some() && self.policy.registration.allows_documents()
     }
 
     pub fn policy(&self) -> &Policy {

@@ -16,7 +16,14 @@ pub struct RegisteredClient {
 }
 
 impl AuthorizationServer {
-    pub async fn register(&self, request: RegistrationRequest) -> Result<RegisteredClient, OAuthError> {
+    /// Registers a client, if the registration policy lets `initial_access_token` (the
+    /// request's bearer token, RFC 7591 section 3) do so.
+    pub async fn register(
+        &self,
+        request: RegistrationRequest,
+        initial_access_token: Option<&str>,
+    ) -> Result<RegisteredClient, OAuthError> {
+        self.admit_registration(initial_access_token)?;
         let metadata = request.validate(&self.policy.scopes)?;
         let client_secret = metadata.token_endpoint_auth_method.is_confidential().then(generate_secret);
         let issued_at = self.clock.now();
