@@ -2,6 +2,7 @@
 //! runs, and helpers that drive the server over real HTTP on loopback.
 
 pub mod contract;
+pub mod documents;
 pub mod forwarder;
 pub mod http;
 pub mod idp;

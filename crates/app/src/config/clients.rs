@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use mcp_oauth_adapters::documents::{FetchSettings, parse_roots};
 use mcp_oauth_domain::client::{Client, RegistrationRequest};
 use mcp_oauth_domain::identity::ClientId;
-use mcp_oauth_domain::metadata_document::{CacheBounds, DocumentUrl, HostPolicy};
+use mcp_oauth_domain::metadata_document::{CacheBounds, HostPolicy};
 use mcp_oauth_domain::scope::Scope;
 use mcp_oauth_domain::secret::TokenDigest;
 use mcp_oauth_domain::service::RegistrationPolicy;
@@ -125,7 +125,7 @@ fn read_clients(path: &PathBuf, scopes: &Scope) -> Result<Vec<Client>, String> {
         if id.is_empty() || id.len() > 255 || id.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(invalid("client_id must be 1 to 255 visible characters".into()));
         }
-        if DocumentUrl::parse(&id).is_some() {
+        if id.starts_with("https://") {
             return Err(invalid("an https URL client_id names a metadata document; list its host in CIMD_ALLOWED_HOSTS".into()));
         }
         if clients.iter().any(|c| c.client_id.as_str() == id) {

@@ -83,6 +83,14 @@ impl AuthorizationServer {
         if let Some(url) = DocumentUrl::parse(client_id.as_str()) {
             return self.document_client(&url).await.map(Some);
         }
+        if client_id.as_str().starts_with("https://") {
+            // No registration has such an id: an https client id is a document URL or nothing.
+            return Err(LookupError::Document(
+                "an https client_id must be a metadata document URL: https, with a path, no fragment or credentials, \
+                 written in normalized form"
+                    .into(),
+            ));
+        }
         let client = self.stores.clients.get(client_id).await?;
         Ok(client.filter(|c| c.expires_at > self.clock.now()))
     }
