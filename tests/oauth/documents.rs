@@ -173,12 +173,15 @@ async fn redirects_oversized_and_slow_documents_are_refused_within_bounds() {
     assert!(started.elapsed() < Duration::from_secs(3), "refused within the timeout: {:?}", started.elapsed());
 }
 
+/// What makes a document invalid.
+type Spoil = Box<dyn Fn(&mut Value)>;
+
 #[tokio::test]
 async fn invalid_documents_are_refused_naming_the_reason() {
     let host = DocumentHost::start().await;
     let server = server_trusting(&host, &[]).await;
     let redirect = ["https://claude.ai/api/mcp/auth_callback"];
-    let cases: [(&str, Box<dyn Fn(&mut Value)>, &str); 5] = [
+    let cases: [(&str, Spoil, &str); 5] = [
         ("/mismatch", Box::new(|d| d["client_id"] = json!("https://claude.ai/oauth/mcp-oauth-client-metadata")), "not the URL"),
         ("/nameless", Box::new(|d| drop(d.as_object_mut().unwrap().remove("client_name"))), "no client_name"),
         ("/secret", Box::new(|d| d["client_secret"] = json!("hunter2")), "client secret"),
