@@ -133,3 +133,21 @@ fn bad_registration_settings_stop_the_server_with_a_message() {
     std::fs::write(&file, confidential_without_secret.to_string()).unwrap();
     assert!(settings(&["--clients-file", file.to_str().unwrap()]).contains("needs client_secret_sha256"));
 }
+
+/// A registration unused for CLIENT_IDLE_TTL is deleted, but one holding live tokens is not,
+/// and each use extends it.
+#[tokio::test]
+async fn idle_clients_are_deleted_but_not_those_holding_tokens() {
+    let server = TestServer::start(&["--client-idle-ttl", "2s"]).await;
+    let idle = server.client("none").await;
+    let used = server.client("none").await;
+    let tokens = server.tokens(&used, "alice").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+
+    let (status, _, body) = server.token(&idle, &[("grant_type", "refresh_token"), ("refresh_token", "x")]).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "the idle client is gone: {body}");
+    let page = server.authorize(&idle, &mcp_oauth_testkit::http::Pkce::new(), &[]).await;
+    assert!(page.status().is_client_error());
+    let (status, refreshed) = server.refresh(&used, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "a client with a live refresh token is kept: {refreshed}");
+}

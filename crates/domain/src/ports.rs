@@ -139,6 +139,10 @@ pub trait ClientStore: Send + Sync {
     /// every instance where the store is shared, so racing registrations never pass the cap.
     async fn insert(&self, client: &Client, max_live: u32) -> Result<Registration, StorageError>;
     async fn get(&self, client_id: &ClientId) -> Result<Option<Client>, StorageError>;
+    /// Replaces a live client's record with `client`, whose `expires_at` is later: each use
+    /// keeps a registration alive. A client that is gone stays gone, and an end never moves
+    /// earlier.
+    async fn prolong(&self, client: &Client) -> Result<(), StorageError>;
 }
 
 /// An authorization request waiting for the user's login and consent.

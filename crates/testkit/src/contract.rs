@@ -52,7 +52,7 @@ macro_rules! contract_suite {
         mod $name {
             use super::*;
             $crate::contract_cases!($factory;
-                clients_round_trip, live_clients_are_capped, racing_registrations_stay_under_the_cap,
+                clients_round_trip, clients_are_prolonged_never_revived, live_clients_are_capped, racing_registrations_stay_under_the_cap,
                 pending_requests_are_taken_once, records_expire,
                 codes_redeem_once_then_report_replay, racing_redemptions_have_one_winner,
                 access_tokens_and_family_revocation, refresh_rotation_and_reuse, racing_rotations_store_one_successor,
@@ -782,4 +782,25 @@ pub async fn cached_documents_round_trip_and_expire<F: Fn() -> Fut, Fut: Future<
     assert!(documents.get(&url).await.unwrap().is_some(), "a stale copy is kept until its end");
     tokio::time::sleep(SHORT + Duration::from_millis(300)).await;
     assert_eq!(documents.get(&url).await.unwrap(), None);
+}
+
+/// Use keeps a client alive: its record is replaced by one ending later, never by one ending
+/// sooner, and a client that is gone is not brought back.
+pub async fn clients_are_prolonged_never_revived<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    let backend = fresh(factory).await;
+    let clients = &backend.stores.clients;
+    let ending = Client { expires_at: soon(), ..sample_client("prolonged") };
+    assert_eq!(clients.insert(&ending, NO_CAP).await.unwrap(), Registration::Stored);
+    let later = Client { expires_at: Utc::now() + TimeDelta::hours(1), ..ending.clone() };
+    clients.prolong(&later).await.unwrap();
+    assert_eq!(clients.get(&later.client_id).await.unwrap(), Some(later.clone()));
+    clients.prolong(&Client { expires_at: Utc::now() + TimeDelta::minutes(1), ..later.clone() }).await.unwrap();
+    assert_eq!(clients.get(&later.client_id).await.unwrap(), Some(later.clone()), "an end never moves earlier");
+
+    let gone = Client { expires_at: soon(), ..sample_client("gone") };
+    clients.insert(&gone, NO_CAP).await.unwrap();
+    tokio::time::sleep(SHORT + Duration::from_millis(300)).await;
+    clients.prolong(&Client { expires_at: Utc::now() + TimeDelta::hours(1), ..gone.clone() }).await.unwrap();
+    assert_eq!(clients.get(&gone.client_id).await.unwrap(), None, "a client that is gone stays gone");
+    assert!(clients.get(&later.client_id).await.unwrap().is_some());
 }

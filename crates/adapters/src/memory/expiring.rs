@@ -43,6 +43,19 @@ impl<K: Eq + Hash + Clone, V: Clone> ExpiringMap<K, V> {
         Some(change(&mut entry.0))
     }
 
+    /// Runs `change` on the live entry and keeps it at least `keep` from now; a missing or
+    /// expired entry stays so.
+    pub(super) fn prolong(&self, key: &K, keep: Duration, change: impl FnOnce(&mut V)) {
+        let now = Instant::now();
+        if let Some(mut entry) = self.entries.get_mut(key)
+            && entry.1 > now
+            && entry.1 < now + keep
+        {
+            change(&mut entry.0);
+            entry.1 = now + keep;
+        }
+    }
+
     /// Runs `change` on the entry under its shard lock, starting from `fresh` when it is
     /// missing or expired. `change` returns its result and how long from now the entry must
     /// at least be kept (`None`: as long as before, which for a fresh entry is not at all).

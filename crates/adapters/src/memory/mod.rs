@@ -217,6 +217,11 @@ impl ClientStore for MemoryStore {
     async fn get(&self, client_id: &ClientId) -> Result<Option<Client>, StorageError> {
         Ok(self.inner.clients.get(client_id))
     }
+
+    async fn prolong(&self, client: &Client) -> Result<(), StorageError> {
+        self.inner.clients.prolong(&client.client_id, client.remaining(Utc::now()), |kept| *kept = client.clone());
+        Ok(())
+    }
 }
 
 #[async_trait]

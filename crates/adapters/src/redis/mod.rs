@@ -267,6 +267,18 @@ impl ClientStore for RedisStore {
     async fn get(&self, client_id: &ClientId) -> Result<Option<Client>, StorageError> {
         self.get_json(self.key("client", client_id.as_str())).await
     }
+
+    async fn prolong(&self, client: &Client) -> Result<(), StorageError> {
+        let (record, live) = (self.key("client", client.client_id.as_str()), self.key("clients", "live"));
+        let (value, lifetime) = (encode(client)?, ms(client.remaining(Utc::now())));
+        let (id, until) = (client.client_id.as_str().to_owned(), client.kept_until().timestamp_millis());
+        let _: i64 = self
+            .run(async move |c| {
+                scripts::PROLONG.key(record).key(live).arg(value).arg(lifetime).arg(id).arg(until).invoke_async(c).await
+            })
+            .await?;
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -42,6 +42,22 @@ pub static REGISTER: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// Replaces a live client's record with a later-ending one, and its score in the live set; a
+/// client that is gone stays gone. 1 prolonged, 0 not.
+/// KEYS: record, live set. ARGV: value, ttl ms, client id, end ms.
+pub static PROLONG: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+        local left = redis.call('PTTL', KEYS[1])
+        if left <= 0 or left >= tonumber(ARGV[2]) then return 0 end
+        redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'XX')
+        redis.call('ZADD', KEYS[2], 'XX', ARGV[4], ARGV[3])
+        if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+        return 1
+        "#,
+    )
+});
+
 /// Marks a code redeemed; returns {redemptions, grant, issued} or nil.
 /// KEYS: code.
 pub static REDEEM: LazyLock<Script> = LazyLock::new(|| {

@@ -217,6 +217,19 @@ impl ClientStore for SqliteStore {
     async fn get(&self, client_id: &ClientId) -> Result<Option<Client>, StorageError> {
         self.fetch_body("SELECT body FROM clients WHERE client_id = $1 AND expires_at > $2", client_id.as_str()).await
     }
+
+    async fn prolong(&self, client: &Client) -> Result<(), StorageError> {
+        let sql = "UPDATE clients SET body = $2, expires_at = $3 WHERE client_id = $1 AND expires_at > $4 AND expires_at < $3";
+        sqlx::query(sql)
+            .bind(client.client_id.as_str())
+            .bind(encode(client)?)
+            .bind(client.kept_until().timestamp_millis())
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -129,6 +129,8 @@ impl AuthorizationServer {
             Err(LookupError::Storage(e)) => return Err(AuthorizeError::Page(e.into())),
             Err(LookupError::Document(reason)) => return Err(page(&reason)),
         };
+        let lifetimes = &self.policy.lifetimes;
+        self.keep_client(&client, lifetimes.client.max(lifetimes.pending_auth + lifetimes.code)).await;
         let presented =
             params.single("redirect_uri").map_err(AuthorizeError::Page)?.ok_or_else(|| page("redirect_uri is required"))?;
         if client.redirect_uri_for(presented).is_none() {

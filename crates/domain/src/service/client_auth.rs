@@ -101,11 +101,18 @@ impl AuthorizationServer {
         if credentials.method() != Some(client.auth_method()) {
             return Err(failed());
         }
-        match (secret, &client.secret_digest) {
-            (None, None) => Ok(client),
-            (Some(secret), Some(digest)) if digest.matches(secret) => Ok(client),
-            _ => Err(failed()),
+        let authenticated = match (secret, &client.secret_digest) {
+            (None, None) => true,
+            (Some(secret), Some(digest)) => digest.matches(secret),
+            _ => false,
+        };
+        if !authenticated {
+            return Err(failed());
         }
+        // Whatever it is given here (a refresh token above all) keeps it alive that long.
+        let lifetimes = &self.policy.lifetimes;
+        self.keep_client(&client, lifetimes.client.max(lifetimes.refresh)).await;
+        Ok(client)
     }
 
     pub(super) async fn authenticate_introspector(&self, credentials: &ClientCredentials) -> Result<Introspector, OAuthError> {

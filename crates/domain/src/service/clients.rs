@@ -143,6 +143,25 @@ impl AuthorizationServer {
         Ok(document_client(url, &document))
     }
 
+    /// Keeps a registered client at least `keep` from now (`CLIENT_IDLE_TTL`, or longer while
+    /// what it is given lives): a client is deleted only once unused for that long. Written
+    /// at most about once per thirtieth of `keep`, not on every request; a failed write is
+    /// logged, never the request's failure.
+    pub(super) async fn keep_client(&self, client: &Client, keep: std::time::Duration) {
+        if client.expires_at == DateTime::<Utc>::MAX_UTC {
+            return;
+        }
+        let until = lifetime_end(self.clock.now(), keep);
+        let slack = chrono::Duration::from_std(keep / 30).unwrap_or_default();
+        if client.expires_at + slack >= until {
+            return;
+        }
+        let prolonged = Client { expires_at: until, ..client.clone() };
+        if let Err(error) = self.stores.clients.prolong(&prolonged).await {
+            tracing::warn!(client_id = %client.client_id, cause = %error, "client's life not extended: storage unavailable");
+        }
+    }
+
     /// Whether dynamic registration may go ahead with the initial access token presented.
     pub(super) fn admit_registration(&self, initial_access_token: Option<&str>) -> Result<(), OAuthError> {
         match &self.policy.registration {
