@@ -260,3 +260,93 @@ async fn allowed_and_denied_hosts_decide_who_may_publish() {
     let listed = server_trusting(&host, &["--cimd-allowed-hosts", "localhost"]).await;
     flow(&listed, &public(&host.url("/doc")), redirect[0]).await;
 }
+
+/// tests/clients, where `npm ci` put the real clients and the Node they run on.
+fn clients_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients");
+    assert!(dir.join("node_modules/.bin/node").exists(), "run `npm ci` in tests/clients first (./scripts/test does it)");
+    dir
+}
+
+/// A server and a host publishing a document that lists `redirect` (a loopback URI matches
+/// any port), for the Node clients.
+async fn published_for(redirect: &str) -> (DocumentHost, TestServer, String) {
+    let host = DocumentHost::start().await;
+    let client_id = host.url("/node-client");
+    host.publish("/node-client", Answer::json(&client_document(&client_id, "Node client", &[redirect]), None));
+    let server = server_trusting(&host, &[]).await;
+    (host, server, client_id)
+}
+
+#[tokio::test]
+async fn the_typescript_sdk_client_authorizes_with_a_metadata_document() {
+    let redirect = "http://127.0.0.1:8976/callback";
+    let (host, server, client_id) = published_for(redirect).await;
+    let dir = clients_dir();
+    let run = tokio::process::Command::new(dir.join("node_modules/.bin/node"))
+        .current_dir(&dir)
+        .args(["sdk_client.mjs", &server.resource(), &client_id, redirect])
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), run).await.expect("the SDK client finishes").unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let result: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{stderr}"));
+    assert_eq!(result["client_id"], client_id.as_str(), "the SDK used the document URL, not registration");
+    assert_eq!(result["verified"], "localhost");
+    assert!(result["tools"].as_u64().unwrap() > 0);
+    assert!(host.fetches("/node-client") >= 1);
+}
+
+#[tokio::test]
+async fn the_inspector_cli_authorizes_with_a_metadata_document() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let port = mcp_oauth_testkit::process::free_port();
+    let callback = format!("http://127.0.0.1:{port}/oauth/callback");
+    let (_host, server, client_id) = published_for("http://127.0.0.1/oauth/callback").await;
+    let dir = clients_dir();
+    let home = tempfile::tempdir().unwrap();
+    let mut cli = tokio::process::Command::new(dir.join("node_modules/.bin/node"))
+        .current_dir(&dir)
+        .arg("node_modules/@modelcontextprotocol/inspector/clients/cli/build/index.js")
+        .args([&server.resource(), "--method", "tools/list", "--client-metadata-url", &client_id, "--callback-url", &callback])
+        .env("HOME", home.path())
+        // It asks for a terminal, or leave to open a browser: the browser it opens is `true`,
+        // and this test takes the browser's part.
+        .env("MCP_AUTO_OPEN_ENABLED", "true")
+        .env("BROWSER", "true")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(cli.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    let authorization_url = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            seen.push_str(&line);
+            seen.push('\n');
+            if let Some(url) = line.split("Please navigate to: ").nth(1) {
+                return url.trim().to_owned();
+            }
+        }
+        panic!("the CLI ended without asking to authorize: {seen}");
+    })
+    .await
+    .expect("the CLI asks the user to authorize");
+    assert!(authorization_url.contains(&url::form_urlencoded::byte_serialize(client_id.as_bytes()).collect::<String>()));
+
+    // The browser's part: the consent page, approved, and the redirect to the CLI's listener.
+    let page = server.http.get(&authorization_url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let form = ConsentForm::read(page).await;
+    let approved = server.post_consent(&form, &[("username", "inspector-user"), ("decision", "approve")]).await;
+    let location = approved.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(&callback), "{location}");
+    server.http.get(&location).send().await.unwrap();
+
+    let output = tokio::time::timeout(Duration::from_secs(60), cli.wait_with_output()).await.expect("the CLI finishes").unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    let listed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(!listed["tools"].as_array().unwrap().is_empty(), "{listed}");
+}
