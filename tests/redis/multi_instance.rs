@@ -177,3 +177,21 @@ async fn a_rate_limit_holds_across_instances() {
     }
     assert_eq!(statuses, [201, 201, 201, 201, 429, 429], "one window for both instances");
 }
+
+/// A metadata document fetched by one instance is reused by the other: the cache is in Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metadata_document_fetched_by_one_instance_serves_both() {
+    use mcp_oauth_testkit::documents::{Answer, DocumentHost, client_document};
+    let host = DocumentHost::start().await;
+    let client_id = host.url("/shared");
+    let redirect = "https://claude.ai/api/mcp/auth_callback";
+    host.publish("/shared", Answer::json(&client_document(&client_id, "Shared", &[redirect]), Some("max-age=300")));
+    let ca = host.ca_file.display().to_string();
+    let cluster = Cluster::start(&[("CIMD_CA_CERT", ca.as_str()), ("CIMD_ALLOW_PRIVATE_NETWORKS", "true")]).await;
+    let client = mcp_oauth_testkit::http::TestClient { client_id, secret: None, method: "none".into() };
+    for instance in [&cluster.a, &cluster.b] {
+        let page = cluster.direct(instance).authorize(&client, &Pkce::new(), &[("redirect_uri", redirect)]).await;
+        assert_eq!(page.status(), 200);
+    }
+    assert_eq!(host.fetches("/shared"), 1, "the second instance used the first one's copy");
+}
