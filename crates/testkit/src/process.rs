@@ -77,6 +77,11 @@ impl ServerProcess {
         panic!("the server did not become ready: {}", self.logs());
     }
 
+    /// The child's process id (for its resident memory, say).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn resource(&self) -> String {
         format!("{}/mcp", self.base)
     }

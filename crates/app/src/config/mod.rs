@@ -271,7 +271,7 @@ pub struct Config {
 
     /// MCP sessions one user may open through one client per window, however many they end:
     /// MAX_SESSIONS_PER_USER bounds the live ones, this bounds a loop of opening and ending.
-    #[arg(long, env = "RATE_LIMIT_MCP_SESSIONS", default_value = "60/1m")]
+    #[arg(long, env = "RATE_LIMIT_MCP_SESSIONS", default_value = "300/1m")]
     pub rate_limit_mcp_sessions: String,
 
     /// Your own MCP server over Streamable HTTP (`http://127.0.0.1:8000/mcp`): /mcp forwards

@@ -1,0 +1,227 @@
+//! The whole server under load, against a bare axum baseline measured in the same run: the
+//! release binary per storage (memory, a redis-server on a free port, a SQLite file), driven
+//! at a fixed shape (2 threads, 32 connections, 10 s). Prints each measure's rps, p50 and p99
+//! and its ratio to the baseline, resident memory, and Redis commands per operation, and writes
+//! them to `target/bench/server.json`. A benchmark: it measures, it never fails on a figure.
+//!
+//! Run: `./scripts/bench` (builds the release binary and the baseline, installs wrk).
+
+mod load;
+mod setup;
+
+use std::collections::BTreeMap;
+
+use load::{CONNECTIONS, DURATION, Load, Request, drive, wrk};
+use serde::Serialize;
+use serde_json::{Value, json};
+use setup::{Instance, Storage};
+
+#[derive(Serialize)]
+struct Measure {
+    name: String,
+    load: Load,
+    baseline: &'static str,
+    ratio: f64,
+}
+
+#[derive(Default, Serialize)]
+struct Report {
+    machine: String,
+    baselines: BTreeMap<&'static str, Load>,
+    measures: Vec<Measure>,
+    memory_mb: BTreeMap<String, f64>,
+    redis_commands: BTreeMap<String, u64>,
+    sustained: Option<Value>,
+}
+
+impl Report {
+    fn add(&mut self, name: impl Into<String>, load: Load, baseline: &'static str) {
+        let name = name.into();
+        let ratio = load.rps / self.baselines[baseline].rps;
+        println!(
+            "{name:<58} {:>9.0} rps  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {:>4}  {ratio:>5.2} x {baseline}",
+            load.rps, load.p50_ms, load.p99_ms, load.errors
+        );
+        self.measures.push(Measure { name, load, baseline, ratio });
+    }
+
+    fn memory(&mut self, name: impl Into<String>, megabytes: f64) {
+        let name = name.into();
+        println!("{name:<58} {megabytes:>9.1} MB");
+        self.memory_mb.insert(name, megabytes);
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    format!("{} cores, {cpu}; load generator on the same cores", std::thread::available_parallelism().map_or(0, |n| n.get()))
+}
+
+fn rpc_headers(token: &str, session: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("Authorization", format!("Bearer {token}")),
+        ("Content-Type", "application/json".into()),
+        ("Accept", "application/json, text/event-stream".into()),
+        ("Mcp-Protocol-Version", "2025-06-18".into()),
+        ("Mcp-Session-Id", session.to_owned()),
+    ]
+}
+
+fn echo_call() -> String {
+    json!({"jsonrpc": "2.0", "id": 0, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "hello"}}})
+        .to_string()
+}
+
+fn introspection_request(token: &str) -> Request<'static> {
+    let headers: &'static [(&'static str, String)] = Box::leak(Box::new([
+        ("Authorization", format!("Basic {}", base64_basic(setup::RS.0, setup::RS.1))),
+        ("Content-Type", "application/x-www-form-urlencoded".to_owned()),
+    ]));
+    Request::Post { headers, body: format!("token={token}") }
+}
+
+fn base64_basic(id: &str, secret: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+}
+
+/// Chains of refresh grants, one per connection: each answer's refresh token is the next
+/// request's, as a client rotating its tokens does.
+async fn refresh_load(instance: &Instance) -> Load {
+    let base = instance.base.clone();
+    let mut chains = Vec::new();
+    for _ in 0..CONNECTIONS {
+        chains.push(instance.refresh_chain().await);
+    }
+    let chains = std::sync::Mutex::new(chains);
+    drive(
+        |_| {
+            let chain = chains.lock().unwrap().pop().unwrap();
+            async move { chain }
+        },
+        move |(http, client_id, refresh): (reqwest::Client, String, String)| {
+            let url = format!("{base}/token");
+            async move {
+                let form =
+                    [("grant_type", "refresh_token"), ("refresh_token", refresh.as_str()), ("client_id", client_id.as_str())];
+                let answer = http.post(&url).form(&form).send().await;
+                let next = match answer {
+                    Ok(response) if response.status().is_success() => {
+                        response.json::<Value>().await.ok().and_then(|body| body["refresh_token"].as_str().map(str::to_owned))
+                    }
+                    _ => None,
+                };
+                let ok = next.is_some();
+                ((http, client_id, next.unwrap_or(refresh)), ok)
+            }
+        },
+    )
+    .await
+}
+
+/// Whole authorization flows, one after another per connection: register, the consent page,
+/// the approval, the code exchange.
+async fn flow_load(instance: &Instance) -> Load {
+    let base = instance.base.clone();
+    drive(
+        |_| async { mcp_oauth_testkit::http::http_client() },
+        move |http: reqwest::Client| {
+            let base = base.clone();
+            async move {
+                let ok = setup::one_flow(&http, &base).await.is_some();
+                (http, ok)
+            }
+        },
+    )
+    .await
+}
+
+/// The same shape as the refresh chains, against the baseline: one POST per step.
+async fn bare_driver(bare: &str) -> Load {
+    let url = format!("{bare}/token");
+    drive(
+        |_| async { mcp_oauth_testkit::http::http_client() },
+        move |http: reqwest::Client| {
+            let url = url.clone();
+            async move {
+                let ok = match http.post(&url).form(&[("grant_type", "refresh_token"), ("refresh_token", "x")]).send().await {
+                    Ok(response) => response.status().is_success() && response.json::<Value>().await.is_ok(),
+                    Err(_) => false,
+                };
+                (http, ok)
+            }
+        },
+    )
+    .await
+}
+
+async fn storage_measures(report: &mut Report, storage: Storage) {
+    let name = storage.name();
+    let instance = Instance::start(storage, &[]).await;
+    if name == "memory" {
+        report.memory(format!("{name}: resident, idle"), instance.resident_mb());
+    }
+    let (_, token) = instance.access_token().await;
+    let load = wrk(&format!("{}/introspect", instance.base), &introspection_request(&token), CONNECTIONS, DURATION);
+    report.add(format!("{name}: POST /introspect (valid token, Basic)"), load, "bare POST");
+
+    let session = instance.session(&token).await;
+    let headers = rpc_headers(&token, &session);
+    let load =
+        wrk(&format!("{}/mcp", instance.base), &Request::Rpc { headers: &headers, body: echo_call() }, CONNECTIONS, DURATION);
+    report.add(format!("{name}: MCP tools/call echo, one session"), load, "bare POST");
+
+    report.add(format!("{name}: refresh grant (rotation)"), refresh_load(&instance).await, "bare driver");
+    report.add(
+        format!("{name}: complete flows (register, authorize, approve, token)"),
+        flow_load(&instance).await,
+        "bare driver",
+    );
+    report.memory(format!("{name}: resident, after"), instance.resident_mb());
+
+    if let Some(redis) = &instance.redis {
+        for (operation, count) in instance.redis_commands(redis, &token).await {
+            println!("{:<58} {count:>9} commands", format!("redis: {operation}"));
+            report.redis_commands.insert(operation, count);
+        }
+    }
+}
+
+async fn run() -> Report {
+    let mut report = Report { machine: machine(), ..Report::default() };
+    println!("{}\n", report.machine);
+    let bare = setup::Bare::start().await;
+    let bare_headers = [("Content-Type", "application/json".to_owned())];
+    report.baselines.insert(
+        "bare POST",
+        wrk(&format!("{}/mcp", bare.base), &Request::Rpc { headers: &bare_headers, body: echo_call() }, CONNECTIONS, DURATION),
+    );
+    report.baselines.insert("bare driver", bare_driver(&bare.base).await);
+    for (name, load) in &report.baselines {
+        println!("{name:<58} {:>9.0} rps  p50 {:>6.2} ms  p99 {:>6.2} ms", load.rps, load.p50_ms, load.p99_ms);
+    }
+    for storage in [Storage::Memory, Storage::Redis, Storage::Sqlite] {
+        storage_measures(&mut report, storage).await;
+    }
+    setup::gateway_measures(&mut report).await;
+    setup::external_measures(&mut report).await;
+    setup::memory_measures(&mut report).await;
+    report.sustained = Some(setup::sustained(&mut report).await);
+    drop(bare);
+    report
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let report = runtime.block_on(run());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("server.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    println!("\nwritten to {}", path.display());
+}
