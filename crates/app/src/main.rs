@@ -4,6 +4,11 @@ use clap::Parser;
 use mcp_oauth_app::config::Config;
 use tracing_subscriber::EnvFilter;
 
+// Every request allocates and frees many small buffers across worker threads, where glibc's
+// allocator spent about a fifth of the time under load (`./scripts/bench`, README Benchmarks).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     mcp_oauth_adapters::install_tls_provider();

@@ -79,7 +79,7 @@ pub fn routes<S>(
 where
     S: ServerHandler + Send + 'static,
 {
-    guarded(Router::new().fallback_service(service), guard, metadata, sessions, tools)
+    guarded(Router::new().fallback_service(transport::SharedService::new(service)), guard, metadata, sessions, tools)
 }
 
 async fn published_keys(signer: &gateway::identity::IdentitySigner) -> axum::response::Response {
@@ -104,7 +104,9 @@ pub fn stdio_routes(
     tools: tool_scopes::ToolScopes,
     service: StreamableHttpService<gateway::stdio::Ghost, gateway::stdio::StdioSessionManager>,
 ) -> ResourceRoutes {
-    let mcp = Router::new().fallback_service(service).layer(axum::middleware::from_fn(gateway::stdio::require_session));
+    let mcp = Router::new()
+        .fallback_service(transport::SharedService::new(service))
+        .layer(axum::middleware::from_fn(gateway::stdio::require_session));
     guarded(mcp, guard, metadata, sessions, tools)
 }
 

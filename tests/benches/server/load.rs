@@ -26,19 +26,10 @@ pub struct Load {
 
 /// A wrk script: how each request is made.
 pub enum Request<'a> {
-    Get {
-        headers: &'a [(&'a str, String)],
-    },
     /// The same body every time.
-    Post {
-        headers: &'a [(&'a str, String)],
-        body: String,
-    },
+    Post { headers: &'a [(&'a str, String)], body: String },
     /// A JSON-RPC body whose `"id":0` is replaced by an id unique per request.
-    Rpc {
-        headers: &'a [(&'a str, String)],
-        body: String,
-    },
+    Rpc { headers: &'a [(&'a str, String)], body: String },
 }
 
 fn lua_string(value: &str) -> String {
@@ -53,7 +44,6 @@ fn script(request: &Request) -> String {
             .collect::<String>()
     };
     match request {
-        Request::Get { headers: h } => format!("wrk.method = \"GET\"\n{}", headers(h)),
         Request::Post { headers: h, body } => format!("wrk.method = \"POST\"\nwrk.body = {}\n{}", lua_string(body), headers(h)),
         Request::Rpc { headers: h, body } => {
             let (before, after) = body.split_once("\"id\":0").expect("the body has \"id\":0");

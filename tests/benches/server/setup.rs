@@ -56,11 +56,12 @@ impl Bare {
             .env("PORT", port.to_string())
             .spawn()
             .expect("the baseline starts (./scripts/bench builds it)");
-        let base = format!("http://127.0.0.1:{port}");
+        // Dropping it kills and reaps the child, whatever happens next.
+        let bare = Self { base: format!("http://127.0.0.1:{port}"), child };
         let http = http_client();
         for _ in 0..200 {
-            if http.get(format!("{base}/health")).send().await.is_ok() {
-                return Self { base, child };
+            if http.get(format!("{}/health", bare.base)).send().await.is_ok() {
+                return bare;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

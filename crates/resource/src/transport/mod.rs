@@ -96,3 +96,38 @@ pub(crate) fn http_config(settings: TransportSettings, backend: &McpBackend) -> 
     config.session_store = Some(Arc::new(state::SharedSessionState(backend.sessions.clone())));
     config
 }
+
+/// rmcp's service behind an `Arc`: the router clones its service for every request, and
+/// rmcp's clone copies its whole configuration (host and origin lists among it) each time.
+pub struct SharedService<S, M>(Arc<StreamableHttpService<S, M>>);
+
+impl<S, M> SharedService<S, M> {
+    pub fn new(service: StreamableHttpService<S, M>) -> Self {
+        Self(Arc::new(service))
+    }
+}
+
+impl<S, M> Clone for SharedService<S, M> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<S, M> tower::Service<axum::extract::Request> for SharedService<S, M>
+where
+    S: ServerHandler + Send + 'static,
+    M: rmcp::transport::streamable_http_server::session::SessionManager,
+{
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: axum::extract::Request) -> Self::Future {
+        let service = self.0.clone();
+        Box::pin(async move { Ok(service.handle(request).await.map(axum::body::Body::new)) })
+    }
+}
