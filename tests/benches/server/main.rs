@@ -30,7 +30,7 @@ struct Report {
     baselines: BTreeMap<&'static str, Load>,
     measures: Vec<Measure>,
     memory_mb: BTreeMap<String, f64>,
-    redis_commands: BTreeMap<String, u64>,
+    redis_commands: BTreeMap<String, String>,
     sustained: Option<Value>,
 }
 
@@ -186,7 +186,7 @@ async fn storage_measures(report: &mut Report, storage: Storage) {
 
     if let Some(redis) = &instance.redis {
         for (operation, count) in instance.redis_commands(redis, &token).await {
-            println!("{:<58} {count:>9} commands", format!("redis: {operation}"));
+            println!("{:<58} {count}", format!("redis commands: {operation}"));
             report.redis_commands.insert(operation, count);
         }
     }

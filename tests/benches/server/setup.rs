@@ -85,7 +85,7 @@ pub struct Instance {
     _sqlite: Option<tempfile::TempDir>,
 }
 
-pub const UNLIMITED: [(&str, &str); 14] = [
+pub const UNLIMITED: [(&str, &str); 15] = [
     ("RATE_LIMIT_REGISTER", "off"),
     ("REGISTRATION_QUOTA", "off"),
     ("PENDING_AUTHORIZATION_QUOTA", "off"),
@@ -98,6 +98,8 @@ pub const UNLIMITED: [(&str, &str); 14] = [
     ("RATE_LIMIT_CLIENT", "off"),
     ("MAX_CLIENTS", "10000000"),
     ("MAX_SESSIONS_PER_USER", "1000000"),
+    // wrk keeps every connection's request in flight on the one session.
+    ("MAX_STREAMS_PER_SESSION", "1024"),
     ("INTROSPECTION_CLIENT_ID", RS.0),
     ("INTROSPECTION_CLIENT_SECRET", RS.1),
 ];
@@ -144,14 +146,23 @@ impl Instance {
         RawSession::open(&format!("{}/mcp", self.base), token).await.id.unwrap()
     }
 
-    /// Redis commands per operation, from INFO commandstats around one of each.
-    pub async fn redis_commands(&self, redis: &TestRedis, token: &str) -> Vec<(String, u64)> {
+    /// Redis commands per operation, from INFO commandstats around one of each: those sent,
+    /// and those scripts ran, by name (`evalsha 2, get 1`).
+    pub async fn redis_commands(&self, redis: &TestRedis, token: &str) -> Vec<(String, String)> {
         let http = http_client();
         let mut counts = Vec::new();
         let mut last = commands(redis);
-        let mut count = |name: &str, counts: &mut Vec<(String, u64)>| {
+        let mut count = |name: &str, counts: &mut Vec<(String, String)>| {
             let now = commands(redis);
-            counts.push((name.to_owned(), now - last));
+            let mut delta: Vec<(String, u64)> = now
+                .iter()
+                .map(|(command, calls)| (command.clone(), calls - last.get(command).copied().unwrap_or(0)))
+                .filter(|(_, calls)| *calls > 0)
+                .collect();
+            delta.sort();
+            let total: u64 = delta.iter().map(|(_, calls)| calls).sum();
+            let named = delta.iter().map(|(command, calls)| format!("{command} {calls}")).collect::<Vec<_>>().join(", ");
+            counts.push((name.to_owned(), format!("{total} ({named})")));
             last = now;
         };
         let client_id = register(&http, &self.base).await.unwrap();
@@ -176,13 +187,17 @@ impl Instance {
     }
 }
 
-fn commands(redis: &TestRedis) -> u64 {
+/// Calls per command name, INFO itself left out.
+fn commands(redis: &TestRedis) -> std::collections::HashMap<String, u64> {
     let info: String = redis::cmd("INFO").arg("commandstats").query(&mut redis.connection()).unwrap();
     info.lines()
         .filter_map(|line| line.strip_prefix("cmdstat_"))
         .filter(|line| !line.starts_with("info:"))
-        .filter_map(|line| line.split(',').next()?.split("calls=").nth(1)?.parse::<u64>().ok())
-        .sum()
+        .filter_map(|line| {
+            let (name, stats) = line.split_once(':')?;
+            Some((name.to_owned(), stats.split(',').next()?.strip_prefix("calls=")?.parse().ok()?))
+        })
+        .collect()
 }
 
 async fn register(http: &reqwest::Client, base: &str) -> Option<String> {
@@ -271,9 +286,10 @@ pub async fn gateway_measures(report: &mut Report) {
 /// Token validation in external mode: tools/call on a server that validates by introspection
 /// at an authorization server (cached, and with the cache off).
 pub async fn external_measures(report: &mut Report) {
-    let authorization = Instance::start(Storage::Memory, &[]).await;
-    for (label, ttl) in [("cached", "30s"), ("uncached", "0")] {
-        let port = free_port();
+    let ports = [free_port(), free_port()];
+    let resources = ports.map(|port| format!("http://127.0.0.1:{port}/mcp")).join(",");
+    let authorization = Instance::start(Storage::Memory, &[("AUTH_MODE", "auth_server"), ("RESOURCES", &resources)]).await;
+    for (port, (label, ttl)) in ports.into_iter().zip([("cached", "30s"), ("uncached", "0")]) {
         let mut env: Vec<(&str, &str)> = UNLIMITED.to_vec();
         env.extend_from_slice(&[
             ("AUTH_MODE", "external"),
@@ -361,31 +377,28 @@ pub async fn memory_measures(report: &mut Report) {
     report.memory("memory: resident before 10,000 idle MCP sessions", before);
     report.memory("memory: resident with 10,000 idle MCP sessions", after);
 
-    let held = million_access_tokens();
+    let held = million_access_tokens().await;
     report.memory("memory store: 1,000,000 live access tokens (heap growth)", held);
 }
 
 /// The resident growth of this process from one memory store holding a million access tokens.
-fn million_access_tokens() -> f64 {
+async fn million_access_tokens() -> f64 {
     use chrono::{TimeDelta, Utc};
     use mcp_oauth_adapters::memory::MemoryStore;
     use mcp_oauth_domain::ports::{AccessTokenRecord, FamilyId};
     use mcp_oauth_domain::secret::TokenDigest;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let before = resident_mb(std::process::id());
     let store = MemoryStore::default();
     let stores = store.stores();
-    runtime.block_on(async {
-        for i in 0..1_000_000u32 {
-            // One authorization each: a family of its own, as a million users would have.
-            let record = AccessTokenRecord {
-                expires_at: Utc::now() + TimeDelta::hours(1),
-                retained_until: Utc::now() + TimeDelta::days(7),
-                ..mcp_oauth_testkit::contract::sample_access_token(&FamilyId::generate())
-            };
-            let _ = stores.access_tokens.insert(&TokenDigest::of(&i.to_string()), &record).await;
-        }
-    });
+    for i in 0..1_000_000u32 {
+        // One authorization each: a family of its own, as a million users would have.
+        let record = AccessTokenRecord {
+            expires_at: Utc::now() + TimeDelta::hours(1),
+            retained_until: Utc::now() + TimeDelta::days(7),
+            ..mcp_oauth_testkit::contract::sample_access_token(&FamilyId::generate())
+        };
+        let _ = stores.access_tokens.insert(&TokenDigest::of(&i.to_string()), &record).await;
+    }
     let after = resident_mb(std::process::id());
     drop(store);
     after - before
