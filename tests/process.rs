@@ -60,3 +60,36 @@ async fn the_binary_serves_internal_mode_with_defaults() {
     let tokens = server.tokens(&client, "alice").await;
     assert_eq!(server.mcp_initialize(tokens["access_token"].as_str()).await.status(), 200);
 }
+
+/// LOG_FORMAT=json: every line is one JSON object; each answered request has an access line
+/// naming its status, inside its span with the request id the answer returned, the route
+/// template and the peer; no token or code is in them.
+#[tokio::test]
+async fn json_logs_parse_and_carry_each_request_id() {
+    let mut process = ServerProcess::start(free_port(), &[("LOG_FORMAT", "json"), ("RUST_LOG", "debug")]).await;
+    let server = remote(&process);
+    let client = server.client("none").await;
+    let tokens = server.tokens(&client, "alice").await;
+    let answer = server.http.get(server.url("/.well-known/oauth-authorization-server")).send().await.unwrap();
+    let request_id = answer.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let unknown = server.http.get(server.url("/no/such/path?code=secret-looking")).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    process.stop();
+
+    let logs = process.logs();
+    let lines: Vec<serde_json::Value> =
+        logs.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"))).collect();
+    let access: Vec<&serde_json::Value> = lines.iter().filter(|l| l["target"] == "access").collect();
+    assert!(access.len() >= 6, "an access line per request: {logs}");
+    let metadata = access
+        .iter()
+        .find(|l| l["span"]["request_id"] == request_id.as_str())
+        .unwrap_or_else(|| panic!("the answer's request id is in the log: {logs}"));
+    assert_eq!(metadata["fields"]["status"], 200);
+    assert_eq!(metadata["span"]["route"], "/.well-known/oauth-authorization-server");
+    assert_eq!(metadata["span"]["peer"], "127.0.0.1");
+    assert!(access.iter().any(|l| l["fields"]["status"] == 404));
+    for secret in [tokens["access_token"].as_str().unwrap(), tokens["refresh_token"].as_str().unwrap(), "secret-looking"] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
+}

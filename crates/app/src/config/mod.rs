@@ -342,6 +342,10 @@ pub struct Config {
     #[arg(long, env = "RUST_LOG", default_value = "info,rmcp=warn")]
     pub rust_log: String,
 
+    /// `text` (for people) or `json` (one object a line, for log collectors).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
     #[command(flatten)]
     pub login: LoginConfig,
 
@@ -350,6 +354,12 @@ pub struct Config {
 }
 
 pub use clients::{ClientsConfig, ClientsSetup, RegistrationMode};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 pub use login::{LoginConfig, LoginKind, LoginSetup};
 
 /// A secret setting: shown as `***` by `Debug`, so configuration can be logged.

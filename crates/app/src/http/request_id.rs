@@ -3,7 +3,10 @@
 //! nothing arbitrary reaches the logs.
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::HeaderValue;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -36,13 +39,24 @@ async fn drop_unusable_id(mut request: Request) -> Request {
 fn span(request: &Request) -> tracing::Span {
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
     let id = request.headers().get(HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    tracing::info_span!("request", method = %request.method(), route, request_id = id)
+    // The socket's peer; behind a proxy, the rate limits' TRUST_PROXY reading is the client.
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
+    tracing::info_span!("request", method = %request.method(), route, request_id = id, peer)
+}
+
+/// The access log: one line per answered request, inside its span, under the target `access`
+/// (`RUST_LOG=info,access=off` silences it). Route templates, never the raw path or query,
+/// which may carry codes.
+fn access(response: &axum::http::Response<axum::body::Body>, latency: Duration, _: &tracing::Span) {
+    let status = response.status().as_u16();
+    let latency_ms = latency.as_secs_f64() * 1000.0;
+    tracing::info!(target: "access", status, latency_ms, "answered");
 }
 
 /// Wraps `router` so that every request has an id and runs inside a span naming it.
 pub fn layer(router: Router) -> Router {
     router
-        .layer(TraceLayer::new_for_http().make_span_with(span).on_failure(()))
+        .layer(TraceLayer::new_for_http().make_span_with(span).on_response(access).on_failure(()))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(RandomId))
         .layer(axum::middleware::map_request(drop_unusable_id))
