@@ -93,3 +93,51 @@ async fn json_logs_parse_and_carry_each_request_id() {
         assert!(!logs.contains(secret), "a secret reached the logs");
     }
 }
+
+/// The value of one series in a Prometheus scrape (0 when it is not there yet).
+fn series(scrape: &str, name_and_labels: &str) -> f64 {
+    scrape.lines().find_map(|line| line.strip_prefix(name_and_labels)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0.0)
+}
+
+/// A scripted flow moves each counter by what it did: requests by route template and status,
+/// tokens issued by grant, a refusal by its error, a registration, a revocation, a rate-limit
+/// trip; with METRICS_ADDR the metrics leave the public listener.
+#[tokio::test]
+async fn metrics_count_a_scripted_flow() {
+    let metrics_port = free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let mut process =
+        ServerProcess::start(free_port(), &[("METRICS_ADDR", metrics_addr.as_str()), ("RATE_LIMIT_REVOKE", "2/1m")]).await;
+    let server = remote(&process);
+    let scrape = async || {
+        let response = http_client().get(format!("http://{metrics_addr}/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    };
+    assert_eq!(server.http.get(server.url("/metrics")).send().await.unwrap().status(), 404, "not on the public listener");
+    let before = scrape().await;
+
+    let client = server.client("none").await;
+    let tokens = server.tokens(&client, "alice").await;
+    let (status, _) = server.refresh(&client, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    let (status, _) = server.refresh(&client, "not-a-refresh-token").await;
+    assert_eq!(status, 400);
+    for _ in 0..3 {
+        server.revoke(&client, "not-a-token").await;
+    }
+    let after = scrape().await;
+    process.stop();
+
+    let moved = |name: &str| series(&after, name) - series(&before, name);
+    assert_eq!(moved(r#"oauth_registrations_total{outcome="registered"}"#), 1.0, "{after}");
+    assert_eq!(moved(r#"oauth_tokens_issued_total{grant_type="authorization_code"}"#), 1.0);
+    assert_eq!(moved(r#"oauth_tokens_issued_total{grant_type="refresh_token"}"#), 1.0);
+    assert_eq!(moved(r#"oauth_token_refusals_total{grant_type="refresh_token",error="invalid_grant"}"#), 1.0);
+    assert_eq!(moved("oauth_revocations_total"), 2.0);
+    assert_eq!(moved(r#"rate_limit_refusals_total{limit="revoke"}"#), 1.0);
+    assert_eq!(moved(r#"http_requests_total{route="/token",method="POST",status="200"}"#), 2.0);
+    assert_eq!(moved(r#"http_requests_total{route="/revoke",method="POST",status="429"}"#), 1.0);
+    assert!(after.contains(r#"http_request_duration_seconds_bucket{route="/token",method="POST",le="0.005"}"#), "{after}");
+    assert!(!after.contains(tokens["access_token"].as_str().unwrap()));
+}

@@ -217,6 +217,7 @@ where
         rate_limits,
         limits: settings.rate_limits.clone(),
         cors_origins: config.cors_origins.clone(),
+        metrics_here: config.metrics_addr.is_none(),
     };
     http::router(oauth, resource, stores.health.clone(), home, edge)
 }
@@ -465,8 +466,23 @@ async fn run_split(config: Config) -> Result<(), StartupError> {
     // The resource server keeps only MCP sessions; the authorization server owns the storage.
     mcp.storage_url = Some(ConnectionUrl::from("memory"));
     mcp.redis_url = None;
+    // One recorder serves the process: its listener, if any, is the authorization server's.
+    mcp.metrics_addr = None;
     let demo = None::<fn(&ServerContext) -> McpServer>;
     tokio::try_join!(serve(auth, demo), serve(mcp, demo)).map(|_| ())
+}
+
+/// `/metrics` on a listener of its own (`METRICS_ADDR`), apart from the public one.
+async fn serve_metrics(addr: SocketAddr) -> Result<(), StartupError> {
+    let listener = TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr: addr.to_string(), source })?;
+    let router = Router::new().route("/metrics", axum::routing::get(crate::http::metrics::scrape));
+    tracing::info!(%addr, "metrics at /metrics");
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router).await {
+            tracing::warn!(%error, "the metrics listener stopped");
+        }
+    });
+    Ok(())
 }
 
 /// Binds the configured address and serves until the process is asked to stop.
@@ -477,6 +493,10 @@ where
 {
     let settings = Settings::parse(config).map_err(StartupError::Config)?;
     let config = &settings.config;
+    crate::http::metrics::install();
+    if let Some(addr) = config.metrics_addr {
+        serve_metrics(addr).await?;
+    }
     let storage = open_storage(&settings).await?;
     let health = storage.stores.health.clone();
     let shutdown = Shutdown::default();

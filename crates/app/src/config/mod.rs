@@ -342,6 +342,10 @@ pub struct Config {
     #[arg(long, env = "RUST_LOG", default_value = "info,rmcp=warn")]
     pub rust_log: String,
 
+    /// Serve `/metrics` on this address (`127.0.0.1:9090`) instead of the public listener.
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
     /// `text` (for people) or `json` (one object a line, for log collectors).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

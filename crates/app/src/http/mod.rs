@@ -8,6 +8,7 @@ mod extract;
 pub mod head_limits;
 mod login;
 mod metadata;
+pub mod metrics;
 mod oauth;
 pub mod rate_limit;
 mod request_id;
@@ -138,6 +139,8 @@ pub struct Edge {
     pub limits: crate::config::RateLimitSettings,
     /// Origins CORS answers for; empty: any.
     pub cors_origins: Vec<String>,
+    /// Whether `/metrics` is served here (`METRICS_ADDR` unset) rather than on its own listener.
+    pub metrics_here: bool,
 }
 
 impl Edge {
@@ -182,6 +185,9 @@ pub fn router(
         .route("/", get(async move || pages::home(&home)))
         .route("/health", get(health_check))
         .route("/health/ready", get(ready).with_state(readiness));
+    if edge.metrics_here {
+        app = app.route("/metrics", get(metrics::scrape));
+    }
     if let Some(state) = oauth {
         app = app.merge(
             Router::new()
@@ -226,6 +232,7 @@ pub fn router(
     let mut app = app
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(RequestBodyTimeoutLayer::new(edge.body_read_timeout))
         .layer(axum::middleware::from_fn(head_limits::check))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")));

@@ -28,7 +28,13 @@ pub async fn register(
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
-    let registered = state.auth.register(request, initial_access_token).await?;
+    let registered = state.auth.register(request, initial_access_token).await;
+    let outcome = match &registered {
+        Ok(_) => "registered",
+        Err(error) => error.code.as_str(),
+    };
+    metrics::counter!("oauth_registrations_total", "outcome" => outcome).increment(1);
+    let registered = registered?;
     let client = registered.client;
     let mut body = serde_json::to_value(&client.metadata).unwrap_or_else(|_| json!({}));
     if let Value::Object(fields) = &mut body {
@@ -62,8 +68,15 @@ pub async fn token(
     if let Some(refused) = state.clients.admit(credentials.client_id()).await {
         return Ok(refused);
     }
-    let response = counted(&state, &credentials, state.auth.token(&credentials, &params).await).await?;
-    Ok((no_store(), Json(response)).into_response())
+    let grant = super::metrics::grant_label(params.single("grant_type").ok().flatten());
+    let answer = counted(&state, &credentials, state.auth.token(&credentials, &params).await).await;
+    match &answer {
+        Ok(_) => metrics::counter!("oauth_tokens_issued_total", "grant_type" => grant).increment(1),
+        Err(error) => {
+            metrics::counter!("oauth_token_refusals_total", "grant_type" => grant, "error" => error.code.as_str()).increment(1)
+        }
+    }
+    Ok((no_store(), Json(answer?)).into_response())
 }
 
 pub async fn introspect(
@@ -76,8 +89,13 @@ pub async fn introspect(
         return Ok(refused);
     }
     let answer = state.auth.introspect(&credentials, params.single("token")?, params.single("token_type_hint")?).await;
-    let answer = counted(&state, &credentials, answer).await?;
-    Ok((no_store(), Json(answer)).into_response())
+    let answer = counted(&state, &credentials, answer).await;
+    let outcome = match &answer {
+        Ok(_) => "answered",
+        Err(error) => error.code.as_str(),
+    };
+    metrics::counter!("oauth_introspections_total", "outcome" => outcome).increment(1);
+    Ok((no_store(), Json(answer?)).into_response())
 }
 
 pub async fn revoke(
@@ -91,5 +109,6 @@ pub async fn revoke(
     }
     let revoked = state.auth.revoke(&credentials, params.single("token")?, params.single("token_type_hint")?).await;
     counted(&state, &credentials, revoked).await?;
+    metrics::counter!("oauth_revocations_total").increment(1);
     Ok((StatusCode::OK, no_store()).into_response())
 }

@@ -132,6 +132,7 @@ fn remaining_of(headers: &HeaderMap) -> Option<u32> {
 }
 
 fn refusal(limit: &RateLimit, retry_after: Duration) -> Response {
+    metrics::counter!("rate_limit_refusals_total", "limit" => limit.scope).increment(1);
     let seconds = retry_after.as_secs_f64().ceil() as u64;
     let message = format!("too many requests from your address; retry in {seconds} s");
     let mut response = match limit.format {
