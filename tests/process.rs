@@ -141,3 +141,62 @@ async fn metrics_count_a_scripted_flow() {
     assert!(after.contains(r#"http_request_duration_seconds_bucket{route="/token",method="POST",le="0.005"}"#), "{after}");
     assert!(!after.contains(tokens["access_token"].as_str().unwrap()));
 }
+
+/// AUDIT_LOG: a scripted flow yields exactly its events, in order, one JSON line each, with
+/// the request's id and client address, and no secret.
+#[tokio::test]
+async fn the_audit_trail_records_a_flow_and_a_reuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let trail = dir.path().join("audit.jsonl");
+    let trail_path = trail.display().to_string();
+    let mut process = ServerProcess::start(
+        free_port(),
+        &[
+            ("AUDIT_LOG", trail_path.as_str()),
+            ("REFRESH_GRACE", "0"),
+            ("INTROSPECTION_CLIENT_ID", "rs"),
+            ("INTROSPECTION_CLIENT_SECRET", "rs-secret-value"),
+        ],
+    )
+    .await;
+    let server = remote(&process);
+    let client = server.client("none").await;
+    let tokens = server.tokens(&client, "alice").await;
+    let first_refresh = tokens["refresh_token"].as_str().unwrap();
+    let (status, rotated) = server.refresh(&client, first_refresh).await;
+    assert_eq!(status, 200);
+    assert_eq!(server.refresh(&client, first_refresh).await.0, 400, "reuse of a rotated refresh token");
+    assert_eq!(server.revoke(&client, rotated["access_token"].as_str().unwrap()).await, 200);
+    assert_eq!(server.introspect(("rs", "wrong"), "anything").await.0, 401);
+    process.stop();
+
+    let text = std::fs::read_to_string(&trail).unwrap();
+    let events: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let names: Vec<&str> = events.iter().map(|e| e["fields"]["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "client_registered",
+            "login",
+            "consent",
+            "code_issued",
+            "code_redeemed",
+            "refresh_rotated",
+            "refresh_reuse_detected",
+            "revocation",
+            "introspection_refused"
+        ],
+        "{text}"
+    );
+    let reuse = &events[6];
+    assert_eq!(reuse["fields"]["result"], "family_revoked");
+    assert_eq!(reuse["fields"]["subject"], "alice");
+    assert_eq!(reuse["fields"]["client_id"], client.client_id.as_str());
+    assert_eq!(reuse["span"]["route"], "/token");
+    assert_eq!(reuse["span"]["peer"], "127.0.0.1");
+    assert!(reuse["span"]["request_id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(reuse["timestamp"].is_string());
+    for secret in [first_refresh, rotated["refresh_token"].as_str().unwrap(), tokens["access_token"].as_str().unwrap(), "wrong"] {
+        assert!(!text.contains(secret), "a secret reached the audit trail");
+    }
+}

@@ -2,7 +2,24 @@ use std::io::IsTerminal;
 
 use clap::Parser;
 use mcp_oauth_app::config::{Config, LogFormat};
-use tracing_subscriber::EnvFilter;
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::{EnvFilter, Layer, fmt};
+
+/// Where AUDIT_LOG sends the trail: each event is one write of one line, unbuffered, so a
+/// line is on disk (or out) as soon as its event is.
+fn audit_writer(target: Option<&str>) -> std::io::Result<Option<BoxMakeWriter>> {
+    Ok(match target {
+        None => None,
+        Some("stdout") => Some(BoxMakeWriter::new(std::io::stdout)),
+        Some(path) => {
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+            Some(BoxMakeWriter::new(std::sync::Arc::new(file)))
+        }
+    })
+}
 
 // Every request allocates and frees many small buffers across worker threads, where glibc's
 // allocator spent about a fifth of the time under load (`./scripts/bench`, README Benchmarks).
@@ -13,15 +30,27 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() {
     mcp_oauth_adapters::install_tls_provider();
     let config = Config::parse();
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(&config.rust_log).unwrap_or_else(|_| EnvFilter::new("info")))
-        // Colour codes only for a person at a terminal, never in a file or a log collector.
-        .with_ansi(std::io::stdout().is_terminal());
-    match config.log_format {
-        LogFormat::Text => logs.init(),
+    let filter = EnvFilter::try_new(&config.rust_log).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour codes only for a person at a terminal, never in a file or a log collector.
+    let ansi = std::io::stdout().is_terminal();
+    let logs = match config.log_format {
+        LogFormat::Text => fmt::layer().with_ansi(ansi).with_filter(filter).boxed(),
         // One object a line; the request's span (method, route, request id, client) with each.
-        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
-    }
+        LogFormat::Json => fmt::layer().json().with_current_span(true).with_span_list(false).with_filter(filter).boxed(),
+    };
+    let audit = match audit_writer(config.audit_log.as_deref()) {
+        Ok(writer) => writer.map(|writer| {
+            // The request's span (its id, route and peer) rides along with each event.
+            let only_audit =
+                Targets::new().with_target("audit", Level::INFO).with_target("mcp_oauth_app::http::request_id", Level::INFO);
+            fmt::layer().json().with_current_span(true).with_span_list(false).with_writer(writer).with_filter(only_audit)
+        }),
+        Err(error) => {
+            eprintln!("mcp-oauth-server: AUDIT_LOG: {error}");
+            std::process::exit(1);
+        }
+    };
+    tracing_subscriber::registry().with(logs).with(audit).init();
     if let Err(error) = mcp_oauth_app::server::run(config).await {
         eprintln!("mcp-oauth-server: {error}");
         std::process::exit(1);

@@ -2,6 +2,7 @@
 //!
 //! Nothing here performs I/O. HTTP lives in `mcp-oauth-app`, bytes at rest in `mcp-oauth-adapters`.
 
+pub mod audit;
 pub mod client;
 pub mod clock;
 pub mod error;

@@ -346,6 +346,11 @@ pub struct Config {
     #[arg(long, env = "METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
 
+    /// Where the audit trail goes, one JSON object a line: `stdout` or a file path (appended).
+    /// Unset: audit events are only in the ordinary log.
+    #[arg(long, env = "AUDIT_LOG")]
+    pub audit_log: Option<String>,
+
     /// `text` (for people) or `json` (one object a line, for log collectors).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

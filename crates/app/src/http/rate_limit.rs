@@ -168,6 +168,7 @@ pub async fn limit(State(limit): State<Arc<RateLimit>>, request: Request, next: 
     match verdict {
         Verdict::Limited { retry_after } => {
             tracing::warn!(scope = limit.scope, client = %client, "rate limit exceeded");
+            mcp_oauth_domain::audit::record(mcp_oauth_domain::audit::Event::RateLimited, "", "", "refused", limit.scope);
             refusal(&limit, retry_after)
         }
         Verdict::Allowed { remaining, resets_in } => {
@@ -201,6 +202,7 @@ impl ClientLimits {
         let client_id = client_id?;
         let refuse = |quota: Quota, retry_after: Duration, what: &str| {
             tracing::warn!(client_id, what, "client rate limit exceeded");
+            mcp_oauth_domain::audit::record(mcp_oauth_domain::audit::Event::RateLimited, "", client_id, "refused", what);
             let limit = RateLimit {
                 store: self.store.clone(),
                 trusted: TrustedProxies::default(),

@@ -159,6 +159,7 @@ impl Login {
         let (identity, tokens) = self.provider.redeem(code, &self.verifier(state), &self.nonce(state)).await?;
         if let Err(refusal) = self.settings.policy.admit(&identity) {
             tracing::warn!(subject = %identity.subject, "sign-in refused by the access policy");
+            crate::audit::record(crate::audit::Event::Login, identity.subject.as_str(), "", "refused", &refusal.0);
             return Err(LoginError::Refused { pending: attempt.pending, reason: refusal.0 });
         }
         let session_secret = generate_secret();
@@ -172,6 +173,8 @@ impl Login {
         };
         self.stores.login_sessions.insert(&session_key, &session).await?;
         tracing::info!(subject = %session.identity.subject, provider = self.provider.name(), "signed in at the upstream");
+        let provider = self.provider.name();
+        crate::audit::record(crate::audit::Event::Login, session.identity.subject.as_str(), "", "signed_in", provider);
         Ok(SignedInBrowser { session_secret, session, pending: attempt.pending })
     }
 

@@ -2,6 +2,7 @@
 
 use url::Url;
 
+use crate::audit::{self, Event};
 use crate::client::Client;
 use crate::error::{ErrorCode, OAuthError, StorageError};
 use crate::identity::{ClientId, Subject};
@@ -251,6 +252,16 @@ impl AuthorizationServer {
         // Only one decision per request, however many posts race here.
         let pending = self.stores.pending.take(&key).await.map_err(unavailable)?.ok_or(ConsentError::Expired)?;
         let state = pending.state.as_deref();
+        let dev_subject = match &decision {
+            ConsentDecision::Approve { subject } => Some(subject.as_str()),
+            _ => None,
+        };
+        if let Some(subject) = dev_subject {
+            audit::record(Event::Login, subject, pending.client_id.as_str(), "signed_in", "development login");
+        }
+        let consented = if approved.is_some() { "approved" } else { "denied" };
+        let who = approved.as_ref().map_or("", Subject::as_str);
+        audit::record(Event::Consent, who, pending.client_id.as_str(), consented, "");
         let Some(subject) = approved else {
             let denied = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
             return Ok(self.error_redirect(&pending.redirect_uri, &denied, state));
@@ -277,7 +288,7 @@ impl AuthorizationServer {
         if let Err(e) = self.stores.codes.insert(&TokenDigest::of(&code), &grant).await {
             return Ok(self.error_redirect(&pending.redirect_uri, &e.into(), state));
         }
-        tracing::info!(client_id = %grant.client_id, subject = %grant.subject, "authorization approved");
+        audit::record(Event::CodeIssued, grant.subject.as_str(), grant.client_id.as_str(), "issued", "");
         Ok(self.authorization_response(&pending.redirect_uri, &[("code", &code)], state))
     }
 }

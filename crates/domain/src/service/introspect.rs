@@ -51,7 +51,14 @@ impl AuthorizationServer {
         token: Option<&str>,
         hint: Option<&str>,
     ) -> Result<Introspection, OAuthError> {
-        let caller = self.authenticate_introspector(credentials).await?;
+        let caller = match self.authenticate_introspector(credentials).await {
+            Ok(caller) => caller,
+            Err(error) => {
+                let client_id = credentials.client_id().unwrap_or("");
+                crate::audit::record(crate::audit::Event::IntrospectionRefused, "", client_id, "refused", &error.description);
+                return Err(error);
+            }
+        };
         let token = token.filter(|t| !t.is_empty()).ok_or_else(|| OAuthError::invalid_request("token is required"))?;
         let mut answer = None;
         for kind in lookup_order(hint) {
@@ -146,6 +153,8 @@ impl AuthorizationServer {
             }
         }
         tracing::info!(client_id = %client.client_id, revoked, "revocation request");
+        let result = if revoked { "revoked" } else { "unknown_token" };
+        crate::audit::record(crate::audit::Event::Revocation, "", client.client_id.as_str(), result, "");
         Ok(())
     }
 }

@@ -42,7 +42,8 @@ impl AuthorizationServer {
                 "this server holds as many registered clients as it allows; try again later",
             ));
         }
-        tracing::info!(client_id = %client.client_id, method = ?client.auth_method(), "client registered");
+        let method = if client.auth_method().is_confidential() { "confidential" } else { "public" };
+        crate::audit::record(crate::audit::Event::ClientRegistered, "", client.client_id.as_str(), "registered", method);
         Ok(RegisteredClient { client, client_secret })
     }
 }

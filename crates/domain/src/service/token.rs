@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::audit::{self, Event};
 use crate::client::Client;
 use crate::error::{ErrorCode, OAuthError};
 use crate::grace::{SealedSuccessor, SuccessorPair};
@@ -88,6 +89,8 @@ impl AuthorizationServer {
                     tracing::warn!(client_id = %grant.client_id, "authorization code replayed; revoking its tokens");
                     self.revoke_family(&grant.family).await?;
                 }
+                let result = if issued { "family_revoked" } else { "refused" };
+                audit::record(Event::CodeReuseDetected, grant.subject.as_str(), grant.client_id.as_str(), result, "");
                 return Err(OAuthError::invalid_grant("authorization code was already used"));
             }
             Redemption::Unknown => return Err(OAuthError::invalid_grant("authorization code is invalid or expired")),
@@ -123,6 +126,7 @@ impl AuthorizationServer {
         }
         self.stores.codes.mark_issued(&code_digest).await?;
         tracing::info!(client_id = %client.client_id, "authorization code exchanged");
+        audit::record(Event::CodeRedeemed, refresh.subject.as_str(), client.client_id.as_str(), "tokens_issued", "");
         Ok(self.response(&issuance))
     }
 
@@ -200,7 +204,7 @@ impl AuthorizationServer {
         };
 
         if let RefreshState::Rotated { at, successor } = state {
-            return self.reused(presented, &grant.family, at, &successor).await;
+            return self.reused(presented, &grant, at, &successor).await;
         }
 
         let successor_grant = RefreshGrant { issued_at: self.clock.now(), expires_at: self.refresh_expiry(), ..grant.clone() };
@@ -241,9 +245,10 @@ impl AuthorizationServer {
         match rotation {
             Rotation::Rotated => {
                 tracing::info!(client_id = %client.client_id, "refresh token rotated");
+                audit::record(Event::RefreshRotated, grant.subject.as_str(), client.client_id.as_str(), "rotated", "");
                 Ok(TokenResponse { refresh_token: Some(successor_token), ..self.response(&issuance) })
             }
-            Rotation::AlreadyRotated { at, successor } => self.reused(presented, &grant.family, at, &successor).await,
+            Rotation::AlreadyRotated { at, successor } => self.reused(presented, &grant, at, &successor).await,
             Rotation::Unknown => Err(OAuthError::invalid_grant("refresh token is invalid, expired or revoked")),
         }
     }
@@ -254,7 +259,7 @@ impl AuthorizationServer {
     async fn reused(
         &self,
         presented: &str,
-        family: &FamilyId,
+        grant: &RefreshGrant,
         rotated_at: DateTime<Utc>,
         sealed: &SealedSuccessor,
     ) -> Result<TokenResponse, OAuthError> {
@@ -263,6 +268,7 @@ impl AuthorizationServer {
             let successor = self.stores.refresh.get(&TokenDigest::of(&pair.refresh_token)).await?;
             if successor.is_some_and(|s| s.state == RefreshState::Active) {
                 tracing::info!("refresh retried within the grace window; returning the same successor");
+                audit::record(Event::RefreshReuseDetected, grant.subject.as_str(), grant.client_id.as_str(), "grace_retry", "");
                 return Ok(TokenResponse {
                     expires_in: self.expires_in(pair.access_expires_at),
                     access_token: pair.access_token,
@@ -273,7 +279,8 @@ impl AuthorizationServer {
             }
         }
         tracing::warn!("rotated refresh token reused; revoking its family");
-        self.revoke_family(family).await?;
+        self.revoke_family(&grant.family).await?;
+        audit::record(Event::RefreshReuseDetected, grant.subject.as_str(), grant.client_id.as_str(), "family_revoked", "");
         Err(OAuthError::invalid_grant("refresh token was already used; the authorization has been revoked"))
     }
 
