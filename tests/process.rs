@@ -140,6 +140,7 @@ async fn metrics_count_a_scripted_flow() {
     assert_eq!(moved(r#"http_requests_total{route="/revoke",method="POST",status="429"}"#), 1.0);
     assert!(after.contains(r#"http_request_duration_seconds_bucket{route="/token",method="POST",le="0.005"}"#), "{after}");
     assert!(!after.contains(tokens["access_token"].as_str().unwrap()));
+    assert!(series(&after, "process_resident_memory_bytes") > 1_000_000.0, "process metrics: {after}");
 }
 
 /// AUDIT_LOG: a scripted flow yields exactly its events, in order, one JSON line each, with
