@@ -70,6 +70,7 @@ async fn json_logs_parse_and_carry_each_request_id() {
     let server = remote(&process);
     let client = server.client("none").await;
     let tokens = server.tokens(&client, "alice").await;
+    assert_eq!(server.mcp_initialize(tokens["access_token"].as_str()).await.status(), 200);
     let answer = server.http.get(server.url("/.well-known/oauth-authorization-server")).send().await.unwrap();
     let request_id = answer.headers()["x-request-id"].to_str().unwrap().to_owned();
     let unknown = server.http.get(server.url("/no/such/path?code=secret-looking")).send().await.unwrap();
@@ -89,6 +90,10 @@ async fn json_logs_parse_and_carry_each_request_id() {
     assert_eq!(metadata["span"]["route"], "/.well-known/oauth-authorization-server");
     assert_eq!(metadata["span"]["peer"], "127.0.0.1");
     assert!(access.iter().any(|l| l["fields"]["status"] == 404));
+    let token_line = access.iter().find(|l| l["span"]["route"] == "/token").expect("the code exchange's access line");
+    assert_eq!(token_line["span"]["client_id"], client.client_id.as_str(), "the caller is named once known");
+    let mcp_line = access.iter().find(|l| l["span"]["route"] == "/mcp").expect("the /mcp access line, under its template");
+    assert_eq!((&mcp_line["span"]["subject"], &mcp_line["span"]["client_id"]), (&json!("alice"), &json!(client.client_id)));
     for secret in [tokens["access_token"].as_str().unwrap(), tokens["refresh_token"].as_str().unwrap(), "secret-looking"] {
         assert!(!logs.contains(secret), "a secret reached the logs");
     }

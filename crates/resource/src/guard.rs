@@ -94,6 +94,10 @@ pub async fn require_bearer(State(guard): State<Arc<BearerGuard>>, mut request: 
             insufficient_scope(&guard.resource_metadata, &guard.required, &description)
         }
         Ok(validated) => {
+            // The request's span (its access line, its audit events) names the caller.
+            let span = tracing::Span::current();
+            span.record("client_id", validated.client_id.as_str());
+            span.record("subject", validated.subject.as_str());
             let presented = PresentedToken(TokenDigest::of(token));
             request.extensions_mut().insert(validated);
             request.extensions_mut().insert(presented);

@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::Request;
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -85,7 +85,7 @@ fn method_label(method: &Method) -> &'static str {
 
 /// Counts each answered request and records its latency, by route template.
 pub async fn track(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = super::request_id::route_template(&request).to_owned();
     let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;

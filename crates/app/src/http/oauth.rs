@@ -65,6 +65,9 @@ pub async fn token(
     FormParams(params): FormParams,
 ) -> Result<Response, OAuthResponse> {
     let credentials = client_credentials(&headers, &params)?;
+    if let Some(client_id) = credentials.client_id() {
+        tracing::Span::current().record("client_id", client_id);
+    }
     if let Some(refused) = state.clients.admit(credentials.client_id()).await {
         return Ok(refused);
     }
@@ -85,6 +88,9 @@ pub async fn introspect(
     FormParams(params): FormParams,
 ) -> Result<Response, OAuthResponse> {
     let credentials = client_credentials(&headers, &params)?;
+    if let Some(client_id) = credentials.client_id() {
+        tracing::Span::current().record("client_id", client_id);
+    }
     if let Some(refused) = state.clients.admit(credentials.client_id()).await {
         return Ok(refused);
     }
@@ -104,6 +110,9 @@ pub async fn revoke(
     FormParams(params): FormParams,
 ) -> Result<Response, OAuthResponse> {
     let credentials = client_credentials(&headers, &params)?;
+    if let Some(client_id) = credentials.client_id() {
+        tracing::Span::current().record("client_id", client_id);
+    }
     if let Some(refused) = state.clients.admit(credentials.client_id()).await {
         return Ok(refused);
     }

@@ -36,12 +36,24 @@ async fn drop_unusable_id(mut request: Request) -> Request {
     request
 }
 
+/// The route template a request matched, for logs and metric labels: never the raw path. `/mcp`
+/// is served by rmcp behind a fallback, which axum names no template.
+pub fn route_template(request: &Request) -> &str {
+    match request.extensions().get::<MatchedPath>() {
+        Some(matched) => matched.as_str(),
+        None if request.uri().path() == "/mcp" || request.uri().path().starts_with("/mcp/") => "/mcp",
+        None => "unmatched",
+    }
+}
+
 fn span(request: &Request) -> tracing::Span {
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+    let route = route_template(request);
     let id = request.headers().get(HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
     // The socket's peer; behind a proxy, the rate limits' TRUST_PROXY reading is the client.
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
-    tracing::info_span!("request", method = %request.method(), route, request_id = id, peer)
+    // Who is calling, once a handler or the bearer guard knows (`tracing::Span::record`).
+    let (client_id, subject) = (tracing::field::Empty, tracing::field::Empty);
+    tracing::info_span!("request", method = %request.method(), route, request_id = id, peer, client_id, subject)
 }
 
 /// The access log: one line per answered request, inside its span, under the target `access`
