@@ -57,19 +57,24 @@ impl ServerProcess {
             .stdin(Stdio::null())
             .spawn()
             .expect("the server binary starts");
+        // A free port is only free until someone takes it: another test's server may answer on
+        // it. Unless its log level hides it, this child's own "listening" line says it is ours.
+        let log_level = env.iter().find(|(name, _)| *name == "RUST_LOG").map_or("info", |(_, level)| *level);
+        let announces = ["info", "debug", "trace"].iter().any(|level| log_level.starts_with(level));
         let mut process = Self { base, port, log, child };
-        process.wait_ready().await;
+        process.wait_ready(announces).await;
         process
     }
 
-    async fn wait_ready(&mut self) {
+    async fn wait_ready(&mut self, announces: bool) {
         let deadline = Instant::now() + Duration::from_secs(20);
         let client = crate::http::http_client();
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("the server exited with {status}: {}", self.logs());
             }
-            if client.get(format!("{}/health", self.base)).send().await.is_ok_and(|r| r.status().is_success()) {
+            let listening = !announces || self.logs().contains("listening");
+            if listening && client.get(format!("{}/health", self.base)).send().await.is_ok_and(|r| r.status().is_success()) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
