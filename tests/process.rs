@@ -124,6 +124,12 @@ async fn metrics_count_a_scripted_flow() {
 
     let client = server.client("none").await;
     let tokens = server.tokens(&client, "alice").await;
+    let session = mcp_oauth_testkit::mcp::RawSession::open(&server.resource(), tokens["access_token"].as_str().unwrap()).await;
+    let stream = session.request(reqwest::Method::GET).header("accept", "text/event-stream").send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    let streaming = scrape().await;
+    assert_eq!(series(&streaming, "mcp_open_streams"), 1.0, "the open GET stream is counted: {streaming}");
+    drop(stream);
     let (status, _) = server.refresh(&client, tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 200);
     let (status, _) = server.refresh(&client, "not-a-refresh-token").await;

@@ -31,6 +31,7 @@ impl StreamLimit {
             return None;
         }
         *count += 1;
+        metrics::gauge!("mcp_open_streams").increment(1.0);
         Some(OpenStream { limit: self.clone(), session: session.to_owned() })
     }
 
@@ -48,6 +49,7 @@ struct OpenStream {
 
 impl Drop for OpenStream {
     fn drop(&mut self) {
+        metrics::gauge!("mcp_open_streams").decrement(1.0);
         self.limit.open.remove_if_mut(&self.session, |_, count| {
             *count = count.saturating_sub(1);
             *count == 0

@@ -96,6 +96,7 @@ impl ProcessLimits {
         // Busy until its pump says otherwise: a child being started is not idle.
         let activity = Arc::new(Activity { idle_since: Mutex::new(None), evicted: CancellationToken::new() });
         mine.push(activity.clone());
+        metrics::gauge!("mcp_upstream_processes").increment(1.0);
         Ok(ProcessPermit { limits: self.clone(), subject: subject.to_owned(), activity })
     }
 
@@ -107,6 +108,7 @@ impl ProcessLimits {
 impl Drop for ProcessPermit {
     fn drop(&mut self) {
         self.limits.total.fetch_sub(1, Ordering::AcqRel);
+        metrics::gauge!("mcp_upstream_processes").decrement(1.0);
         self.limits.per_user.remove_if_mut(&self.subject, |_, children| {
             children.retain(|a| !Arc::ptr_eq(a, &self.activity));
             children.is_empty()
