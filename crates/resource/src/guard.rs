@@ -2,12 +2,14 @@
 //! for this resource pass, and the validated token rides along in the request extensions.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use mcp_oauth_domain::ErrorCode as OAuthErrorCode;
+use mcp_oauth_domain::rate_limit::Quota;
 use mcp_oauth_domain::scope::Scope;
 use mcp_oauth_domain::secret::TokenDigest;
 use mcp_oauth_domain::validation::{TokenRejection, TokenValidator};
@@ -74,6 +76,20 @@ pub fn jsonrpc_error(code: ErrorCode, message: &str) -> axum::Json<serde_json::V
 /// A bound on `/mcp` refusing a request (a session or stream cap): 429 with a JSON-RPC error.
 pub fn over_limit(message: &str) -> Response {
     (StatusCode::TOO_MANY_REQUESTS, jsonrpc_error(UNAVAILABLE, message)).into_response()
+}
+
+/// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers) for `quota`, with
+/// `remaining` requests left in a window that ends in `resets_in`.
+pub fn rate_limit_headers(headers: &mut axum::http::HeaderMap, quota: &Quota, remaining: u32, resets_in: Duration) {
+    headers.insert("ratelimit-policy", HeaderValue::from_str(&quota.to_string()).expect("digits and ;w="));
+    headers.insert("ratelimit", HeaderValue::from_str(&quota.state(remaining, resets_in)).expect("digits and commas"));
+}
+
+/// The headers of a request `quota` refused: `Retry-After` in whole seconds, and the rate-limit
+/// headers with nothing remaining.
+pub fn refusal_headers(headers: &mut axum::http::HeaderMap, quota: &Quota, retry_after: Duration) {
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs_f64().ceil() as u64));
+    rate_limit_headers(headers, quota, 0, retry_after);
 }
 
 fn bearer_token(request: &Request) -> Option<&str> {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;
@@ -77,12 +77,7 @@ impl CreationLimit {
         tracing::warn!(limit = %self.quota, "MCP session refused: its owner opened too many sessions (RATE_LIMIT_MCP_SESSIONS)");
         let message = format!("you opened too many MCP sessions; retry in {seconds} s");
         let mut response = crate::guard::over_limit(&message);
-        let headers = response.headers_mut();
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        let policy = HeaderValue::from_str(&self.quota.to_string()).expect("digits and ;w=");
-        headers.insert("ratelimit-policy", policy);
-        let state = HeaderValue::from_str(&self.quota.state(0, retry_after)).expect("digits and commas");
-        headers.insert("ratelimit", state);
+        crate::guard::refusal_headers(response.headers_mut(), &self.quota, retry_after);
         response
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use mcp_oauth_domain::rate_limit::{Quota, RateLimitStore, Verdict};
@@ -117,14 +117,6 @@ pub struct RateLimit {
     pub format: Format,
 }
 
-fn policy_headers(quota: &Quota, remaining: u32, resets_in: Duration) -> [(&'static str, HeaderValue); 2] {
-    let state = quota.state(remaining, resets_in);
-    [
-        ("ratelimit-policy", HeaderValue::from_str(&quota.to_string()).expect("digits and ;w=")),
-        ("ratelimit", HeaderValue::from_str(&state).expect("digits and commas")),
-    ]
-}
-
 /// The `remaining` an inner limit already reported.
 fn remaining_of(headers: &HeaderMap) -> Option<u32> {
     let state = headers.get("ratelimit")?.to_str().ok()?;
@@ -143,11 +135,7 @@ fn refusal(limit: &RateLimit, retry_after: Duration) -> Response {
             (StatusCode::TOO_MANY_REQUESTS, body).into_response()
         }
     };
-    let headers = response.headers_mut();
-    headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    for (name, value) in policy_headers(&limit.quota, 0, retry_after) {
-        headers.insert(name, value);
-    }
+    mcp_oauth_resource::guard::refusal_headers(response.headers_mut(), &limit.quota, retry_after);
     response
 }
 
@@ -176,9 +164,7 @@ pub async fn limit(State(limit): State<Arc<RateLimit>>, request: Request, next: 
             // Of several limits on one route, the headers tell of the one nearest its end.
             let nearer = remaining_of(response.headers()).is_none_or(|reported| remaining < reported);
             if nearer {
-                for (name, value) in policy_headers(&limit.quota, remaining, resets_in) {
-                    response.headers_mut().insert(name, value);
-                }
+                mcp_oauth_resource::guard::rate_limit_headers(response.headers_mut(), &limit.quota, remaining, resets_in);
             }
             response
         }
@@ -237,6 +223,8 @@ impl ClientLimits {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderValue;
+
     use super::*;
 
     fn forwarded(value: &str) -> HeaderMap {
