@@ -10,6 +10,7 @@ pub enum Event {
     Login,
     Consent,
     ClientRegistered,
+    ClientDeleted,
     CodeIssued,
     CodeRedeemed,
     CodeReuseDetected,
@@ -18,6 +19,8 @@ pub enum Event {
     Revocation,
     IntrospectionRefused,
     RateLimited,
+    /// An operator's command through the admin API.
+    AdminAction,
 }
 
 impl Event {
@@ -26,6 +29,7 @@ impl Event {
             Self::Login => "login",
             Self::Consent => "consent",
             Self::ClientRegistered => "client_registered",
+            Self::ClientDeleted => "client_deleted",
             Self::CodeIssued => "code_issued",
             Self::CodeRedeemed => "code_redeemed",
             Self::CodeReuseDetected => "code_reuse_detected",
@@ -34,6 +38,7 @@ impl Event {
             Self::Revocation => "revocation",
             Self::IntrospectionRefused => "introspection_refused",
             Self::RateLimited => "rate_limited",
+            Self::AdminAction => "admin_action",
         }
     }
 }

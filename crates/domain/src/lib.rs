@@ -9,6 +9,7 @@ pub mod error;
 pub mod grace;
 pub mod grant;
 pub mod identity;
+pub mod inventory;
 pub mod login;
 pub mod metadata_document;
 pub mod params;

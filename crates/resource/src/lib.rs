@@ -10,6 +10,7 @@
 
 pub mod caller;
 pub mod demo;
+pub mod directory;
 pub mod edge;
 pub mod gateway;
 pub mod guard;

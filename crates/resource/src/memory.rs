@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::ports::{Claim, McpSessionStore, Payloads, SessionBus};
+use crate::ports::{Claim, McpSessionStore, Payloads, SessionBus, SessionEntry};
 use async_trait::async_trait;
 use dashmap::DashMap;
 use mcp_oauth_domain::StorageError;
@@ -120,6 +120,20 @@ impl McpSessionStore for MemoryMcpSessions {
 
     async fn is_subscribed(&self, session: &str, uri: &str) -> Result<bool, StorageError> {
         Ok(self.read(session, |s| s.subscriptions.contains(uri)).unwrap_or(false))
+    }
+
+    async fn list(&self) -> Result<Vec<SessionEntry>, StorageError> {
+        let now = chrono::Utc::now();
+        let mut sessions = Vec::new();
+        for entry in self.sessions.iter() {
+            if let (Some(owner), Some(used)) = (&entry.owner, entry.last_used)
+                && self.live(&entry)
+            {
+                let ago = chrono::Duration::from_std(used.elapsed()).unwrap_or_default();
+                sessions.push(SessionEntry { id: entry.key().clone(), owner: owner.clone(), last_used: now - ago });
+            }
+        }
+        Ok(sessions)
     }
 }
 

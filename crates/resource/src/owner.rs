@@ -21,6 +21,11 @@ fn owner_of(token: &ValidatedToken) -> String {
     serde_json::json!([token.client_id, token.subject]).to_string()
 }
 
+/// The client id and subject an owner was made of, by [`owner_of`].
+pub(crate) fn owner_parts(owner: &str) -> Option<(String, String)> {
+    serde_json::from_str(owner).ok()
+}
+
 /// The sessions' store and the bounds sessions live under: how many live sessions one owner
 /// (a user through one client) may hold, and how many streams one session may hold open on an
 /// instance ([`crate::stream_limit`]). Past the first the new session is refused, not an old

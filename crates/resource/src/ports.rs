@@ -16,6 +16,15 @@ pub enum Claim {
     Full,
 }
 
+/// A live session as an operator sees it: its owner is what [`McpSessionStore::claim`] was
+/// given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionEntry {
+    pub id: String,
+    pub owner: String,
+    pub last_used: chrono::DateTime<chrono::Utc>,
+}
+
 /// What is kept about each MCP session. A session lives while it is used: every `touch` by
 /// its owner restarts its idle timer, and an idle session disappears everywhere.
 #[async_trait]
@@ -33,6 +42,8 @@ pub trait McpSessionStore: Send + Sync {
     async fn log_level(&self, session: &str) -> Result<Option<String>, StorageError>;
     async fn set_subscribed(&self, session: &str, uri: &str, subscribed: bool) -> Result<(), StorageError>;
     async fn is_subscribed(&self, session: &str, uri: &str) -> Result<bool, StorageError>;
+    /// Every live claimed session, for an operator: a scan, never on a request's way.
+    async fn list(&self) -> Result<Vec<SessionEntry>, StorageError>;
 }
 
 /// The caller's account at the upstream identity provider, reached with the upstream tokens

@@ -13,7 +13,7 @@ use mcp_oauth_adapters::redis::RedisStore;
 use mcp_oauth_domain::StorageError;
 use mcp_oauth_domain::secret::TokenDigest;
 
-use crate::ports::{Claim, McpSessionStore, Payloads, SessionBus};
+use crate::ports::{Claim, McpSessionStore, Payloads, SessionBus, SessionEntry};
 use redis::Script;
 use tokio::sync::broadcast;
 
@@ -168,6 +168,41 @@ impl McpSessionStore for RedisMcpSessions {
     async fn is_subscribed(&self, session: &str, uri: &str) -> Result<bool, StorageError> {
         let (key, uri) = (self.keys(session).1, uri.to_owned());
         self.store.run(async move |c| redis::cmd("SISMEMBER").arg(&key).arg(uri).query_async(c).await).await
+    }
+
+    async fn list(&self) -> Result<Vec<SessionEntry>, StorageError> {
+        let (pattern, prefix) = (self.store.pattern(Some("mcp:session")), self.store.key("mcp:session", ""));
+        let idle = chrono::Duration::from_std(self.idle_timeout).unwrap_or_default();
+        let mut sessions = Vec::new();
+        let mut cursor = 0;
+        loop {
+            let (next, keys) = self.store.scan_page(&pattern, cursor).await?;
+            let now = chrono::Utc::now();
+            if !keys.is_empty() {
+                let asked = keys.clone();
+                let answers: Vec<(Option<String>, i64)> = self
+                    .store
+                    .run(async move |c| {
+                        let mut pipe = redis::pipe();
+                        for key in &asked {
+                            pipe.cmd("HGET").arg(key).arg("owner").cmd("PTTL").arg(key);
+                        }
+                        pipe.query_async(c).await
+                    })
+                    .await?;
+                for (key, (owner, left)) in keys.iter().zip(answers) {
+                    let (Some(owner), Some(id)) = (owner, key.strip_prefix(&prefix)) else { continue };
+                    if left > 0 {
+                        let last_used = now - (idle - chrono::Duration::milliseconds(left));
+                        sessions.push(SessionEntry { id: id.to_owned(), owner, last_used });
+                    }
+                }
+            }
+            if next == 0 {
+                return Ok(sessions);
+            }
+            cursor = next;
+        }
     }
 }
 

@@ -59,7 +59,8 @@ macro_rules! contract_suite {
                 refresh_family_revocation, family_tombstones_end, service_grace_window_retry, service_reuse_after_grace_revokes_family,
                 service_racing_refreshes_share_one_successor, service_code_replay_revokes_tokens,
                 service_records_end_when_the_policy_says, login_records_round_trip, racing_callbacks_take_one_attempt,
-                login_records_expire, cached_documents_round_trip_and_expire);
+                login_records_expire, cached_documents_round_trip_and_expire,
+                inventory_lists_and_deletes_clients, inventory_finds_grants_by_user_and_by_client, inventory_counts_and_purges);
         }
     };
 }
@@ -803,4 +804,93 @@ pub async fn clients_are_prolonged_never_revived<F: Fn() -> Fut, Fut: Future<Out
     clients.prolong(&Client { expires_at: Utc::now() + TimeDelta::hours(1), ..gone.clone() }).await.unwrap();
     assert_eq!(clients.get(&gone.client_id).await.unwrap(), None, "a client that is gone stays gone");
     assert!(clients.get(&later.client_id).await.unwrap().is_some());
+}
+
+fn ids(clients: &[Client]) -> std::collections::BTreeSet<String> {
+    clients.iter().map(|c| c.client_id.as_str().to_owned()).collect()
+}
+
+/// The operator's listing sees every live registration and deletes one for good.
+pub async fn inventory_lists_and_deletes_clients<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    let backend = fresh(factory).await;
+    let (clients, inventory) = (&backend.stores.clients, &backend.stores.inventory);
+    assert!(inventory.clients().await.unwrap().is_empty());
+    for id in ["a", "b"] {
+        clients.insert(&sample_client(id), NO_CAP).await.unwrap();
+    }
+    clients.insert(&Client { expires_at: soon(), ..sample_client("brief") }, NO_CAP).await.unwrap();
+    tokio::time::sleep(SHORT + Duration::from_millis(300)).await;
+    assert_eq!(ids(&inventory.clients().await.unwrap()), ["a".to_owned(), "b".to_owned()].into(), "live clients only");
+    assert!(inventory.delete_client(&"a".into()).await.unwrap());
+    assert!(!inventory.delete_client(&"a".into()).await.unwrap(), "deleted once");
+    assert!(!inventory.delete_client(&"brief".into()).await.unwrap(), "an expired client is not there to delete");
+    assert_eq!(clients.get(&"a".into()).await.unwrap(), None);
+    assert_eq!(ids(&inventory.clients().await.unwrap()), ["b".to_owned()].into());
+    assert_eq!(clients.insert(&sample_client("c"), 2).await.unwrap(), Registration::Stored, "a deleted client frees its place");
+}
+
+/// Grants are found by user and by client, from access and refresh tokens alike, once per family.
+pub async fn inventory_finds_grants_by_user_and_by_client<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    use mcp_oauth_domain::inventory::Holder;
+    let backend = fresh(factory).await;
+    let stores = &backend.stores;
+    let (alice, bob) = (Subject::parse("alice").unwrap(), Subject::parse("bob").unwrap());
+    let (f1, f2, f3) = (FamilyId::generate(), FamilyId::generate(), FamilyId::generate());
+    // f1: alice through "client", an access and a refresh token; f2: bob through "other", a
+    // refresh token only; f3: alice through "other", an access token only.
+    stores.access_tokens.insert(&TokenDigest::of("a1"), &sample_access_token(&f1)).await.unwrap();
+    stores.refresh.insert(&TokenDigest::of("r1"), &sample_refresh(&f1)).await.unwrap();
+    let bobs = RefreshGrant { subject: bob.clone(), client_id: "other".into(), ..sample_refresh(&f2) };
+    stores.refresh.insert(&TokenDigest::of("r2"), &bobs).await.unwrap();
+    let alices = AccessTokenRecord { client_id: "other".into(), ..sample_access_token(&f3) };
+    stores.access_tokens.insert(&TokenDigest::of("a3"), &alices).await.unwrap();
+
+    let families = |grants: Vec<mcp_oauth_domain::inventory::HeldGrant>| -> std::collections::BTreeSet<FamilyId> {
+        grants.into_iter().map(|g| g.family).collect()
+    };
+    let inventory = &stores.inventory;
+    assert_eq!(families(inventory.grants(&Holder::User(alice.clone())).await.unwrap()), [f1.clone(), f3.clone()].into());
+    assert_eq!(families(inventory.grants(&Holder::User(bob.clone())).await.unwrap()), [f2.clone()].into());
+    assert_eq!(families(inventory.grants(&Holder::Client("other".into())).await.unwrap()), [f2.clone(), f3.clone()].into());
+    let held = inventory.grants(&Holder::Client("client".into())).await.unwrap();
+    assert_eq!(held.len(), 1, "two tokens of one family are one grant");
+    assert_eq!((held[0].subject.as_str(), held[0].client_id.as_str()), ("alice", "client"));
+    assert!(inventory.grants(&Holder::User(Subject::parse("carol").unwrap())).await.unwrap().is_empty());
+
+    stores.refresh.revoke_family(&f1, Utc::now() + TimeDelta::days(7)).await.unwrap();
+    stores.access_tokens.revoke_family(&f1, Utc::now() + TimeDelta::days(7)).await.unwrap();
+    assert_eq!(families(inventory.grants(&Holder::User(alice)).await.unwrap()), [f3].into(), "a revoked family is gone");
+}
+
+/// Counts see live records only; a purge frees what expired.
+pub async fn inventory_counts_and_purges<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    let backend = fresh(factory).await;
+    let stores = &backend.stores;
+    let inventory = &stores.inventory;
+    assert_eq!(inventory.counts().await.unwrap(), mcp_oauth_domain::inventory::RecordCounts::default(), "an empty store");
+    stores.clients.insert(&sample_client("a"), NO_CAP).await.unwrap();
+    stores.clients.insert(&Client { expires_at: soon(), ..sample_client("brief") }, NO_CAP).await.unwrap();
+    stores.pending.insert(&TokenDigest::of("p1"), &sample_pending()).await.unwrap();
+    stores.pending.insert(&TokenDigest::of("p2"), &short_lived_pending()).await.unwrap();
+    let family = FamilyId::generate();
+    stores.access_tokens.insert(&TokenDigest::of("a1"), &sample_access_token(&family)).await.unwrap();
+    stores.refresh.insert(&TokenDigest::of("r1"), &sample_refresh(&family)).await.unwrap();
+    stores.refresh.insert(&TokenDigest::of("r2"), &sample_refresh(&family)).await.unwrap();
+    stores.refresh.revoke_family(&FamilyId::generate(), Utc::now() + TimeDelta::days(1)).await.unwrap();
+    let counts = inventory.counts().await.unwrap();
+    assert_eq!(
+        (counts.clients, counts.pending_authorizations, counts.access_tokens, counts.refresh_tokens, counts.revoked_families),
+        (2, 2, 1, 2, 1)
+    );
+    tokio::time::sleep(SHORT + Duration::from_millis(300)).await;
+    // Memory and SQLite free both records; Redis expired them itself and frees the client's index entry.
+    assert!(inventory.purge_expired().await.unwrap() >= 1, "the purge frees something");
+    assert_eq!(inventory.purge_expired().await.unwrap(), 0, "and nothing twice");
+    let counts = inventory.counts().await.unwrap();
+    assert_eq!((counts.clients, counts.pending_authorizations), (1, 1), "the expired ones are gone");
+    assert_eq!(
+        stores.clients.insert(&sample_client("b"), 2).await.unwrap(),
+        Registration::Stored,
+        "the purged client frees its place"
+    );
 }

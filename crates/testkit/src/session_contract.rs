@@ -31,7 +31,7 @@ macro_rules! session_contract_suite {
                 sessions_belong_to_the_subject_that_claimed_them, ended_sessions_are_gone,
                 state_level_and_subscriptions_round_trip, idle_sessions_expire_and_use_renews_them,
                 the_bus_reaches_every_listener_on_every_instance, each_owner_holds_at_most_max_sessions,
-                racing_claims_stay_under_the_cap);
+                racing_claims_stay_under_the_cap, sessions_are_listed_with_their_owners);
         }
     };
 }
@@ -178,4 +178,27 @@ pub async fn the_bus_reaches_every_listener_on_every_instance(factory: &impl Asy
         heard.sort();
         assert_eq!(heard, [Some("from the other instance".to_owned()), Some("from this instance".to_owned())]);
     }
+}
+
+pub async fn sessions_are_listed_with_their_owners(factory: &impl AsyncFn(Duration) -> SessionBackend) {
+    let backend = factory(IDLE).await;
+    let sessions = &backend.sessions;
+    assert!(sessions.list().await.unwrap().is_empty());
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    sessions.claim("s1", "alice", NO_CAP).await.unwrap();
+    sessions.claim("s2", "bob", NO_CAP).await.unwrap();
+    sessions.save_state("unclaimed", "{}").await.unwrap();
+    let mut listed = sessions.list().await.unwrap();
+    listed.sort_by(|a, b| a.id.cmp(&b.id));
+    let owners: Vec<(&str, &str)> = listed.iter().map(|s| (s.id.as_str(), s.owner.as_str())).collect();
+    assert_eq!(owners, [("s1", "alice"), ("s2", "bob")], "claimed sessions only, with their owners");
+    let after = chrono::Utc::now() + chrono::Duration::seconds(1);
+    assert!(listed.iter().all(|s| s.last_used > before && s.last_used < after), "{listed:?}");
+    sessions.end("s1").await.unwrap();
+    for _ in 0..4 {
+        tokio::time::sleep(IDLE / 3).await;
+        assert!(sessions.touch("s2", "bob").await.unwrap());
+    }
+    let listed = sessions.list().await.unwrap();
+    assert_eq!(listed.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["s2"], "ended and idle sessions are not listed");
 }

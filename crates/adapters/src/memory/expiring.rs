@@ -83,9 +83,28 @@ impl<K: Eq + Hash + Clone, V: Clone> ExpiringMap<K, V> {
         result
     }
 
-    pub(super) fn sweep(&self) {
+    /// Frees the expired entries; returns how many.
+    pub(super) fn sweep(&self) -> usize {
         let now = Instant::now();
+        let before = self.entries.len();
         self.entries.retain(|_, (_, deadline)| *deadline > now);
+        before.saturating_sub(self.entries.len())
+    }
+
+    /// Visits every live entry, one shard lock at a time (an operator's scan, not a request's).
+    pub(super) fn for_each_live(&self, mut visit: impl FnMut(&K, &V)) {
+        let now = Instant::now();
+        for entry in self.entries.iter() {
+            if entry.1 > now {
+                visit(entry.key(), &entry.0);
+            }
+        }
+    }
+
+    pub(super) fn count_live(&self) -> u64 {
+        let mut count = 0;
+        self.for_each_live(|_, _| count += 1);
+        count
     }
 
     pub(super) fn len(&self) -> usize {

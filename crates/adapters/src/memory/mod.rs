@@ -3,6 +3,7 @@
 //! operations atomic within the process.
 
 mod expiring;
+mod inventory;
 mod login;
 mod rate_limit;
 pub use rate_limit::MemoryRateLimits;
@@ -61,18 +62,23 @@ struct Inner {
 
 impl Inner {
     fn sweep(&self) {
-        self.clients.sweep();
-        self.pending.sweep();
-        self.codes.sweep();
-        self.access_tokens.sweep();
-        self.access_token_families.sweep();
-        self.refresh.sweep();
-        self.refresh_families.sweep();
-        self.login_sessions.sweep();
-        self.login_attempts.sweep();
-        self.consents.sweep();
-        self.upstream_tokens.sweep();
-        self.documents.sweep();
+        self.purge();
+    }
+
+    /// Frees every expired record; returns how many.
+    fn purge(&self) -> usize {
+        self.clients.sweep()
+            + self.pending.sweep()
+            + self.codes.sweep()
+            + self.access_tokens.sweep()
+            + self.access_token_families.sweep()
+            + self.refresh.sweep()
+            + self.refresh_families.sweep()
+            + self.login_sessions.sweep()
+            + self.login_attempts.sweep()
+            + self.consents.sweep()
+            + self.upstream_tokens.sweep()
+            + self.documents.sweep()
     }
 }
 

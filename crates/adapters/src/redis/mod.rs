@@ -9,6 +9,7 @@
 //! `family:installation:{family}` and `family:refresh:{family}` (sets of digests), and
 //! `revoked:{family}` (tombstones).
 
+mod inventory;
 mod login;
 mod rate_limit;
 pub use rate_limit::RedisRateLimits;

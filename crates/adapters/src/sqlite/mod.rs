@@ -26,7 +26,25 @@ use serde::de::DeserializeOwned;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, Sqlite, Transaction};
 
+mod inventory;
 mod login;
+
+/// Every table of records, each with its `expires_at`, in the order of [`RecordCounts`]'s fields.
+///
+/// [`RecordCounts`]: mcp_oauth_domain::inventory::RecordCounts
+const TABLES: [&str; 11] = [
+    "clients",
+    "pending_authorizations",
+    "authorization_codes",
+    "access_tokens",
+    "refresh_tokens",
+    "revoked_families",
+    "login_sessions",
+    "login_attempts",
+    "remembered_consents",
+    "upstream_grants",
+    "client_documents",
+];
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
@@ -107,20 +125,15 @@ impl SqliteStore {
     pub async fn sweep(&self) -> Result<u64, StorageError> {
         let now = now_ms();
         let mut removed = 0;
-        for statement in [
-            "DELETE FROM clients WHERE expires_at <= $1",
-            "DELETE FROM pending_authorizations WHERE expires_at <= $1",
-            "DELETE FROM authorization_codes WHERE expires_at <= $1",
-            "DELETE FROM access_tokens WHERE expires_at <= $1",
-            "DELETE FROM refresh_tokens WHERE expires_at <= $1",
-            "DELETE FROM revoked_families WHERE expires_at <= $1",
-            "DELETE FROM login_sessions WHERE expires_at <= $1",
-            "DELETE FROM login_attempts WHERE expires_at <= $1",
-            "DELETE FROM remembered_consents WHERE expires_at <= $1",
-            "DELETE FROM upstream_grants WHERE expires_at <= $1",
-            "DELETE FROM client_documents WHERE expires_at <= $1",
-        ] {
-            removed += sqlx::query(statement).bind(now).execute(&self.pool).await.map_err(unavailable)?.rows_affected();
+        for table in TABLES {
+            // Table names are the constants of TABLES, never input.
+            let statement = format!("DELETE FROM {table} WHERE expires_at <= $1");
+            removed += sqlx::query(sqlx::AssertSqlSafe(statement))
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?
+                .rows_affected();
         }
         Ok(removed)
     }

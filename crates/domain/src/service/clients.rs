@@ -64,7 +64,7 @@ impl From<StorageError> for LookupError {
 }
 
 /// A client whose metadata document vouches for it; looked up again whenever it is used.
-fn document_client(url: &DocumentUrl, document: &CachedDocument) -> Client {
+pub(super) fn document_client(url: &DocumentUrl, document: &CachedDocument) -> Client {
     Client {
         client_id: ClientId::from(url.as_str()),
         secret_digest: None,

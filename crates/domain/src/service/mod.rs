@@ -1,6 +1,7 @@
 //! The authorization server's rules. HTTP handlers parse requests into the types here and
 //! translate the results; storage is reached only through the ports.
 
+mod admin;
 mod authorize;
 mod client_auth;
 mod clients;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 
+pub use admin::{ClientDetails, ClientEntry, ClientOrigin, DeletionError};
 pub use authorize::{AuthorizeError, ConsentDecision, ConsentError, ConsentPrompt, SignedIn};
 pub use client_auth::ClientCredentials;
 pub use clients::{DocumentSource, LookupError, RegistrationPolicy};
@@ -23,6 +25,7 @@ pub use token::TokenResponse;
 use crate::client::Client;
 use crate::clock::Clock;
 use crate::identity::ClientId;
+use crate::inventory::Inventory;
 use crate::login::{ConsentStore, LoginAttemptStore, LoginSessionStore, UpstreamTokenStore, VaultKey};
 use crate::metadata_document::DocumentCache;
 use crate::ports::{
@@ -45,6 +48,7 @@ pub struct Stores {
     pub consents: Arc<dyn ConsentStore>,
     pub upstream_tokens: Arc<dyn UpstreamTokenStore>,
     pub documents: Arc<dyn DocumentCache>,
+    pub inventory: Arc<dyn Inventory>,
     pub health: Arc<dyn StorageHealth>,
 }
 
@@ -62,6 +66,7 @@ impl Stores {
             + ConsentStore
             + UpstreamTokenStore
             + DocumentCache
+            + Inventory
             + StorageHealth
             + 'static,
     {
@@ -77,6 +82,7 @@ impl Stores {
             consents: store.clone(),
             upstream_tokens: store.clone(),
             documents: store.clone(),
+            inventory: store.clone(),
             health: store,
         }
     }

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::audit::{self, Event};
 use crate::client::Client;
-use crate::error::{ErrorCode, OAuthError};
+use crate::error::{ErrorCode, OAuthError, StorageError};
 use crate::grace::{SealedSuccessor, SuccessorPair};
 use crate::grant::{GrantType, TokenRequest};
 use crate::params::RequestParams;
@@ -284,7 +284,7 @@ impl AuthorizationServer {
         Err(OAuthError::invalid_grant("refresh token was already used; the authorization has been revoked"))
     }
 
-    pub(super) async fn revoke_family(&self, family: &FamilyId) -> Result<(), OAuthError> {
+    pub(super) async fn revoke_family(&self, family: &FamilyId) -> Result<(), StorageError> {
         // Refresh first: once no refresh token can mint new access tokens, removing the
         // sessions is final.
         // Each tombstone outlives any member the family could still have been given.
