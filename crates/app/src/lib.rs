@@ -3,6 +3,7 @@
 //! `config` reads the settings, `http` is the HTTP surface, `mcp` the MCP server, and
 //! `server` wires them to a storage adapter and runs them.
 
+pub mod admin;
 pub mod config;
 pub mod http;
 pub mod pages;

@@ -1,7 +1,7 @@
 use std::io::IsTerminal;
 
 use clap::Parser;
-use mcp_oauth_app::config::{Config, LogFormat};
+use mcp_oauth_app::config::{Command, Config, LogFormat};
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
@@ -30,6 +30,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() {
     mcp_oauth_adapters::install_tls_provider();
     let config = Config::parse();
+    if let Some(Command::Admin(args)) = &config.command {
+        let token = config.admin_token.as_ref().map(|t| t.expose());
+        std::process::exit(mcp_oauth_app::admin::cli::run(args, config.admin_addr, token).await);
+    }
     let filter = EnvFilter::try_new(&config.rust_log).unwrap_or_else(|_| EnvFilter::new("info"));
     // Colour codes only for a person at a terminal, never in a file or a log collector.
     let ansi = std::io::stdout().is_terminal();

@@ -30,6 +30,7 @@ use mcp_oauth_resource::transport::{self, McpBackend, ServerContext, TransportSe
 use rmcp::ServerHandler;
 use tokio::net::TcpListener;
 
+use crate::admin::AdminApi;
 use crate::config::{
     AuthMode, CallerIdentitySetup, Config, ConnectionUrl, IntrospectionAuthMethod, LoginSetup, McpUpstream, Settings, StorageUrl,
     TokenValidation,
@@ -153,6 +154,15 @@ where
     S: ServerHandler + Send + 'static,
     F: Fn(&ServerContext) -> S + Send + Sync + 'static,
 {
+    build_parts(settings, storage, shutdown, own).0
+}
+
+/// [`build_with`], and what the admin API acts on.
+pub fn build_parts<S, F>(settings: &Settings, storage: Storage, shutdown: &Shutdown, own: Option<F>) -> (Router, AdminApi)
+where
+    S: ServerHandler + Send + 'static,
+    F: Fn(&ServerContext) -> S + Send + Sync + 'static,
+{
     let Storage { stores, mcp: backend, rate_limits } = storage;
     let config = &settings.config;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -189,6 +199,10 @@ where
         };
         Arc::new(AppState { auth, clients, login, settings: settings.clone() })
     });
+    let admin = AdminApi {
+        auth: oauth.as_ref().map(|state| state.auth.clone()),
+        sessions: (config.auth_mode != AuthMode::AuthServer).then(|| backend.sessions.clone()),
+    };
     let resource = match config.auth_mode {
         AuthMode::AuthServer => None,
         AuthMode::Internal => {
@@ -219,7 +233,7 @@ where
         cors_origins: config.cors_origins.clone(),
         metrics_here: config.metrics_addr.is_none(),
     };
-    http::router(oauth, resource, stores.health.clone(), home, edge)
+    (http::router(oauth, resource, stores.health.clone(), home, edge), admin)
 }
 
 /// The authorization server taking Client ID Metadata Documents as client ids, unless the
@@ -426,6 +440,7 @@ where
 pub async fn run(config: Config) -> Result<(), StartupError> {
     match config.command {
         Some(crate::config::Command::Split) => run_split(config).await,
+        Some(crate::config::Command::Admin(_)) => Err(StartupError::Config("`admin` runs a command; it serves nothing".into())),
         None => serve(config, None::<fn(&ServerContext) -> McpServer>).await,
     }
 }
@@ -468,6 +483,8 @@ async fn run_split(config: Config) -> Result<(), StartupError> {
     mcp.redis_url = None;
     // One recorder serves the process: its listener, if any, is the authorization server's.
     mcp.metrics_addr = None;
+    // The admin API acts on the authorization server's storage.
+    mcp.admin_token = None;
     let demo = None::<fn(&ServerContext) -> McpServer>;
     tokio::try_join!(serve(auth, demo), serve(mcp, demo)).map(|_| ())
 }
@@ -500,7 +517,13 @@ where
     let storage = open_storage(&settings).await?;
     let health = storage.stores.health.clone();
     let shutdown = Shutdown::default();
-    let app = build_with(&settings, storage, &shutdown, own);
+    let (app, admin) = build_parts(&settings, storage, &shutdown, own);
+    if let Some(token) = &config.admin_token {
+        let addr = config.admin_addr;
+        crate::admin::serve(addr, admin, token.expose())
+            .await
+            .map_err(|source| StartupError::Bind { addr: addr.to_string(), source })?;
+    }
     let addr = format!("{}:{}", config.host, config.port());
     let listener = TcpListener::bind(&addr).await.map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
     let local: SocketAddr = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;

@@ -39,7 +39,7 @@ pub async fn sessions(store: &dyn McpSessionStore, holder: Option<&Holder>) -> R
         })
         .filter(|session| holder.is_none_or(|holder| session.held_by(holder)))
         .collect();
-    owned.sort_by(|a, b| b.last_used.cmp(&a.last_used));
+    owned.sort_by_key(|session| std::cmp::Reverse(session.last_used));
     Ok(owned)
 }
 

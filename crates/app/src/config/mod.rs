@@ -62,6 +62,8 @@ pub enum Command {
     /// Runs the authorization server on port 3001 and the MCP server on port 3232 in one
     /// process, talking to each other over HTTP as in a split deployment.
     Split,
+    /// Operates a running server through its admin API (ADMIN_ADDR, ADMIN_TOKEN).
+    Admin(crate::admin::cli::AdminArgs),
 }
 
 #[derive(Debug, Clone, Parser)]
@@ -345,6 +347,14 @@ pub struct Config {
     /// Serve `/metrics` on this address (`127.0.0.1:9090`) instead of the public listener.
     #[arg(long, env = "METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+
+    /// The admin API's bearer token; unset, there is no admin API. At least 32 characters.
+    #[arg(long, env = "ADMIN_TOKEN")]
+    pub admin_token: Option<Secret>,
+
+    /// Where the admin API listens (and where `admin` commands call it).
+    #[arg(long, env = "ADMIN_ADDR", default_value = "127.0.0.1:3239")]
+    pub admin_addr: std::net::SocketAddr,
 
     /// Where the audit trail goes, one JSON object a line: `stdout` or a file path (appended).
     /// Unset: audit events are only in the ordinary log.
@@ -663,6 +673,9 @@ impl Settings {
         }
         if config.header_read_timeout.is_zero() || config.body_read_timeout.is_zero() || config.max_connections == 0 {
             return Err("HEADER_READ_TIMEOUT, BODY_READ_TIMEOUT and MAX_CONNECTIONS must be positive".into());
+        }
+        if config.admin_token.as_ref().is_some_and(|token| token.expose().trim().len() < 32) {
+            return Err("ADMIN_TOKEN must be at least 32 characters (openssl rand -hex 32 makes one)".into());
         }
         if config.access_token_ttl.is_zero() {
             return Err("ACCESS_TOKEN_TTL must be positive".into());

@@ -1,6 +1,6 @@
 //! What an operator may do to the authorization server (the admin API): see and delete
-//! clients, revoke every grant of a user or a client, count and purge records. Each change is
-//! audited with the operator's action as its reason.
+//! clients, revoke every grant of a user or a client, count and purge records. Each deletion
+//! and revoked family is audited; the admin API audits the command itself.
 
 use crate::audit::{self, Event};
 use crate::client::Client;
@@ -67,7 +67,7 @@ impl AuthorizationServer {
             .iter()
             .map(|client| ClientEntry { client: client.clone(), origin: ClientOrigin::Configured });
         let mut registered: Vec<Client> = self.stores.inventory.clients().await?;
-        registered.sort_by(|a, b| a.issued_at.cmp(&b.issued_at));
+        registered.sort_by_key(|client| client.issued_at);
         let registered = registered.into_iter().map(|client| ClientEntry { client, origin: ClientOrigin::Registered });
         Ok(configured.chain(registered).collect())
     }
@@ -123,13 +123,7 @@ impl AuthorizationServer {
     /// Revokes every grant `holder` has: refresh and access tokens of each family, and the
     /// upstream tokens kept with it. Returns how many families.
     pub async fn revoke_grants(&self, holder: &Holder) -> Result<usize, StorageError> {
-        let revoked = self.revoke_held(holder).await?;
-        let (subject, client_id) = match holder {
-            Holder::User(subject) => (subject.as_str(), ""),
-            Holder::Client(client_id) => ("", client_id.as_str()),
-        };
-        audit::record(Event::AdminAction, subject, client_id, "revoked", &format!("tokens revoke; {revoked} grants"));
-        Ok(revoked)
+        self.revoke_held(holder).await
     }
 
     async fn revoke_held(&self, holder: &Holder) -> Result<usize, StorageError> {
@@ -146,8 +140,6 @@ impl AuthorizationServer {
     }
 
     pub async fn purge_expired(&self) -> Result<u64, StorageError> {
-        let purged = self.stores.inventory.purge_expired().await?;
-        audit::record(Event::AdminAction, "", "", "purged", &format!("purge-expired; {purged} records"));
-        Ok(purged)
+        self.stores.inventory.purge_expired().await
     }
 }
