@@ -111,8 +111,11 @@ fn series(scrape: &str, name_and_labels: &str) -> f64 {
 async fn metrics_count_a_scripted_flow() {
     let metrics_port = free_port();
     let metrics_addr = format!("127.0.0.1:{metrics_port}");
-    let mut process =
-        ServerProcess::start(free_port(), &[("METRICS_ADDR", metrics_addr.as_str()), ("RATE_LIMIT_REVOKE", "2/1m")]).await;
+    let mut process = ServerProcess::start(
+        free_port(),
+        &[("METRICS_ADDR", metrics_addr.as_str()), ("RATE_LIMIT_REVOKE", "2/1m"), ("REFRESH_GRACE", "0")],
+    )
+    .await;
     let server = remote(&process);
     let scrape = async || {
         let response = http_client().get(format!("http://{metrics_addr}/metrics")).send().await.unwrap();
@@ -129,11 +132,25 @@ async fn metrics_count_a_scripted_flow() {
     assert_eq!(stream.status(), 200);
     let streaming = scrape().await;
     assert_eq!(series(&streaming, "mcp_open_streams"), 1.0, "the open GET stream is counted: {streaming}");
+    assert_eq!(series(&streaming, "mcp_sessions") - series(&before, "mcp_sessions"), 1.0, "the session is counted");
     drop(stream);
+    let deleted = session.request(reqwest::Method::DELETE).send().await.unwrap();
+    assert!(deleted.status().is_success());
+    let mut ended = scrape().await;
+    for _ in 0..50 {
+        if series(&ended, "mcp_sessions") == series(&before, "mcp_sessions") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        ended = scrape().await;
+    }
+    assert_eq!(series(&ended, "mcp_sessions"), series(&before, "mcp_sessions"), "a deleted session is no longer counted");
     let (status, _) = server.refresh(&client, tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 200);
     let (status, _) = server.refresh(&client, "not-a-refresh-token").await;
     assert_eq!(status, 400);
+    let (status, _) = server.refresh(&client, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 400, "a reused refresh token");
     for _ in 0..3 {
         server.revoke(&client, "not-a-token").await;
     }
@@ -144,7 +161,18 @@ async fn metrics_count_a_scripted_flow() {
     assert_eq!(moved(r#"oauth_registrations_total{outcome="registered"}"#), 1.0, "{after}");
     assert_eq!(moved(r#"oauth_tokens_issued_total{grant_type="authorization_code"}"#), 1.0);
     assert_eq!(moved(r#"oauth_tokens_issued_total{grant_type="refresh_token"}"#), 1.0);
-    assert_eq!(moved(r#"oauth_token_refusals_total{grant_type="refresh_token",error="invalid_grant"}"#), 1.0);
+    assert_eq!(moved(r#"oauth_token_refusals_total{grant_type="refresh_token",error="invalid_grant"}"#), 2.0);
+    assert_eq!(moved(r#"oauth_events_total{event="refresh_reuse_detected",result="family_revoked"}"#), 1.0, "{after}");
+    assert_eq!(moved(r#"oauth_events_total{event="refresh_rotated",result="rotated"}"#), 1.0);
+    assert_eq!(moved(r#"oauth_events_total{event="code_issued",result="issued"}"#), 1.0);
+    // Storage: every port call counted by backend, operation and outcome, and timed.
+    assert_eq!(moved(r#"storage_operations_total{backend="memory",operation="codes.redeem",outcome="ok"}"#), 1.0);
+    assert!(moved(r#"storage_operations_total{backend="memory",operation="access_tokens.get",outcome="ok"}"#) >= 2.0);
+    assert!(
+        after.contains(
+            r#"storage_operation_duration_seconds_bucket{backend="memory",operation="refresh_tokens.rotate",le="0.001"}"#
+        )
+    );
     assert_eq!(moved("oauth_revocations_total"), 2.0);
     assert_eq!(moved(r#"rate_limit_refusals_total{limit="revoke"}"#), 1.0);
     assert_eq!(moved(r#"http_requests_total{route="/token",method="POST",status="200"}"#), 2.0);
@@ -211,4 +239,27 @@ async fn the_audit_trail_records_a_flow_and_a_reuse() {
     for secret in [first_refresh, rotated["refresh_token"].as_str().unwrap(), tokens["access_token"].as_str().unwrap(), "wrong"] {
         assert!(!text.contains(secret), "a secret reached the audit trail");
     }
+}
+
+/// LOG_SPANS: each span's close is logged with its time, inside the chain of spans it ran in,
+/// so one request is followed from its route into the OAuth step and each storage call.
+#[tokio::test]
+async fn spans_follow_a_request_into_the_domain_and_its_storage() {
+    let mut process =
+        ServerProcess::start(free_port(), &[("RUST_LOG", "debug,rmcp=warn"), ("LOG_SPANS", "true"), ("LOG_FORMAT", "json")])
+            .await;
+    let server = remote(&process);
+    let client = server.client("none").await;
+    server.tokens(&client, "alice").await;
+    process.stop();
+    let lines: Vec<serde_json::Value> = process.logs().lines().filter_map(|line| serde_json::from_str(line).ok()).collect();
+    let redeemed = lines
+        .iter()
+        .find(|line| line["span"]["name"] == "storage" && line["span"]["operation"] == "codes.redeem")
+        .expect("the code redemption's storage span is logged");
+    let chain: Vec<&str> = redeemed["spans"].as_array().unwrap().iter().map(|span| span["name"].as_str().unwrap()).collect();
+    assert_eq!(chain, ["request", "oauth.token"], "{redeemed}");
+    assert_eq!(redeemed["spans"][0]["route"], "/token");
+    assert_eq!(redeemed["span"]["backend"], "memory");
+    assert!(redeemed["fields"]["time.busy"].is_string(), "{redeemed}");
 }

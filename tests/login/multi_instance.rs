@@ -45,5 +45,8 @@ async fn a_callback_landing_on_the_other_instance_completes_the_sign_in() {
     let code = approve(&server_a, &browser, response).await;
     let (status, tokens) = server_b.exchange(&client, &code, &pkce).await;
     assert_eq!(status, 200, "{tokens}");
+    // B redeemed the upstream code: its call to the identity provider is counted.
+    let scraped = reqwest::get(format!("{}/metrics", b.base)).await.unwrap().text().await.unwrap();
+    assert!(scraped.contains(r#"outbound_requests_total{peer="identity_provider",call="token",outcome="ok"} 1"#), "{scraped}");
     drop((a, b, idp, redis));
 }

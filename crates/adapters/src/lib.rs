@@ -1,6 +1,7 @@
 pub mod documents;
 pub mod external;
 pub mod memory;
+pub mod outbound;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "sqlite")]

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod config;
 pub mod http;
+mod metered;
 pub mod pages;
 pub mod server;
 pub mod shutdown;

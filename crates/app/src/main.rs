@@ -4,6 +4,7 @@ use clap::Parser;
 use mcp_oauth_app::config::{Command, Config, LogFormat};
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::{EnvFilter, Layer, fmt};
@@ -37,10 +38,18 @@ async fn main() {
     let filter = EnvFilter::try_new(&config.rust_log).unwrap_or_else(|_| EnvFilter::new("info"));
     // Colour codes only for a person at a terminal, never in a file or a log collector.
     let ansi = std::io::stdout().is_terminal();
+    let spans = if config.log_spans { FmtSpan::CLOSE } else { FmtSpan::NONE };
     let logs = match config.log_format {
-        LogFormat::Text => fmt::layer().with_ansi(ansi).with_filter(filter).boxed(),
-        // One object a line; the request's span (method, route, request id, client) with each.
-        LogFormat::Json => fmt::layer().json().with_current_span(true).with_span_list(false).with_filter(filter).boxed(),
+        LogFormat::Text => fmt::layer().with_ansi(ansi).with_span_events(spans).with_filter(filter).boxed(),
+        // One object a line; the request's span (method, route, request id, client) with each,
+        // and with LOG_SPANS the whole chain of spans it runs in.
+        LogFormat::Json => fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(config.log_spans)
+            .with_span_events(spans)
+            .with_filter(filter)
+            .boxed(),
     };
     let audit = match audit_writer(config.audit_log.as_deref()) {
         Ok(writer) => writer.map(|writer| {
@@ -54,7 +63,7 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    tracing_subscriber::registry().with(logs).with(audit).init();
+    tracing_subscriber::registry().with(logs).with(audit).with(mcp_oauth_app::http::metrics::AuditEvents).init();
     if let Err(error) = mcp_oauth_app::server::run(config).await {
         eprintln!("mcp-oauth-server: {error}");
         std::process::exit(1);

@@ -25,7 +25,7 @@ use mcp_oauth_resource::gateway::stdio::StdioSettings;
 use mcp_oauth_resource::guard::BearerGuard;
 use mcp_oauth_resource::memory::{LocalBus, MemoryMcpSessions, MemorySigningKeys};
 use mcp_oauth_resource::metadata::ProtectedResource;
-use mcp_oauth_resource::ports::{GrantStatus, UpstreamAccount};
+use mcp_oauth_resource::ports::{GrantStatus, McpSessionStore, UpstreamAccount};
 use mcp_oauth_resource::transport::{self, McpBackend, ServerContext, TransportSettings};
 use rmcp::ServerHandler;
 use tokio::net::TcpListener;
@@ -88,8 +88,19 @@ pub fn local_mcp_backend(settings: &Settings) -> McpBackend {
     McpBackend { sessions, bus: Arc::new(LocalBus::default()), keys: Arc::new(MemorySigningKeys::default()) }
 }
 
-/// Opens the storage the settings name and starts its sweeper.
+/// Opens the storage the settings name and starts its sweeper; every port is measured.
 pub async fn open_storage(settings: &Settings) -> Result<Storage, StartupError> {
+    let Storage { stores, mcp, rate_limits } = open_backend(settings).await?;
+    let backend = settings.storage.backend();
+    let sessions: Arc<dyn McpSessionStore> = crate::metered::Metered::new(mcp.sessions, backend);
+    Ok(Storage {
+        stores: crate::metered::stores(stores, backend),
+        mcp: McpBackend { sessions, ..mcp },
+        rate_limits: crate::metered::Metered::new(rate_limits, if backend == "redis" { "redis" } else { "memory" }),
+    })
+}
+
+async fn open_backend(settings: &Settings) -> Result<Storage, StartupError> {
     let stores = match settings.storage.clone() {
         #[cfg(feature = "redis")]
         StorageUrl::Redis(url) => return open_redis(&settings.config, url).await,

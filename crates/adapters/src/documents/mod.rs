@@ -149,7 +149,8 @@ fn failure(error: reqwest::Error) -> FetchError {
 impl DocumentFetcher for HttpDocumentFetcher {
     async fn fetch(&self, url: &DocumentUrl) -> Result<FetchedDocument, FetchError> {
         self.check_literal(url)?;
-        let mut response = self.http.get(url.url().clone()).header(ACCEPT, "application/json").send().await.map_err(failure)?;
+        let request = self.http.get(url.url().clone()).header(ACCEPT, "application/json");
+        let mut response = crate::outbound::send("client_metadata_document", "fetch", request).await.map_err(failure)?;
         let status = response.status();
         if status.is_redirection() {
             return Err(FetchError::Rejected(format!("its host answered with a redirect ({status}), which is not followed")));

@@ -27,7 +27,13 @@ fn candidates(issuer: &Url) -> Vec<Url> {
 pub async fn discover(client: &reqwest::Client, issuer: &Url) -> Result<AuthorizationServerMetadata, String> {
     let mut failures = Vec::new();
     for url in candidates(issuer) {
-        match client.get(url.clone()).header("accept", "application/json").send().await {
+        match crate::outbound::send(
+            "authorization_server",
+            "discovery",
+            client.get(url.clone()).header("accept", "application/json"),
+        )
+        .await
+        {
             Ok(response) if response.status().is_success() => match response.json::<AuthorizationServerMetadata>().await {
                 Ok(metadata) => return Ok(metadata),
                 Err(e) => failures.push(format!("{url}: {e}")),

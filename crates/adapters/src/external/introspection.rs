@@ -81,7 +81,9 @@ impl IntrospectionValidator {
             }
         }
         let unavailable = |e: String| TokenRejection::Unavailable(format!("introspection at {}: {e}", self.endpoint));
-        let response = request.form(&form).send().await.map_err(|e| unavailable(e.to_string()))?;
+        let response = crate::outbound::send("authorization_server", "introspection", request.form(&form))
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
         match response.status() {
             status if status.is_success() => Ok(response),
             // Our credential refused says nothing about the token, and will not pass by itself.

@@ -35,7 +35,8 @@ impl JwksCache {
 
     async fn fetch(&self) -> Result<(), JwksError> {
         let unavailable = |e: String| JwksError::Unavailable(format!("JWKS at {}: {e}", self.uri));
-        let response = self.client.get(&self.uri).send().await.map_err(|e| unavailable(e.to_string()))?;
+        let response =
+            crate::outbound::send("jwks", "keys", self.client.get(&self.uri)).await.map_err(|e| unavailable(e.to_string()))?;
         if !response.status().is_success() {
             return Err(unavailable(format!("HTTP {}", response.status())));
         }

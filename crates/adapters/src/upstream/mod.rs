@@ -128,7 +128,9 @@ impl UpstreamProvider {
         }
         let issuer = s.issuer.as_ref().ok_or_else(|| UpstreamError::Invalid("UPSTREAM_ISSUER is not set".into()))?;
         let url = format!("{}/.well-known/openid-configuration", issuer.as_str().trim_end_matches('/'));
-        let response = self.http.get(&url).send().await.map_err(|e| unavailable(format!("discovery at {url}: {e}")))?;
+        let response = crate::outbound::send("identity_provider", "discovery", self.http.get(&url))
+            .await
+            .map_err(|e| unavailable(format!("discovery at {url}: {e}")))?;
         if !response.status().is_success() {
             return Err(unavailable(format!("discovery at {url}: HTTP {}", response.status())));
         }
@@ -159,7 +161,7 @@ impl UpstreamProvider {
                 }
             }
         }
-        let response = request.form(&form).send().await.map_err(unavailable)?;
+        let response = crate::outbound::send("identity_provider", "token", request.form(&form)).await.map_err(unavailable)?;
         let status = response.status();
         let body: Value = response.json().await.map_err(|e| unavailable(format!("token endpoint answer: {e}")))?;
         if status.is_server_error() {
@@ -205,15 +207,13 @@ impl UpstreamProvider {
     }
 
     async fn get_json(&self, url: Url, access_token: &str) -> Result<Value, UpstreamError> {
-        let response = self
+        let request = self
             .http
             .get(url.clone())
             .bearer_auth(access_token)
             .header("accept", "application/json")
-            .header("user-agent", "mcp-oauth-server")
-            .send()
-            .await
-            .map_err(unavailable)?;
+            .header("user-agent", "mcp-oauth-server");
+        let response = crate::outbound::send("identity_provider", "userinfo", request).await.map_err(unavailable)?;
         let status = response.status();
         if status.is_server_error() {
             return Err(unavailable(format!("{}: HTTP {status}", url.path())));

@@ -361,6 +361,12 @@ pub struct Config {
     #[arg(long, env = "AUDIT_LOG")]
     pub audit_log: Option<String>,
 
+    /// Log each span as it closes, with its time: the request, the OAuth step
+    /// (`oauth.token`…), each storage call (`storage`) and call to another server
+    /// (`outbound`). Those below the request are at debug level: use with RUST_LOG=debug.
+    #[arg(long, env = "LOG_SPANS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub log_spans: bool,
+
     /// `text` (for people) or `json` (one object a line, for log collectors).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -104,3 +104,57 @@ pub fn grant_label(grant_type: Option<&str>) -> &'static str {
         _ => "other",
     }
 }
+
+/// Counts the audit trail's events (`oauth_events_total{event, result}`): logins, consents,
+/// codes, rotations, reuse detections, revocations, admin actions. The audit module is where
+/// each of those facts is recorded once, so the counts come from there; both labels are fixed
+/// words, never the subject or client.
+pub struct AuditEvents;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AuditEvents {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() != "audit" {
+            return;
+        }
+        let mut labels = AuditLabels::default();
+        event.record(&mut labels);
+        metrics::counter!("oauth_events_total", "event" => labels.event, "result" => labels.result).increment(1);
+    }
+}
+
+#[derive(Default)]
+struct AuditLabels {
+    event: String,
+    result: String,
+}
+
+impl tracing::field::Visit for AuditLabels {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        match field.name() {
+            "event" => self.event = value.to_owned(),
+            "result" => self.result = value.to_owned(),
+            _ => {}
+        }
+    }
+
+    fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{handle, install};
+    use tracing_subscriber::prelude::*;
+
+    #[test]
+    fn audit_events_are_counted() {
+        install();
+        let filter = tracing_subscriber::EnvFilter::new("info");
+        let logs = tracing_subscriber::fmt::layer().with_filter(filter).boxed();
+        let subscriber = tracing_subscriber::registry().with(logs).with(super::AuditEvents);
+        tracing::subscriber::with_default(subscriber, || {
+            mcp_oauth_domain::audit::record(mcp_oauth_domain::audit::Event::Login, "alice", "c", "signed_in", "");
+        });
+        let rendered = handle().unwrap().render();
+        assert!(rendered.contains(r#"oauth_events_total{event="login",result="signed_in"} 1"#), "{rendered}");
+    }
+}

@@ -119,6 +119,7 @@ impl Login {
     }
 
     /// Starts a trip to the upstream for the pending request named by `request_id`.
+    #[tracing::instrument(name = "login.begin", level = "debug", skip_all)]
     pub async fn begin(&self, request_id: &str) -> Result<LoginStart, LoginError> {
         let (state, browser_secret) = (generate_secret(), generate_secret());
         let now = self.clock.now();
@@ -137,6 +138,7 @@ impl Login {
 
     /// Finishes a trip at the callback. The attempt is checked against this browser before it
     /// is used up, so a forged or misdirected callback leaves the real one working.
+    #[tracing::instrument(name = "login.complete", level = "debug", skip_all)]
     pub async fn complete(&self, callback: &Callback, browser_secret: Option<&str>) -> Result<SignedInBrowser, LoginError> {
         let state = callback.state.as_deref().filter(|s| !s.is_empty()).ok_or(LoginError::UnknownAttempt)?;
         let key = TokenDigest::of(state);

@@ -120,6 +120,7 @@ impl AuthorizationServer {
     }
 
     /// Validates an authorization request and parks it until the user decides.
+    #[tracing::instrument(name = "oauth.authorize", level = "debug", skip_all)]
     pub async fn authorize(&self, params: &RequestParams) -> Result<ConsentPrompt, AuthorizeError> {
         let page = |e: &str| AuthorizeError::Page(OAuthError::invalid_request(e.to_owned()));
 
@@ -227,6 +228,7 @@ impl AuthorizationServer {
     /// Applies the user's decision: a code on approval, `access_denied` on denial, both
     /// delivered by redirect. `csrf_cookie` and `csrf_field` must be the token issued with the
     /// page.
+    #[tracing::instrument(name = "oauth.decide", level = "debug", skip_all)]
     pub async fn decide(
         &self,
         request_id: &str,

@@ -37,6 +37,7 @@ impl AuthorizationServer {
 
     /// The pending request under `pending`, taken and parked again under fresh secrets for the
     /// consent page shown after the upstream login. Its end does not move.
+    #[tracing::instrument(name = "oauth.resume", level = "debug", skip_all)]
     pub async fn resume(&self, pending: &TokenDigest) -> Result<ConsentPrompt, ConsentError> {
         let unavailable = ConsentError::Unavailable;
         let request = self.stores.pending.take(pending).await.map_err(unavailable)?.ok_or(ConsentError::Expired)?;
@@ -52,6 +53,7 @@ impl AuthorizationServer {
     }
 
     /// Ends the pending request under `pending` with `error`, for the client's redirect URI.
+    #[tracing::instrument(name = "oauth.refuse", level = "debug", skip_all)]
     pub async fn refuse(&self, pending: &TokenDigest, error: &OAuthError) -> Result<Url, ConsentError> {
         let request = self.stores.pending.take(pending).await.map_err(ConsentError::Unavailable)?.ok_or(ConsentError::Expired)?;
         Ok(self.error_redirect(&request.redirect_uri, error, request.state.as_deref()))

@@ -45,6 +45,7 @@ fn lookup_order(hint: Option<&str>) -> [TokenKind; 2] {
 }
 
 impl AuthorizationServer {
+    #[tracing::instrument(name = "oauth.introspect", level = "debug", skip_all)]
     pub async fn introspect(
         &self,
         credentials: &ClientCredentials,
@@ -124,6 +125,7 @@ impl AuthorizationServer {
 
     /// Revokes an access token, or a refresh token together with its whole family. Unknown
     /// tokens are not an error (RFC 7009 section 2.2); another client's token is refused.
+    #[tracing::instrument(name = "oauth.revoke", level = "debug", skip_all)]
     pub async fn revoke(
         &self,
         credentials: &ClientCredentials,

@@ -18,6 +18,7 @@ pub struct RegisteredClient {
 impl AuthorizationServer {
     /// Registers a client, if the registration policy lets `initial_access_token` (the
     /// request's bearer token, RFC 7591 section 3) do so.
+    #[tracing::instrument(name = "oauth.register", level = "debug", skip_all)]
     pub async fn register(
         &self,
         request: RegistrationRequest,

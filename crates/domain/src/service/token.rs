@@ -46,6 +46,7 @@ struct Issuance {
 impl AuthorizationServer {
     /// The token endpoint: the grant type is read first, then the client authenticated, then
     /// the parameters of that grant.
+    #[tracing::instrument(name = "oauth.token", level = "debug", skip_all)]
     pub async fn token(&self, credentials: &ClientCredentials, params: &RequestParams) -> Result<TokenResponse, OAuthError> {
         let grant_type = GrantType::from_params(params)?;
         let client = self.authenticate_client(credentials).await?;

@@ -25,11 +25,30 @@ pub struct OutboxTransport {
     session: String,
     bus: Arc<dyn SessionBus>,
     instance: InstanceTag,
+    _live: LiveSession,
 }
 
 impl OutboxTransport {
     pub(super) fn new(inner: LocalTransport, session: String, bus: Arc<dyn SessionBus>, instance: InstanceTag) -> Self {
-        Self { inner, session, bus, instance }
+        Self { inner, session, bus, instance, _live: LiveSession::counted() }
+    }
+}
+
+/// Counts a session copy held by this instance in the `mcp_sessions` gauge while its
+/// transport lives: rmcp's worker holds the transport until the session ends, by DELETE, idle
+/// timeout or shutdown.
+struct LiveSession;
+
+impl LiveSession {
+    fn counted() -> Self {
+        metrics::gauge!("mcp_sessions").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for LiveSession {
+    fn drop(&mut self) {
+        metrics::gauge!("mcp_sessions").decrement(1.0);
     }
 }
 
