@@ -92,15 +92,16 @@ pub fn refusal_headers(headers: &mut axum::http::HeaderMap, quota: &Quota, retry
     rate_limit_headers(headers, quota, 0, retry_after);
 }
 
-fn bearer_token(request: &Request) -> Option<&str> {
-    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+/// The token of an `Authorization: Bearer` header (RFC 6750 section 2.1; the scheme in any case).
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 pub async fn require_bearer(State(guard): State<Arc<BearerGuard>>, mut request: Request, next: Next) -> Response {
-    let Some(token) = bearer_token(&request) else {
+    let Some(token) = bearer_token(request.headers()) else {
         return guard.challenge(None);
     };
     match guard.validator.validate(token).await {

@@ -105,12 +105,8 @@ async fn authorize_and_audit(State(state): State<AdminState>, request: Request, 
     // The audit line carries the caller's address from this span.
     let span = tracing::info_span!("admin", peer = %peer);
     async move {
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-        if !presented.is_some_and(|token| state.token.matches(token.trim())) {
+        let presented = mcp_oauth_resource::guard::bearer_token(request.headers());
+        if !presented.is_some_and(|token| state.token.matches(token)) {
             audit::record(Event::AdminAction, "", "", "refused", &format!("{action}: no valid ADMIN_TOKEN"));
             let description = "the admin API needs ADMIN_TOKEN as a bearer token";
             let mut response = Failure(StatusCode::UNAUTHORIZED, "invalid_token", description.into()).into_response();

@@ -22,12 +22,7 @@ pub async fn register(
     headers: HeaderMap,
     JsonBody(request): JsonBody<RegistrationRequest>,
 ) -> Result<Response, OAuthResponse> {
-    let initial_access_token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
+    let initial_access_token = mcp_oauth_resource::guard::bearer_token(&headers);
     let registered = state.auth.register(request, initial_access_token).await;
     let outcome = match &registered {
         Ok(_) => "registered",
