@@ -1,3 +1,4 @@
+pub mod client_cache;
 pub mod documents;
 pub mod external;
 pub mod memory;

@@ -19,7 +19,7 @@ use mcp_oauth_domain::login::{
 };
 use mcp_oauth_domain::metadata_document::{CachedDocument, DocumentCache};
 use mcp_oauth_domain::ports::{
-    AccessTokenRecord, AccessTokenStore, Admission, AuthorizationCodeStore, AuthorizationGrant, ClientStore, FamilyId,
+    AccessTokenRecord, AccessTokenStore, Admission, AuthorizationCodeStore, AuthorizationGrant, ClientStore, FamilyId, Issue,
     PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshStore, Registration, Rotation,
     StorageHealth, Successor,
 };
@@ -95,7 +95,7 @@ metered!(PendingAuthStore, "pending" {
 metered!(AuthorizationCodeStore, "codes" {
     fn insert(&self, code: &TokenDigest, grant: &AuthorizationGrant) -> ();
     fn redeem(&self, code: &TokenDigest) -> Redemption;
-    fn mark_issued(&self, code: &TokenDigest) -> ();
+    fn issue(&self, code: &TokenDigest, tokens: Issue<'_>) -> Admission;
 });
 
 metered!(AccessTokenStore, "access_tokens" {

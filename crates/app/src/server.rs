@@ -148,7 +148,8 @@ async fn open_redis(config: &Config, url: String) -> Result<Storage, StartupErro
         keys: Arc::new(RedisSigningKeys::new(store.clone())),
     };
     let rate_limits = Arc::new(mcp_oauth_adapters::redis::RedisRateLimits::new(store.clone()));
-    Ok(Storage { stores: store.stores(), mcp, rate_limits })
+    let stores = mcp_oauth_adapters::client_cache::CachedClients::wrap(store.stores(), config.client_cache_ttl);
+    Ok(Storage { stores, mcp, rate_limits })
 }
 
 /// Builds the whole application for a configuration over the given storage: the

@@ -218,14 +218,25 @@ pub enum Redemption {
     Unknown,
 }
 
+/// What a redeemed code is exchanged for: an access token, and a refresh token when the client
+/// may refresh, both of the code's family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Issue<'a> {
+    pub access_token: &'a TokenDigest,
+    pub access: &'a AccessTokenRecord,
+    pub refresh: Option<(&'a TokenDigest, &'a RefreshGrant)>,
+}
+
 #[async_trait]
 pub trait AuthorizationCodeStore: Send + Sync {
     async fn insert(&self, code: &TokenDigest, grant: &AuthorizationGrant) -> Result<(), StorageError>;
     /// Marks the code redeemed and reports whether this call was the first. The record stays
     /// until it expires so that later attempts are recognised as replays.
     async fn redeem(&self, code: &TokenDigest) -> Result<Redemption, StorageError>;
-    /// Records that the redemption's tokens are stored.
-    async fn mark_issued(&self, code: &TokenDigest) -> Result<(), StorageError>;
+    /// Stores the redemption's tokens and records on the code that they are stored, in one
+    /// step: a replay that finds the mark revokes them, and finds it only once they exist. A
+    /// revoked family (a replay won the race) stores nothing.
+    async fn issue(&self, code: &TokenDigest, tokens: Issue<'_>) -> Result<Admission, StorageError>;
 }
 
 /// What is stored about an issued access token (under its digest).
@@ -335,11 +346,14 @@ pub enum Rotation {
     Unknown,
 }
 
-/// The successor written by a winning rotation.
+/// What a winning rotation writes: the successor refresh token, and the access token issued
+/// with it, in the same family.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Successor<'a> {
     pub token: &'a TokenDigest,
     pub grant: &'a RefreshGrant,
+    pub access_token: &'a TokenDigest,
+    pub access: &'a AccessTokenRecord,
 }
 
 #[async_trait]
@@ -347,8 +361,9 @@ pub trait RefreshStore: Send + Sync {
     async fn insert(&self, token: &TokenDigest, grant: &RefreshGrant) -> Result<Admission, StorageError>;
     async fn get(&self, token: &TokenDigest) -> Result<Option<RefreshRecord>, StorageError>;
     /// Atomically moves `token` from Active to `Rotated { at, successor: sealed }` and stores
-    /// the successor as Active. Of concurrent rotations of one token, exactly one returns
-    /// `Rotated`.
+    /// the successor as Active with its access token: all or nothing, so a retry that reads
+    /// the rotation finds the successor's tokens working. Of concurrent rotations of one
+    /// token, exactly one returns `Rotated`.
     async fn rotate(
         &self,
         token: &TokenDigest,

@@ -54,7 +54,7 @@ macro_rules! contract_suite {
             $crate::contract_cases!($factory;
                 clients_round_trip, clients_are_prolonged_never_revived, live_clients_are_capped, racing_registrations_stay_under_the_cap,
                 pending_requests_are_taken_once, records_expire,
-                codes_redeem_once_then_report_replay, racing_redemptions_have_one_winner,
+                codes_redeem_once_then_report_replay, racing_redemptions_have_one_winner, issuing_stores_both_tokens_and_marks_the_code,
                 access_tokens_and_family_revocation, refresh_rotation_and_reuse, racing_rotations_store_one_successor,
                 refresh_family_revocation, family_tombstones_end, service_grace_window_retry, service_reuse_after_grace_revokes_family,
                 service_racing_refreshes_share_one_successor, service_code_replay_revokes_tokens,
@@ -268,7 +268,20 @@ pub async fn records_expire<F: Fn() -> Fut, Fut: Future<Output = Backend>>(facto
     let next = TokenDigest::of("next");
     let sealed = sealed_for("f");
     let grant = sample_refresh(&family);
-    let rotation = s.refresh.rotate(&refresh, Utc::now(), &sealed, Successor { token: &next, grant: &grant }).await;
+    let rotation = s
+        .refresh
+        .rotate(
+            &refresh,
+            Utc::now(),
+            &sealed,
+            Successor {
+                token: &next,
+                grant: &grant,
+                access_token: &access_of(&next),
+                access: &sample_access_token(&grant.family),
+            },
+        )
+        .await;
     assert_eq!(rotation.unwrap(), Rotation::Unknown);
     assert_eq!(s.refresh.get(&next).await.unwrap(), None);
 }
@@ -282,10 +295,52 @@ pub async fn codes_redeem_once_then_report_replay<F: Fn() -> Fut, Fut: Future<Ou
     assert_eq!(codes.redeem(&code).await.unwrap(), Redemption::Redeemed(grant.clone()));
     let in_flight = Redemption::Replayed { grant: grant.clone(), issued: false };
     assert_eq!(codes.redeem(&code).await.unwrap(), in_flight, "the first redemption has not issued yet");
-    codes.mark_issued(&code).await.unwrap();
+    let (access, record) = (TokenDigest::of("a"), sample_access_token(&grant.family));
+    let tokens = Issue { access_token: &access, access: &record, refresh: None };
+    assert_eq!(codes.issue(&code, tokens).await.unwrap(), Admission::Stored);
     assert_eq!(codes.redeem(&code).await.unwrap(), Redemption::Replayed { grant, issued: true });
-    codes.mark_issued(&TokenDigest::of("unknown")).await.unwrap();
-    assert_eq!(codes.redeem(&TokenDigest::of("unknown")).await.unwrap(), Redemption::Unknown);
+    let (other, record) = (TokenDigest::of("b"), sample_access_token(&FamilyId::generate()));
+    let tokens = Issue { access_token: &other, access: &record, refresh: None };
+    assert_eq!(codes.issue(&TokenDigest::of("unknown"), tokens).await.unwrap(), Admission::Stored, "a code gone since");
+    assert_eq!(codes.redeem(&TokenDigest::of("unknown")).await.unwrap(), Redemption::Unknown, "is not brought back");
+}
+
+/// The access token the contract pairs with a successor refresh token.
+fn access_of(refresh: &TokenDigest) -> TokenDigest {
+    TokenDigest::of(&format!("access-of-{}", refresh.to_hex()))
+}
+
+/// A redeemed code's tokens are stored together with the code's mark, or not at all.
+pub async fn issuing_stores_both_tokens_and_marks_the_code<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
+    let backend = fresh(factory).await;
+    let s = &backend.stores;
+    let family = FamilyId::generate();
+    let code = TokenDigest::of(&generate_secret());
+    s.codes.insert(&code, &sample_grant(&family)).await.unwrap();
+    assert!(matches!(s.codes.redeem(&code).await.unwrap(), Redemption::Redeemed(_)));
+    let (access, refresh) = (TokenDigest::of("a1"), TokenDigest::of("r1"));
+    let (record, grant) = (sample_access_token(&family), sample_refresh(&family));
+    let tokens = Issue { access_token: &access, access: &record, refresh: Some((&refresh, &grant)) };
+    assert_eq!(s.codes.issue(&code, tokens).await.unwrap(), Admission::Stored);
+    assert_eq!(s.access_tokens.get(&access).await.unwrap(), Some(record.clone()));
+    assert_eq!(s.refresh.get(&refresh).await.unwrap().map(|r| r.state), Some(RefreshState::Active));
+    assert!(matches!(s.codes.redeem(&code).await.unwrap(), Redemption::Replayed { issued: true, .. }));
+    // Both tokens are members of the family: its revocation takes them.
+    s.refresh.revoke_family(&family, Utc::now() + TimeDelta::days(7)).await.unwrap();
+    s.access_tokens.revoke_family(&family, Utc::now() + TimeDelta::days(7)).await.unwrap();
+    assert_eq!(s.access_tokens.get(&access).await.unwrap(), None);
+    assert_eq!(s.refresh.get(&refresh).await.unwrap(), None);
+
+    // A revoked family (a replay won the race) stores nothing and leaves the code unmarked.
+    let late = TokenDigest::of(&generate_secret());
+    s.codes.insert(&late, &sample_grant(&family)).await.unwrap();
+    s.codes.redeem(&late).await.unwrap();
+    let (access, refresh) = (TokenDigest::of("a2"), TokenDigest::of("r2"));
+    let tokens = Issue { access_token: &access, access: &record, refresh: Some((&refresh, &grant)) };
+    assert_eq!(s.codes.issue(&late, tokens).await.unwrap(), Admission::FamilyRevoked);
+    assert_eq!(s.access_tokens.get(&access).await.unwrap(), None);
+    assert_eq!(s.refresh.get(&refresh).await.unwrap(), None);
+    assert!(matches!(s.codes.redeem(&late).await.unwrap(), Redemption::Replayed { issued: false, .. }));
 }
 
 pub async fn racing_redemptions_have_one_winner<F: Fn() -> Fut, Fut: Future<Output = Backend>>(factory: &F) {
@@ -348,7 +403,15 @@ pub async fn refresh_rotation_and_reuse<F: Fn() -> Fut, Fut: Future<Output = Bac
 
     let at = Utc::now();
     let sealed = sealed_for("r1");
-    let rotated = refresh.rotate(&r1, at, &sealed, Successor { token: &r2, grant: &grant }).await.unwrap();
+    let rotated = refresh
+        .rotate(
+            &r1,
+            at,
+            &sealed,
+            Successor { token: &r2, grant: &grant, access_token: &access_of(&r2), access: &sample_access_token(&grant.family) },
+        )
+        .await
+        .unwrap();
     assert_eq!(rotated, Rotation::Rotated);
     let record = refresh.get(&r1).await.unwrap().unwrap();
     match record.state {
@@ -359,15 +422,34 @@ pub async fn refresh_rotation_and_reuse<F: Fn() -> Fut, Fut: Future<Output = Bac
         RefreshState::Active => panic!("the used token must be marked rotated"),
     }
     assert_eq!(refresh.get(&r2).await.unwrap().unwrap().state, RefreshState::Active);
+    let access = backend.stores.access_tokens.get(&access_of(&r2)).await.unwrap();
+    assert_eq!(access.map(|a| a.family), Some(family.clone()), "the successor's access token is stored with it");
 
-    let again = refresh.rotate(&r1, Utc::now(), &sealed_for("r1"), Successor { token: &r3, grant: &grant }).await.unwrap();
+    let again = refresh
+        .rotate(
+            &r1,
+            Utc::now(),
+            &sealed_for("r1"),
+            Successor { token: &r3, grant: &grant, access_token: &access_of(&r3), access: &sample_access_token(&grant.family) },
+        )
+        .await
+        .unwrap();
     match again {
         Rotation::AlreadyRotated { successor, .. } => assert_eq!(successor, sealed, "the first rotation's seal is kept"),
         other => panic!("expected AlreadyRotated, got {other:?}"),
     }
     assert_eq!(refresh.get(&r3).await.unwrap(), None, "a losing rotation stores nothing");
+    assert_eq!(backend.stores.access_tokens.get(&access_of(&r3)).await.unwrap(), None, "not even its access token");
     let unknown = TokenDigest::of("unknown");
-    let missing = refresh.rotate(&unknown, Utc::now(), &sealed, Successor { token: &r3, grant: &grant }).await.unwrap();
+    let missing = refresh
+        .rotate(
+            &unknown,
+            Utc::now(),
+            &sealed,
+            Successor { token: &r3, grant: &grant, access_token: &access_of(&r3), access: &sample_access_token(&grant.family) },
+        )
+        .await
+        .unwrap();
     assert_eq!(missing, Rotation::Unknown);
     assert_eq!(refresh.get(&r3).await.unwrap(), None);
 }
@@ -387,7 +469,19 @@ pub async fn racing_rotations_store_one_successor<F: Fn() -> Fut, Fut: Future<Ou
                 barrier.wait().await;
                 let grant = sample_refresh(&family);
                 let sealed = sealed_for("r1");
-                let rotation = refresh.rotate(&r1, Utc::now(), &sealed, Successor { token: &successor, grant: &grant }).await;
+                let rotation = refresh
+                    .rotate(
+                        &r1,
+                        Utc::now(),
+                        &sealed,
+                        Successor {
+                            token: &successor,
+                            grant: &grant,
+                            access_token: &access_of(&successor),
+                            access: &sample_access_token(&grant.family),
+                        },
+                    )
+                    .await;
                 (successor, rotation.unwrap())
             })
         })
@@ -397,7 +491,10 @@ pub async fn racing_rotations_store_one_successor<F: Fn() -> Fut, Fut: Future<Ou
         let (successor, rotation) = task.await.unwrap();
         match rotation {
             Rotation::Rotated => winners.push(successor),
-            Rotation::AlreadyRotated { .. } => assert_eq!(refresh.get(&successor).await.unwrap(), None),
+            Rotation::AlreadyRotated { .. } => {
+                assert_eq!(refresh.get(&successor).await.unwrap(), None);
+                assert_eq!(backend.stores.access_tokens.get(&access_of(&successor)).await.unwrap(), None);
+            }
             Rotation::Unknown => panic!("a racing rotation lost the token"),
         }
     }
@@ -413,13 +510,29 @@ pub async fn refresh_family_revocation<F: Fn() -> Fut, Fut: Future<Output = Back
     refresh.insert(&r1, &sample_refresh(&family)).await.unwrap();
     refresh.insert(&o1, &sample_refresh(&other)).await.unwrap();
     let grant = sample_refresh(&family);
-    refresh.rotate(&r1, Utc::now(), &sealed_for("r1"), Successor { token: &r2, grant: &grant }).await.unwrap();
+    refresh
+        .rotate(
+            &r1,
+            Utc::now(),
+            &sealed_for("r1"),
+            Successor { token: &r2, grant: &grant, access_token: &access_of(&r2), access: &sample_access_token(&grant.family) },
+        )
+        .await
+        .unwrap();
 
     refresh.revoke_family(&family, Utc::now() + TimeDelta::days(7)).await.unwrap();
     assert_eq!(refresh.get(&r1).await.unwrap(), None);
     assert_eq!(refresh.get(&r2).await.unwrap(), None);
     assert!(refresh.get(&o1).await.unwrap().is_some(), "another family is untouched");
-    let rotation = refresh.rotate(&r2, Utc::now(), &sealed_for("r2"), Successor { token: &r3, grant: &grant }).await.unwrap();
+    let rotation = refresh
+        .rotate(
+            &r2,
+            Utc::now(),
+            &sealed_for("r2"),
+            Successor { token: &r3, grant: &grant, access_token: &access_of(&r3), access: &sample_access_token(&grant.family) },
+        )
+        .await
+        .unwrap();
     assert_eq!(rotation, Rotation::Unknown);
     assert_eq!(refresh.insert(&r3, &grant).await.unwrap(), Admission::FamilyRevoked);
     assert_eq!(refresh.get(&r3).await.unwrap(), None);

@@ -20,8 +20,8 @@ use mcp_oauth_domain::grace::SealedSuccessor;
 use mcp_oauth_domain::identity::ClientId;
 use mcp_oauth_domain::ports::{
     AccessTokenRecord, AccessTokenStore, Admission, AuthorizationCodeStore, AuthorizationGrant, ClientStore, Expiring, FamilyId,
-    PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore, Registration,
-    Rotation, StorageHealth, Successor,
+    Issue, PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore,
+    Registration, Rotation, StorageHealth, Successor,
 };
 use mcp_oauth_domain::secret::TokenDigest;
 use mcp_oauth_domain::service::Stores;
@@ -147,6 +147,15 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    fn insert_access_token(&self, token: &TokenDigest, record: &AccessTokenRecord) -> Admission {
+        let lifetime = record.remaining(Utc::now());
+        admit(&self.inner.access_token_families, &record.family, lifetime, *token, || {
+            self.inner.access_tokens.insert(*token, record.clone(), lifetime);
+        })
+    }
+}
+
 /// Runs `sweep` on `target` every `period` until the last strong reference is dropped.
 pub fn sweep_while_alive<T: Send + Sync + 'static>(
     target: Weak<T>,
@@ -265,19 +274,27 @@ impl AuthorizationCodeStore for MemoryStore {
         Ok(outcome.unwrap_or(Redemption::Unknown))
     }
 
-    async fn mark_issued(&self, code: &TokenDigest) -> Result<(), StorageError> {
+    async fn issue(&self, code: &TokenDigest, tokens: Issue<'_>) -> Result<Admission, StorageError> {
+        // Each step is atomic here and a revoked family refuses every later one; the mark is
+        // set last, once the tokens exist.
+        if self.insert_access_token(tokens.access_token, tokens.access) == Admission::FamilyRevoked {
+            return Ok(Admission::FamilyRevoked);
+        }
+        if let Some((token, grant)) = tokens.refresh
+            && RefreshStore::insert(self, token, grant).await? == Admission::FamilyRevoked
+        {
+            self.inner.access_tokens.remove(tokens.access_token);
+            return Ok(Admission::FamilyRevoked);
+        }
         self.inner.codes.update(code, |exchange| exchange.issued = true);
-        Ok(())
+        Ok(Admission::Stored)
     }
 }
 
 #[async_trait]
 impl AccessTokenStore for MemoryStore {
     async fn insert(&self, token: &TokenDigest, record: &AccessTokenRecord) -> Result<Admission, StorageError> {
-        let lifetime = record.remaining(Utc::now());
-        Ok(admit(&self.inner.access_token_families, &record.family, lifetime, *token, || {
-            self.inner.access_tokens.insert(*token, record.clone(), lifetime);
-        }))
+        Ok(self.insert_access_token(token, record))
     }
 
     async fn get(&self, token: &TokenDigest) -> Result<Option<AccessTokenRecord>, StorageError> {
@@ -334,6 +351,9 @@ impl RefreshStore for MemoryStore {
                 family.members.insert(*successor.token);
                 let record = RefreshRecord { grant: successor.grant.clone(), state: RefreshState::Active };
                 inner.refresh.insert(*successor.token, record, kept);
+                // Under the refresh family's lock, which every revocation takes first: a
+                // revocation cannot fall between the two.
+                self.insert_access_token(successor.access_token, successor.access);
                 return (outcome, Some(kept));
             }
             (outcome, None)

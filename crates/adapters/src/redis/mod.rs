@@ -27,8 +27,8 @@ use mcp_oauth_domain::grace::SealedSuccessor;
 use mcp_oauth_domain::identity::ClientId;
 use mcp_oauth_domain::ports::{
     AccessTokenRecord, AccessTokenStore, Admission, AuthorizationCodeStore, AuthorizationGrant, ClientStore, Expiring, FamilyId,
-    PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore, Registration,
-    Rotation, StorageHealth, Successor,
+    Issue, PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore,
+    Registration, Rotation, StorageHealth, Successor,
 };
 use mcp_oauth_domain::secret::TokenDigest;
 use mcp_oauth_domain::service::Stores;
@@ -334,12 +334,37 @@ impl AuthorizationCodeStore for RedisStore {
         })
     }
 
-    async fn mark_issued(&self, code: &TokenDigest) -> Result<(), StorageError> {
-        // HSET on a key that expired in between would recreate it without a TTL; the script
-        // writes only to an existing code.
-        let key = self.key("exch", &code.to_hex());
-        let _: i64 = self.run(async move |c| scripts::MARK_ISSUED.key(key).invoke_async(c).await).await?;
-        Ok(())
+    /// One round trip: the tokens, their families and the code's mark in one script. (HSET on
+    /// a code that expired in between would recreate it without a TTL; the script marks only
+    /// an existing code.)
+    async fn issue(&self, code: &TokenDigest, tokens: Issue<'_>) -> Result<Admission, StorageError> {
+        let now = Utc::now();
+        let family = tokens.access.family.as_str();
+        let refresh_digest = tokens.refresh.map(|(token, _)| token.to_hex()).unwrap_or_default();
+        let keys = [
+            self.key("exch", &code.to_hex()),
+            self.key("revoked", family),
+            self.key("installation", &tokens.access_token.to_hex()),
+            self.key("family:installation", family),
+            self.key("refresh", &refresh_digest),
+            self.key("family:refresh", family),
+        ];
+        let (refresh, refresh_ttl) = match tokens.refresh {
+            Some((_, grant)) => (encode(grant)?, ms(grant.remaining(now))),
+            None => (String::new(), 1),
+        };
+        let access = (encode(tokens.access)?, ms(tokens.access.remaining(now)), tokens.access_token.to_hex());
+        let stored: i64 = self
+            .run(async move |c| {
+                let mut invocation = scripts::ISSUE.prepare_invoke();
+                for key in &keys {
+                    invocation.key(key);
+                }
+                invocation.arg(access.0).arg(access.1).arg(access.2).arg(refresh).arg(refresh_ttl).arg(refresh_digest);
+                invocation.invoke_async(c).await
+            })
+            .await?;
+        Ok(if stored == 1 { Admission::Stored } else { Admission::FamilyRevoked })
     }
 }
 
@@ -395,27 +420,28 @@ impl RefreshStore for RedisStore {
             self.key("refresh", &successor.token.to_hex()),
             self.key("family:refresh", family),
             self.key("revoked", family),
+            self.key("installation", &successor.access_token.to_hex()),
+            self.key("family:installation", family),
         ];
-        let (rotated, grant, lifetime, member) = (
+        let now = Utc::now();
+        let args = (
             rotated_value(at, sealed),
             encode(successor.grant)?,
-            ms(successor.grant.remaining(Utc::now())),
+            ms(successor.grant.remaining(now)),
             successor.token.to_hex(),
+            encode(successor.access)?,
+            ms(successor.access.remaining(now)),
+            successor.access_token.to_hex(),
         );
         let answer: (i64, String) = self
             .run(async move |c| {
-                let [presented, next, set, tombstone] = keys;
-                scripts::ROTATE
-                    .key(presented)
-                    .key(next)
-                    .key(set)
-                    .key(tombstone)
-                    .arg(rotated)
-                    .arg(grant)
-                    .arg(lifetime)
-                    .arg(member)
-                    .invoke_async(c)
-                    .await
+                let mut invocation = scripts::ROTATE.prepare_invoke();
+                for key in &keys {
+                    invocation.key(key);
+                }
+                let (rotated, grant, lifetime, member, access, access_lifetime, access_member) = args;
+                invocation.arg(rotated).arg(grant).arg(lifetime).arg(member).arg(access).arg(access_lifetime).arg(access_member);
+                invocation.invoke_async(c).await
             })
             .await?;
         match answer {

@@ -16,8 +16,8 @@ use mcp_oauth_domain::grace::SealedSuccessor;
 use mcp_oauth_domain::identity::ClientId;
 use mcp_oauth_domain::ports::{
     AccessTokenRecord, AccessTokenStore, Admission, AuthorizationCodeStore, AuthorizationGrant, ClientStore, Expiring, FamilyId,
-    PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore, Registration,
-    Rotation, StorageHealth, Successor,
+    Issue, PendingAuthStore, PendingAuthorization, Redemption, RefreshGrant, RefreshRecord, RefreshState, RefreshStore,
+    Registration, Rotation, StorageHealth, Successor,
 };
 use mcp_oauth_domain::secret::TokenDigest;
 use mcp_oauth_domain::service::Stores;
@@ -174,16 +174,8 @@ impl SqliteStore {
         family: &FamilyId,
         record: &(impl Serialize + Expiring),
     ) -> Result<Admission, StorageError> {
-        let result = sqlx::query(sql)
-            .bind(token.to_hex())
-            .bind(family.as_str())
-            .bind(encode(record)?)
-            .bind(record.kept_until().timestamp_millis())
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        Ok(admission(result.rows_affected()))
+        let mut connection = self.pool.acquire().await.map_err(unavailable)?;
+        admit_on(&mut connection, sql, token, family, record).await
     }
 
     async fn immediate(&self) -> Result<Transaction<'static, Sqlite>, StorageError> {
@@ -289,17 +281,52 @@ impl AuthorizationCodeStore for SqliteStore {
         Ok(if redemptions == 1 { Redemption::Redeemed(grant) } else { Redemption::Replayed { grant, issued } })
     }
 
-    async fn mark_issued(&self, code: &TokenDigest) -> Result<(), StorageError> {
+    /// One transaction: both tokens and the code's mark, or nothing.
+    async fn issue(&self, code: &TokenDigest, tokens: Issue<'_>) -> Result<Admission, StorageError> {
+        let mut tx = self.immediate().await?;
+        let family = &tokens.access.family;
+        let mut admitted = admit_on(&mut tx, INSERT_ACCESS_TOKEN, tokens.access_token, family, tokens.access).await?;
+        if let Some((token, grant)) = tokens.refresh
+            && admitted == Admission::Stored
+        {
+            admitted = admit_on(&mut tx, INSERT_REFRESH, token, family, grant).await?;
+        }
+        if admitted == Admission::FamilyRevoked {
+            tx.rollback().await.map_err(unavailable)?;
+            return Ok(admitted);
+        }
         sqlx::query("UPDATE authorization_codes SET issued = TRUE WHERE digest = $1")
             .bind(code.to_hex())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(unavailable)?;
-        Ok(())
+        tx.commit().await.map_err(unavailable)?;
+        Ok(Admission::Stored)
     }
 }
 
 /// Inserts unless the family has a live tombstone, in one statement.
+/// Runs an `INSERT_*` admission on `connection` (a transaction's, or the pool's): the row,
+/// unless its family is revoked.
+async fn admit_on(
+    connection: &mut sqlx::SqliteConnection,
+    sql: &'static str,
+    token: &TokenDigest,
+    family: &FamilyId,
+    record: &(impl Serialize + Expiring),
+) -> Result<Admission, StorageError> {
+    let result = sqlx::query(sql)
+        .bind(token.to_hex())
+        .bind(family.as_str())
+        .bind(encode(record)?)
+        .bind(record.kept_until().timestamp_millis())
+        .bind(now_ms())
+        .execute(connection)
+        .await
+        .map_err(unavailable)?;
+    Ok(admission(result.rows_affected()))
+}
+
 const INSERT_ACCESS_TOKEN: &str = "INSERT INTO access_tokens (digest, family, body, expires_at) \
      SELECT $1, $2, $3, $4 WHERE NOT EXISTS \
      (SELECT 1 FROM revoked_families WHERE family = $2 AND expires_at > $5)";
@@ -391,17 +418,14 @@ impl RefreshStore for SqliteStore {
         .map_err(unavailable)?
         .rows_affected();
         let rotation = if claimed == 1 {
-            let stored = sqlx::query(INSERT_REFRESH)
-                .bind(successor.token.to_hex())
-                .bind(successor.grant.family.as_str())
-                .bind(encode(successor.grant)?)
-                .bind(successor.grant.expires_at.timestamp_millis())
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?
-                .rows_affected();
-            if stored == 1 { Rotation::Rotated } else { Rotation::Unknown }
+            let family = &successor.grant.family;
+            match admit_on(&mut tx, INSERT_REFRESH, successor.token, family, successor.grant).await? {
+                Admission::Stored => {
+                    admit_on(&mut tx, INSERT_ACCESS_TOKEN, successor.access_token, family, successor.access).await?;
+                    Rotation::Rotated
+                }
+                Admission::FamilyRevoked => Rotation::Unknown,
+            }
         } else {
             let row = sqlx::query("SELECT body, rotated_at, successor FROM refresh_tokens WHERE digest = $1 AND expires_at > $2")
                 .bind(token.to_hex())

@@ -344,6 +344,11 @@ pub struct Config {
     #[arg(long, env = "RUST_LOG", default_value = "info,rmcp=warn")]
     pub rust_log: String,
 
+    /// With Redis, how long an instance keeps a copy of a client it looked up: a deletion on
+    /// another instance reaches this one within it. `0` looks every client up in Redis.
+    #[arg(long, env = "CLIENT_CACHE_TTL", default_value = "5s", value_parser = parse_duration)]
+    pub client_cache_ttl: Duration,
+
     /// Serve `/metrics` on this address (`127.0.0.1:9090`) instead of the public listener.
     #[arg(long, env = "METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,

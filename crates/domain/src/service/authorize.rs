@@ -238,12 +238,6 @@ impl AuthorizationServer {
     ) -> Result<Url, ConsentError> {
         let unavailable = ConsentError::Unavailable;
         let key = TokenDigest::of(request_id);
-        let pending = self.stores.pending.get(&key).await.map_err(unavailable)?.ok_or(ConsentError::Expired)?;
-        let csrf_ok =
-            csrf_cookie.is_some_and(|cookie| secrets_equal(cookie, csrf_field)) && pending.csrf_digest.matches(csrf_field);
-        if !csrf_ok {
-            return Err(ConsentError::Forged);
-        }
         let approved = match &decision {
             ConsentDecision::Approve { subject } => {
                 Some(Subject::parse(subject).map_err(|e| ConsentError::BadInput(e.message()))?)
@@ -251,8 +245,15 @@ impl AuthorizationServer {
             ConsentDecision::ApproveSignedIn(signed_in) => Some(signed_in.identity.subject.clone()),
             ConsentDecision::Deny => None,
         };
-        // Only one decision per request, however many posts race here.
+        // Only one decision per request, however many posts race here. Taken before the CSRF
+        // token is checked against it (one round trip, not two); a forged post puts it back.
         let pending = self.stores.pending.take(&key).await.map_err(unavailable)?.ok_or(ConsentError::Expired)?;
+        let csrf_ok =
+            csrf_cookie.is_some_and(|cookie| secrets_equal(cookie, csrf_field)) && pending.csrf_digest.matches(csrf_field);
+        if !csrf_ok {
+            self.stores.pending.insert(&key, &pending).await.map_err(unavailable)?;
+            return Err(ConsentError::Forged);
+        }
         let state = pending.state.as_deref();
         let dev_subject = match &decision {
             ConsentDecision::Approve { subject } => Some(subject.as_str()),

@@ -12,7 +12,7 @@ use crate::grant::{GrantType, TokenRequest};
 use crate::params::RequestParams;
 use crate::pkce::CodeVerifier;
 use crate::ports::{
-    AccessTokenRecord, Admission, FamilyId, Redemption, RefreshGrant, RefreshRecord, RefreshState, Rotation, Successor,
+    AccessTokenRecord, Admission, FamilyId, Issue, Redemption, RefreshGrant, RefreshRecord, RefreshState, Rotation, Successor,
 };
 use crate::resource::ResourceUri;
 use crate::scope::Scope;
@@ -118,14 +118,15 @@ impl AuthorizationServer {
             expires_at: self.refresh_expiry(),
         };
         let issuance = self.prepare(client, &refresh, refresh.scope.clone());
-        self.store_access_token(&issuance).await?;
-        if let Some(token) = &issuance.refresh_token
-            && self.stores.refresh.insert(&TokenDigest::of(token), &refresh).await? == Admission::FamilyRevoked
-        {
-            self.stores.access_tokens.remove(&TokenDigest::of(&issuance.access_token)).await?;
+        let refresh_digest = issuance.refresh_token.as_deref().map(TokenDigest::of);
+        let tokens = Issue {
+            access_token: &TokenDigest::of(&issuance.access_token),
+            access: &issuance.record,
+            refresh: refresh_digest.as_ref().map(|digest| (digest, &refresh)),
+        };
+        if self.stores.codes.issue(&code_digest, tokens).await? == Admission::FamilyRevoked {
             return Err(OAuthError::invalid_grant("authorization code was already used"));
         }
-        self.stores.codes.mark_issued(&code_digest).await?;
         tracing::info!(client_id = %client.client_id, "authorization code exchanged");
         audit::record(Event::CodeRedeemed, refresh.subject.as_str(), client.client_id.as_str(), "tokens_issued", "");
         Ok(self.response(&issuance))
@@ -146,13 +147,6 @@ impl AuthorizationServer {
                 expires_at: now + self.policy.access_token_ttl,
                 retained_until: self.lifetime_end(self.policy.lifetimes.access_token),
             },
-        }
-    }
-
-    async fn store_access_token(&self, issuance: &Issuance) -> Result<(), OAuthError> {
-        match self.stores.access_tokens.insert(&TokenDigest::of(&issuance.access_token), &issuance.record).await? {
-            Admission::Stored => Ok(()),
-            Admission::FamilyRevoked => Err(OAuthError::invalid_grant("this authorization was revoked")),
         }
     }
 
@@ -220,30 +214,15 @@ impl AuthorizationServer {
                 scope: issuance.record.scope.to_string(),
             },
         );
-        // The access token is stored first so that a grace-window retry racing this call never
-        // receives a token that does not work yet; a losing call removes it again.
-        self.store_access_token(&issuance).await?;
-        let rotation = self
-            .stores
-            .refresh
-            .rotate(
-                &digest,
-                self.clock.now(),
-                &sealed,
-                Successor { token: &TokenDigest::of(&successor_token), grant: &successor_grant },
-            )
-            .await;
-        let rotation = match rotation {
-            Ok(rotation) => rotation,
-            Err(e) => {
-                let _ = self.stores.access_tokens.remove(&TokenDigest::of(&issuance.access_token)).await;
-                return Err(e.into());
-            }
+        // The successor's access token is stored with the rotation, so a grace-window retry
+        // that reads the rotation never receives a token that does not work yet.
+        let successor = Successor {
+            token: &TokenDigest::of(&successor_token),
+            grant: &successor_grant,
+            access_token: &TokenDigest::of(&issuance.access_token),
+            access: &issuance.record,
         };
-        if rotation != Rotation::Rotated {
-            self.stores.access_tokens.remove(&TokenDigest::of(&issuance.access_token)).await?;
-        }
-        match rotation {
+        match self.stores.refresh.rotate(&digest, self.clock.now(), &sealed, successor).await? {
             Rotation::Rotated => {
                 tracing::info!(client_id = %client.client_id, "refresh token rotated");
                 audit::record(Event::RefreshRotated, grant.subject.as_str(), client.client_id.as_str(), "rotated", "");
