@@ -31,7 +31,7 @@ impl Inventory for MemoryStore {
                 held.push((family.clone(), subject.clone(), client_id.clone()));
             }
         };
-        self.inner.access_tokens.for_each_live(|_, record| collect(&record.family, &record.subject, &record.client_id));
+        self.inner.access_tokens.for_each_live(|_, kept| collect(&kept.family, kept.subject(), kept.client_id()));
         self.inner
             .refresh
             .for_each_live(|_, record| collect(&record.grant.family, &record.grant.subject, &record.grant.client_id));
@@ -41,9 +41,9 @@ impl Inventory for MemoryStore {
     async fn counts(&self) -> Result<RecordCounts, StorageError> {
         let i = &self.inner;
         let mut revoked = HashSet::new();
-        let mut tombstones = |family: &FamilyId, state: &super::Family| {
+        let mut tombstones = |family: &mcp_oauth_domain::secret::TokenDigest, state: &super::Family| {
             if state.revoked {
-                revoked.insert(family.clone());
+                revoked.insert(*family);
             }
         };
         i.access_token_families.for_each_live(&mut tombstones);

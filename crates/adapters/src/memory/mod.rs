@@ -2,13 +2,13 @@
 //! dashmap shards; every check-and-set runs under one shard lock, which makes take-once
 //! operations atomic within the process.
 
+mod compact;
 mod expiring;
 mod inventory;
 mod login;
 mod rate_limit;
 pub use rate_limit::MemoryRateLimits;
 
-use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -26,6 +26,7 @@ use mcp_oauth_domain::ports::{
 use mcp_oauth_domain::secret::TokenDigest;
 use mcp_oauth_domain::service::Stores;
 
+use compact::{Holdings, KeptAccessToken, family_key};
 use expiring::ExpiringMap;
 
 #[derive(Clone)]
@@ -35,11 +36,20 @@ struct Exchange {
     issued: bool,
 }
 
-/// The tokens of one family in one store, and whether the family was revoked.
+/// The tokens of one family in one store, and whether the family was revoked. A family holds
+/// few tokens at a time, so a list is smaller than a set and as quick.
 #[derive(Clone, Default)]
 struct Family {
     revoked: bool,
-    members: HashSet<TokenDigest>,
+    members: Vec<TokenDigest>,
+}
+
+impl Family {
+    fn join(&mut self, token: TokenDigest) {
+        if !self.members.contains(&token) {
+            self.members.push(token);
+        }
+    }
 }
 
 /// Lock order, wherever two maps are touched: a family entry first, then token entries.
@@ -49,10 +59,12 @@ struct Inner {
     registering: std::sync::Mutex<()>,
     pending: ExpiringMap<TokenDigest, PendingAuthorization>,
     codes: ExpiringMap<TokenDigest, Exchange>,
-    access_tokens: ExpiringMap<TokenDigest, AccessTokenRecord>,
-    access_token_families: ExpiringMap<FamilyId, Family>,
+    access_tokens: ExpiringMap<TokenDigest, KeptAccessToken>,
+    holdings: Holdings,
+    /// Families under [`family_key`], here and in `refresh_families`.
+    access_token_families: ExpiringMap<TokenDigest, Family>,
     refresh: ExpiringMap<TokenDigest, RefreshRecord>,
-    refresh_families: ExpiringMap<FamilyId, Family>,
+    refresh_families: ExpiringMap<TokenDigest, Family>,
     login_sessions: ExpiringMap<TokenDigest, mcp_oauth_domain::login::LoginSession>,
     login_attempts: ExpiringMap<TokenDigest, mcp_oauth_domain::login::LoginAttempt>,
     consents: ExpiringMap<TokenDigest, mcp_oauth_domain::login::RememberedConsent>,
@@ -71,6 +83,7 @@ impl Inner {
             + self.pending.sweep()
             + self.codes.sweep()
             + self.access_tokens.sweep()
+            + self.holdings.sweep()
             + self.access_token_families.sweep()
             + self.refresh.sweep()
             + self.refresh_families.sweep()
@@ -103,6 +116,7 @@ impl MemoryStore {
                 pending: ExpiringMap::new(),
                 codes: ExpiringMap::new(),
                 access_tokens: ExpiringMap::new(),
+                holdings: Holdings::default(),
                 access_token_families: ExpiringMap::new(),
                 refresh: ExpiringMap::new(),
                 refresh_families: ExpiringMap::new(),
@@ -136,6 +150,7 @@ impl MemoryStore {
             + i.pending.len()
             + i.codes.len()
             + i.access_tokens.len()
+            + i.holdings.len()
             + i.access_token_families.len()
             + i.refresh.len()
             + i.refresh_families.len()
@@ -150,8 +165,9 @@ impl MemoryStore {
 impl MemoryStore {
     fn insert_access_token(&self, token: &TokenDigest, record: &AccessTokenRecord) -> Admission {
         let lifetime = record.remaining(Utc::now());
+        let kept = self.inner.holdings.keep(record);
         admit(&self.inner.access_token_families, &record.family, lifetime, *token, || {
-            self.inner.access_tokens.insert(*token, record.clone(), lifetime);
+            self.inner.access_tokens.insert(*token, kept, lifetime);
         })
     }
 }
@@ -181,31 +197,31 @@ fn remaining_until(until: DateTime<Utc>) -> Duration {
 /// lock, so it cannot interleave with a revocation. Only a stored member extends the family's
 /// life: a refused one leaves a tombstone's end where the revocation put it.
 fn admit(
-    families: &ExpiringMap<FamilyId, Family>,
+    families: &ExpiringMap<TokenDigest, Family>,
     family: &FamilyId,
     lifetime: Duration,
     token: TokenDigest,
     store: impl FnOnce(),
 ) -> Admission {
-    families.upsert(family.clone(), Family::default, |f| {
+    families.upsert(family_key(family), Family::default, |f| {
         if f.revoked {
             return (Admission::FamilyRevoked, None);
         }
-        f.members.insert(token);
+        f.join(token);
         store();
         (Admission::Stored, Some(lifetime))
     })
 }
 
 fn revoke<V: Clone>(
-    families: &ExpiringMap<FamilyId, Family>,
+    families: &ExpiringMap<TokenDigest, Family>,
     tokens: &ExpiringMap<TokenDigest, V>,
     family: &FamilyId,
     until: DateTime<Utc>,
 ) {
-    families.upsert(family.clone(), Family::default, |f| {
+    families.upsert(family_key(family), Family::default, |f| {
         f.revoked = true;
-        for token in f.members.drain() {
+        for token in f.members.drain(..) {
             tokens.remove(&token);
         }
         ((), Some(remaining_until(until)))
@@ -298,7 +314,7 @@ impl AccessTokenStore for MemoryStore {
     }
 
     async fn get(&self, token: &TokenDigest) -> Result<Option<AccessTokenRecord>, StorageError> {
-        Ok(self.inner.access_tokens.get(token))
+        Ok(self.inner.access_tokens.get(token).map(|kept| kept.record()))
     }
 
     async fn remove(&self, token: &TokenDigest) -> Result<(), StorageError> {
@@ -335,7 +351,7 @@ impl RefreshStore for MemoryStore {
     ) -> Result<Rotation, StorageError> {
         let inner = &self.inner;
         let kept = successor.grant.remaining(Utc::now());
-        let rotation = inner.refresh_families.upsert(successor.grant.family.clone(), Family::default, |family| {
+        let rotation = inner.refresh_families.upsert(family_key(&successor.grant.family), Family::default, |family| {
             if family.revoked {
                 return (Rotation::Unknown, None);
             }
@@ -348,7 +364,7 @@ impl RefreshStore for MemoryStore {
             });
             let outcome = outcome.unwrap_or(Rotation::Unknown);
             if outcome == Rotation::Rotated {
-                family.members.insert(*successor.token);
+                family.join(*successor.token);
                 let record = RefreshRecord { grant: successor.grant.clone(), state: RefreshState::Active };
                 inner.refresh.insert(*successor.token, record, kept);
                 // Under the refresh family's lock, which every revocation takes first: a
