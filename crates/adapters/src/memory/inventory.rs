@@ -11,6 +11,7 @@ use mcp_oauth_domain::inventory::{HeldGrant, Holder, Inventory, RecordCounts, gr
 use mcp_oauth_domain::ports::FamilyId;
 
 use super::MemoryStore;
+use super::compact::family_key;
 
 #[async_trait]
 impl Inventory for MemoryStore {
@@ -31,7 +32,12 @@ impl Inventory for MemoryStore {
                 held.push((family.clone(), subject.clone(), client_id.clone()));
             }
         };
-        self.inner.access_tokens.for_each_live(|_, kept| collect(&kept.family, kept.subject(), kept.client_id()));
+        let revoked = self.inner.revoked_access_families();
+        self.inner.access_tokens.for_each_live(|_, kept| {
+            if !revoked.contains(&family_key(&kept.family)) {
+                collect(&kept.family, kept.subject(), kept.client_id());
+            }
+        });
         self.inner
             .refresh
             .for_each_live(|_, record| collect(&record.grant.family, &record.grant.subject, &record.grant.client_id));
@@ -41,18 +47,20 @@ impl Inventory for MemoryStore {
     async fn counts(&self) -> Result<RecordCounts, StorageError> {
         let i = &self.inner;
         let mut revoked = HashSet::new();
-        let mut tombstones = |family: &mcp_oauth_domain::secret::TokenDigest, state: &super::Family| {
+        let revoked_access = i.revoked_access_families();
+        let mut access_tokens = 0;
+        i.access_tokens.for_each_live(|_, kept| access_tokens += u64::from(!revoked_access.contains(&family_key(&kept.family))));
+        revoked.extend(revoked_access);
+        i.refresh_families.for_each_live(|family, state| {
             if state.revoked {
                 revoked.insert(*family);
             }
-        };
-        i.access_token_families.for_each_live(&mut tombstones);
-        i.refresh_families.for_each_live(&mut tombstones);
+        });
         Ok(RecordCounts {
             clients: i.clients.count_live(),
             pending_authorizations: i.pending.count_live(),
             authorization_codes: i.codes.count_live(),
-            access_tokens: i.access_tokens.count_live(),
+            access_tokens,
             refresh_tokens: i.refresh.count_live(),
             revoked_families: revoked.len() as u64,
             login_sessions: i.login_sessions.count_live(),

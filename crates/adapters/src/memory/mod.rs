@@ -61,8 +61,11 @@ struct Inner {
     codes: ExpiringMap<TokenDigest, Exchange>,
     access_tokens: ExpiringMap<TokenDigest, KeptAccessToken>,
     holdings: Holdings,
-    /// Families under [`family_key`], here and in `refresh_families`.
-    access_token_families: ExpiringMap<TokenDigest, Family>,
+    /// Whether each access-token family (under [`family_key`], as in `refresh_families`) is
+    /// revoked. Its tokens are not listed: there are many, each a family of its own for an
+    /// hour at a time. A revoked family's tokens are hidden at once, since every read checks
+    /// their family, and freed by the sweep.
+    access_token_families: ExpiringMap<TokenDigest, Revoked>,
     refresh: ExpiringMap<TokenDigest, RefreshRecord>,
     refresh_families: ExpiringMap<TokenDigest, Family>,
     login_sessions: ExpiringMap<TokenDigest, mcp_oauth_domain::login::LoginSession>,
@@ -72,9 +75,37 @@ struct Inner {
     documents: ExpiringMap<TokenDigest, mcp_oauth_domain::metadata_document::CachedDocument>,
 }
 
+/// Whether an access-token family was revoked; kept at least as long as any of its tokens.
+#[derive(Clone, Copy, Default)]
+struct Revoked(bool);
+
 impl Inner {
+    fn revoked(&self, token: &KeptAccessToken) -> bool {
+        self.access_token_families.get(&family_key(&token.family)).is_some_and(|Revoked(revoked)| revoked)
+    }
+
+    /// The revoked access-token families, read before a scan of the tokens: a scan that looked
+    /// each family up under a token's shard lock would take the locks in the wrong order.
+    fn revoked_access_families(&self) -> std::collections::HashSet<TokenDigest> {
+        let mut revoked = std::collections::HashSet::new();
+        self.access_token_families.for_each_live(|family, Revoked(state)| {
+            if *state {
+                revoked.insert(*family);
+            }
+        });
+        revoked
+    }
+
     fn sweep(&self) {
         self.purge();
+    }
+
+    fn purge_revoked_access_tokens(&self) -> usize {
+        let revoked = self.revoked_access_families();
+        if revoked.is_empty() {
+            return 0;
+        }
+        self.access_tokens.retain(|_, token| !revoked.contains(&family_key(&token.family)))
     }
 
     /// Frees every expired record; returns how many.
@@ -83,6 +114,7 @@ impl Inner {
             + self.pending.sweep()
             + self.codes.sweep()
             + self.access_tokens.sweep()
+            + self.purge_revoked_access_tokens()
             + self.holdings.sweep()
             + self.access_token_families.sweep()
             + self.refresh.sweep()
@@ -166,8 +198,12 @@ impl MemoryStore {
     fn insert_access_token(&self, token: &TokenDigest, record: &AccessTokenRecord) -> Admission {
         let lifetime = record.remaining(Utc::now());
         let kept = self.inner.holdings.keep(record);
-        admit(&self.inner.access_token_families, &record.family, lifetime, *token, || {
+        self.inner.access_token_families.upsert(family_key(&record.family), Revoked::default, |Revoked(revoked)| {
+            if *revoked {
+                return (Admission::FamilyRevoked, None);
+            }
             self.inner.access_tokens.insert(*token, kept, lifetime);
+            (Admission::Stored, Some(lifetime))
         })
     }
 }
@@ -314,7 +350,7 @@ impl AccessTokenStore for MemoryStore {
     }
 
     async fn get(&self, token: &TokenDigest) -> Result<Option<AccessTokenRecord>, StorageError> {
-        Ok(self.inner.access_tokens.get(token).map(|kept| kept.record()))
+        Ok(self.inner.access_tokens.get(token).filter(|kept| !self.inner.revoked(kept)).map(|kept| kept.record()))
     }
 
     async fn remove(&self, token: &TokenDigest) -> Result<(), StorageError> {
@@ -323,7 +359,11 @@ impl AccessTokenStore for MemoryStore {
     }
 
     async fn revoke_family(&self, family: &FamilyId, until: DateTime<Utc>) -> Result<(), StorageError> {
-        revoke(&self.inner.access_token_families, &self.inner.access_tokens, family, until);
+        // Its tokens are hidden from now on by the tombstone, which outlives every one of them.
+        self.inner.access_token_families.upsert(family_key(family), Revoked::default, |revoked| {
+            *revoked = Revoked(true);
+            ((), Some(remaining_until(until)))
+        });
         Ok(())
     }
 }
