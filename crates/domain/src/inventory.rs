@@ -67,6 +67,39 @@ pub struct RecordCounts {
     pub client_documents: u64,
 }
 
+impl RecordCounts {
+    /// The counts in the order of the fields above, as a backend that counts a table per kind
+    /// lists them.
+    pub fn from_ordered(counts: [u64; 11]) -> Self {
+        let [
+            clients,
+            pending_authorizations,
+            authorization_codes,
+            access_tokens,
+            refresh_tokens,
+            revoked_families,
+            login_sessions,
+            login_attempts,
+            remembered_consents,
+            upstream_grants,
+            client_documents,
+        ] = counts;
+        Self {
+            clients,
+            pending_authorizations,
+            authorization_codes,
+            access_tokens,
+            refresh_tokens,
+            revoked_families,
+            login_sessions,
+            login_attempts,
+            remembered_consents,
+            upstream_grants,
+            client_documents,
+        }
+    }
+}
+
 #[async_trait]
 pub trait Inventory: Send + Sync {
     /// Every live registered client (configured clients and metadata documents are not stored

@@ -71,32 +71,7 @@ impl Inventory for SqliteStore {
                 sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(now).fetch_one(&self.pool).await.map_err(unavailable)?;
             *count = u64::try_from(n).unwrap_or_default();
         }
-        let [
-            clients,
-            pending_authorizations,
-            authorization_codes,
-            access_tokens,
-            refresh_tokens,
-            revoked_families,
-            login_sessions,
-            login_attempts,
-            remembered_consents,
-            upstream_grants,
-            client_documents,
-        ] = counts;
-        Ok(RecordCounts {
-            clients,
-            pending_authorizations,
-            authorization_codes,
-            access_tokens,
-            refresh_tokens,
-            revoked_families,
-            login_sessions,
-            login_attempts,
-            remembered_consents,
-            upstream_grants,
-            client_documents,
-        })
+        Ok(RecordCounts::from_ordered(counts))
     }
 
     async fn purge_expired(&self) -> Result<u64, StorageError> {
