@@ -263,3 +263,38 @@ async fn spans_follow_a_request_into_the_domain_and_its_storage() {
     assert_eq!(redeemed["span"]["backend"], "memory");
     assert!(redeemed["fields"]["time.busy"].is_string(), "{redeemed}");
 }
+
+/// MCP_SESSION_WORKER_IDLE: an unused session's worker is released (the `mcp_sessions` gauge
+/// falls back) and the session, kept in storage, is restored by its next request, log level
+/// included.
+#[tokio::test]
+async fn an_idle_sessions_worker_is_released_and_the_session_restored_on_use() {
+    let process = ServerProcess::start(free_port(), &[("MCP_SESSION_WORKER_IDLE", "1s")]).await;
+    let server = remote(&process);
+    let client = server.client("none").await;
+    let tokens = server.tokens(&client, "alice").await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let held = async || {
+        let scraped = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        series(&scraped, "mcp_sessions")
+    };
+    let before = held().await;
+    let session = mcp_oauth_testkit::mcp::RawSession::open(&server.resource(), token).await;
+    let level = json!({"jsonrpc": "2.0", "id": 2, "method": "logging/setLevel", "params": {"level": "error"}});
+    assert_eq!(session.call(level).await.0, 200);
+    assert_eq!(held().await - before, 1.0, "the session's worker is held");
+    let released = std::time::Instant::now();
+    while held().await != before {
+        assert!(released.elapsed() < std::time::Duration::from_secs(5), "the idle worker was never released");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let echo =
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "again"}}});
+    let (status, messages) = session.call(echo).await;
+    assert_eq!(status, 200, "the released session is restored: {messages:?}");
+    assert!(
+        messages.iter().any(|m| m["result"]["content"][0]["text"].as_str().is_some_and(|t| t.contains("again"))),
+        "{messages:?}"
+    );
+    assert_eq!(held().await - before, 1.0, "and held again");
+}

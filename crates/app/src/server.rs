@@ -374,7 +374,7 @@ where
     let transport = TransportSettings {
         allowed_hosts: allowed_hosts(settings),
         allowed_origins: config.allowed_origins.clone(),
-        session_idle_timeout: config.mcp_session_idle_timeout,
+        worker_idle: config.mcp_session_worker_idle.min(config.mcp_session_idle_timeout),
         draining: shutdown.draining(),
         closing: shutdown.closing(),
     };

@@ -175,6 +175,13 @@ pub struct Config {
     #[arg(long, env = "MCP_SESSION_IDLE_TIMEOUT", default_value = "30m", value_parser = parse_duration)]
     pub mcp_session_idle_timeout: Duration,
 
+    /// How long an instance keeps the worker of an unused MCP session (about 100 KB each):
+    /// past it the worker is released and the session, still in storage, is restored on its
+    /// next request. A GET stream with nothing to say ends then; clients reconnect. At most
+    /// MCP_SESSION_IDLE_TIMEOUT.
+    #[arg(long, env = "MCP_SESSION_WORKER_IDLE", default_value = "5m", value_parser = parse_duration)]
+    pub mcp_session_worker_idle: Duration,
+
     /// How often a subscribed resource reports notifications/resources/updated.
     #[arg(long, env = "RESOURCE_UPDATE_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub resource_update_interval: Duration,
@@ -691,8 +698,11 @@ impl Settings {
         if config.access_token_ttl.is_zero() {
             return Err("ACCESS_TOKEN_TTL must be positive".into());
         }
-        if config.mcp_session_idle_timeout.is_zero() || config.resource_update_interval.is_zero() {
-            return Err("MCP_SESSION_IDLE_TIMEOUT and RESOURCE_UPDATE_INTERVAL must be positive".into());
+        if config.mcp_session_idle_timeout.is_zero()
+            || config.mcp_session_worker_idle.is_zero()
+            || config.resource_update_interval.is_zero()
+        {
+            return Err("MCP_SESSION_IDLE_TIMEOUT, MCP_SESSION_WORKER_IDLE and RESOURCE_UPDATE_INTERVAL must be positive".into());
         }
         let resources = match config.auth_mode {
             AuthMode::AuthServer => config

@@ -40,7 +40,10 @@ pub struct TransportSettings {
     pub allowed_hosts: Vec<String>,
     /// Browser origins allowed; empty: the Origin header is not checked.
     pub allowed_origins: Vec<String>,
-    pub session_idle_timeout: std::time::Duration,
+    /// How long this instance keeps the worker of a session nobody uses (rmcp's keep-alive).
+    /// Past it the worker is released; the session itself stays in the store until its idle
+    /// timeout, and its next request restores it, as on an instance that never saw it.
+    pub worker_idle: std::time::Duration,
     /// Cancelled when the server starts to stop: GET streams end so that connections drain.
     pub draining: CancellationToken,
     /// Cancelled at the shutdown deadline: every session and its streams end.
@@ -65,7 +68,7 @@ where
     S: ServerHandler + Send + 'static,
     F: Fn(&ServerContext) -> S + Send + Sync + 'static,
 {
-    let (manager, context) = session_manager(&settings, &backend, Some(settings.session_idle_timeout));
+    let (manager, context) = session_manager(&settings, &backend, Some(settings.worker_idle));
     let config = http_config(settings, &backend);
     StreamableHttpService::new(move || Ok(server(&context)), Arc::new(manager), config)
 }
