@@ -171,38 +171,32 @@ impl McpSessionStore for RedisMcpSessions {
     }
 
     async fn list(&self) -> Result<Vec<SessionEntry>, StorageError> {
-        let (pattern, prefix) = (self.store.pattern(Some("mcp:session")), self.store.key("mcp:session", ""));
+        let prefix = self.store.key("mcp:session", "");
         let idle = chrono::Duration::from_std(self.idle_timeout).unwrap_or_default();
         let mut sessions = Vec::new();
-        let mut cursor = 0;
-        loop {
-            let (next, keys) = self.store.scan_page(&pattern, cursor).await?;
+        let mut scan = self.store.scan(Some("mcp:session"));
+        while let Some(keys) = scan.next_page().await? {
             let now = chrono::Utc::now();
-            if !keys.is_empty() {
-                let asked = keys.clone();
-                let answers: Vec<(Option<String>, i64)> = self
-                    .store
-                    .run(async move |c| {
-                        let mut pipe = redis::pipe();
-                        for key in &asked {
-                            pipe.cmd("HGET").arg(key).arg("owner").cmd("PTTL").arg(key);
-                        }
-                        pipe.query_async(c).await
-                    })
-                    .await?;
-                for (key, (owner, left)) in keys.iter().zip(answers) {
-                    let (Some(owner), Some(id)) = (owner, key.strip_prefix(&prefix)) else { continue };
-                    if left > 0 {
-                        let last_used = now - (idle - chrono::Duration::milliseconds(left));
-                        sessions.push(SessionEntry { id: id.to_owned(), owner, last_used });
+            let asked = keys.clone();
+            let answers: Vec<(Option<String>, i64)> = self
+                .store
+                .run(async move |c| {
+                    let mut pipe = redis::pipe();
+                    for key in &asked {
+                        pipe.cmd("HGET").arg(key).arg("owner").cmd("PTTL").arg(key);
                     }
+                    pipe.query_async(c).await
+                })
+                .await?;
+            for (key, (owner, left)) in keys.iter().zip(answers) {
+                let (Some(owner), Some(id)) = (owner, key.strip_prefix(&prefix)) else { continue };
+                if left > 0 {
+                    let last_used = now - (idle - chrono::Duration::milliseconds(left));
+                    sessions.push(SessionEntry { id: id.to_owned(), owner, last_used });
                 }
             }
-            if next == 0 {
-                return Ok(sessions);
-            }
-            cursor = next;
         }
+        Ok(sessions)
     }
 }
 

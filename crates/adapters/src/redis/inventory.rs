@@ -9,6 +9,8 @@ use mcp_oauth_domain::identity::{ClientId, Subject};
 use mcp_oauth_domain::inventory::{HeldGrant, Holder, Inventory, RecordCounts, grants_of};
 use mcp_oauth_domain::ports::{AccessTokenRecord, FamilyId, RefreshGrant};
 
+use serde::de::DeserializeOwned;
+
 use super::{RedisStore, decode};
 
 /// Keys asked for per SCAN page.
@@ -26,57 +28,59 @@ fn glob_literal(text: &str) -> String {
     escaped
 }
 
+/// A SCAN over the keys of one kind (or of the whole prefix), a page at a time.
+pub struct Scan<'a> {
+    store: &'a RedisStore,
+    pattern: String,
+    /// Where the next page starts; `None` once the scan is through.
+    cursor: Option<u64>,
+}
+
+impl Scan<'_> {
+    /// The next page of keys, never empty; `None` once every key was seen.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<String>>, StorageError> {
+        while let Some(cursor) = self.cursor {
+            let pattern = self.pattern.clone();
+            let (next, keys): (u64, Vec<String>) = self
+                .store
+                .run(async move |c| {
+                    redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(PAGE).query_async(c).await
+                })
+                .await?;
+            self.cursor = (next != 0).then_some(next);
+            if !keys.is_empty() {
+                return Ok(Some(keys));
+            }
+        }
+        Ok(None)
+    }
+}
+
 impl RedisStore {
-    /// The SCAN pattern of every key under `{prefix}{kind}:`, or of every key of the prefix.
-    pub fn pattern(&self, kind: Option<&str>) -> String {
-        match kind {
+    /// Scans the keys under `{prefix}{kind}:`, or every key of the prefix.
+    pub fn scan(&self, kind: Option<&str>) -> Scan<'_> {
+        let pattern = match kind {
             Some(kind) => format!("{}*", glob_literal(&self.key(kind, ""))),
             None => format!("{}*", glob_literal(&self.prefix)),
+        };
+        Scan { store: self, pattern, cursor: Some(0) }
+    }
+}
+
+/// (family, subject, client) of each of `bodies` (a `T` in JSON each) that `holder` holds.
+fn held_in<T: DeserializeOwned>(
+    holder: &Holder,
+    bodies: Vec<Option<String>>,
+    parts: fn(T) -> (FamilyId, Subject, ClientId),
+) -> Result<Vec<(FamilyId, Subject, ClientId)>, StorageError> {
+    let mut held = Vec::new();
+    for body in bodies.into_iter().flatten() {
+        let (family, subject, client_id) = parts(decode(&body)?);
+        if holder.holds(&subject, &client_id) {
+            held.push((family, subject, client_id));
         }
     }
-
-    /// One page of a SCAN: the next cursor (0 at the end) and the keys.
-    pub async fn scan_page(&self, pattern: &str, cursor: u64) -> Result<(u64, Vec<String>), StorageError> {
-        let pattern = pattern.to_owned();
-        self.run(async move |c| {
-            redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(PAGE).query_async(c).await
-        })
-        .await
-    }
-
-    /// (family, subject, client) of each access token among `keys` that `holder` holds.
-    async fn held_access(&self, holder: &Holder, keys: Vec<String>) -> Result<Vec<(FamilyId, Subject, ClientId)>, StorageError> {
-        let bodies: Vec<Option<String>> = self.run(async move |c| redis::cmd("MGET").arg(&keys).query_async(c).await).await?;
-        let mut held = Vec::new();
-        for body in bodies.into_iter().flatten() {
-            let record: AccessTokenRecord = decode(&body)?;
-            if holder.holds(&record.subject, &record.client_id) {
-                held.push((record.family, record.subject, record.client_id));
-            }
-        }
-        Ok(held)
-    }
-
-    /// (family, subject, client) of each refresh token among `keys` that `holder` holds.
-    async fn held_refresh(&self, holder: &Holder, keys: Vec<String>) -> Result<Vec<(FamilyId, Subject, ClientId)>, StorageError> {
-        let bodies: Vec<Option<String>> = self
-            .run(async move |c| {
-                let mut pipe = redis::pipe();
-                for key in &keys {
-                    pipe.cmd("HGET").arg(key).arg("grant");
-                }
-                pipe.query_async(c).await
-            })
-            .await?;
-        let mut held = Vec::new();
-        for body in bodies.into_iter().flatten() {
-            let grant: RefreshGrant = decode(&body)?;
-            if holder.holds(&grant.subject, &grant.client_id) {
-                held.push((grant.family, grant.subject, grant.client_id));
-            }
-        }
-        Ok(held)
-    }
+    Ok(held)
 }
 
 #[async_trait]
@@ -111,32 +115,32 @@ impl Inventory for RedisStore {
 
     async fn grants(&self, holder: &Holder) -> Result<Vec<HeldGrant>, StorageError> {
         let mut held = Vec::new();
-        for (kind, refresh) in [("installation", false), ("refresh", true)] {
-            let pattern = self.pattern(Some(kind));
-            let mut cursor = 0;
-            loop {
-                let (next, keys) = self.scan_page(&pattern, cursor).await?;
-                if !keys.is_empty() {
-                    let page =
-                        if refresh { self.held_refresh(holder, keys).await? } else { self.held_access(holder, keys).await? };
-                    held.extend(page);
-                }
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
+        let mut access_tokens = self.scan(Some("installation"));
+        while let Some(keys) = access_tokens.next_page().await? {
+            let bodies = self.run(async move |c| redis::cmd("MGET").arg(&keys).query_async(c).await).await?;
+            held.extend(held_in(holder, bodies, |token: AccessTokenRecord| (token.family, token.subject, token.client_id))?);
+        }
+        let mut refresh_tokens = self.scan(Some("refresh"));
+        while let Some(keys) = refresh_tokens.next_page().await? {
+            let bodies = self
+                .run(async move |c| {
+                    let mut pipe = redis::pipe();
+                    for key in &keys {
+                        pipe.cmd("HGET").arg(key).arg("grant");
+                    }
+                    pipe.query_async(c).await
+                })
+                .await?;
+            held.extend(held_in(holder, bodies, |grant: RefreshGrant| (grant.family, grant.subject, grant.client_id))?);
         }
         Ok(grants_of(holder, held.iter().map(|(family, subject, client_id)| (family, subject, client_id))))
     }
 
     async fn counts(&self) -> Result<RecordCounts, StorageError> {
         let mut counts = RecordCounts::default();
-        let pattern = self.pattern(None);
-        let mut cursor = 0;
-        loop {
-            let (next, keys) = self.scan_page(&pattern, cursor).await?;
-            for key in keys {
+        let mut keys = self.scan(None);
+        while let Some(page) = keys.next_page().await? {
+            for key in page {
                 let kind = key.strip_prefix(&*self.prefix).and_then(|rest| rest.split_once(':')).map(|(kind, _)| kind);
                 let count = match kind {
                     Some("client") => &mut counts.clients,
@@ -155,11 +159,8 @@ impl Inventory for RedisStore {
                 };
                 *count += 1;
             }
-            if next == 0 {
-                return Ok(counts);
-            }
-            cursor = next;
         }
+        Ok(counts)
     }
 
     /// Redis drops expired keys itself; what is left is the live-client index's ended entries.
