@@ -93,10 +93,17 @@ pub async fn open_storage(settings: &Settings) -> Result<Storage, StartupError> 
     let Storage { stores, mcp, rate_limits } = open_backend(settings).await?;
     let backend = settings.storage.backend();
     let sessions: Arc<dyn McpSessionStore> = crate::metered::Metered::new(mcp.sessions, backend);
+    let mut stores = crate::metered::stores(stores, backend);
+    // Rate limits are kept in Redis when it is the storage, in this process otherwise.
+    let shared = backend == "redis";
+    // In front of the measured store, so that storage metrics count what reaches Redis.
+    if shared {
+        stores = mcp_oauth_adapters::client_cache::CachedClients::wrap(stores, settings.config.client_cache_ttl);
+    }
     Ok(Storage {
-        stores: crate::metered::stores(stores, backend),
+        stores,
         mcp: McpBackend { sessions, ..mcp },
-        rate_limits: crate::metered::Metered::new(rate_limits, if backend == "redis" { "redis" } else { "memory" }),
+        rate_limits: crate::metered::Metered::new(rate_limits, if shared { "redis" } else { "memory" }),
     })
 }
 
@@ -148,8 +155,7 @@ async fn open_redis(config: &Config, url: String) -> Result<Storage, StartupErro
         keys: Arc::new(RedisSigningKeys::new(store.clone())),
     };
     let rate_limits = Arc::new(mcp_oauth_adapters::redis::RedisRateLimits::new(store.clone()));
-    let stores = mcp_oauth_adapters::client_cache::CachedClients::wrap(store.stores(), config.client_cache_ttl);
-    Ok(Storage { stores, mcp, rate_limits })
+    Ok(Storage { stores: store.stores(), mcp, rate_limits })
 }
 
 /// Builds the whole application for a configuration over the given storage: the
