@@ -108,14 +108,13 @@ impl Inner {
         self.access_tokens.retain(|_, token| !revoked.contains(&family_key(&token.family)))
     }
 
-    /// Frees every expired record; returns how many.
+    /// Frees every expired record; returns how many. Holdings go too, but are not records.
     fn purge(&self) -> usize {
-        self.clients.sweep()
+        let purged = self.clients.sweep()
             + self.pending.sweep()
             + self.codes.sweep()
             + self.access_tokens.sweep()
             + self.purge_revoked_access_tokens()
-            + self.holdings.sweep()
             + self.access_token_families.sweep()
             + self.refresh.sweep()
             + self.refresh_families.sweep()
@@ -123,7 +122,9 @@ impl Inner {
             + self.login_attempts.sweep()
             + self.consents.sweep()
             + self.upstream_tokens.sweep()
-            + self.documents.sweep()
+            + self.documents.sweep();
+        self.holdings.sweep();
+        purged
     }
 }
 
