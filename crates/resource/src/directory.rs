@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use mcp_oauth_domain::StorageError;
+use mcp_oauth_domain::identity::{ClientId, Subject};
 use mcp_oauth_domain::inventory::Holder;
 use serde::Serialize;
 
@@ -20,10 +21,7 @@ pub struct OwnedSession {
 
 impl OwnedSession {
     fn held_by(&self, holder: &Holder) -> bool {
-        match holder {
-            Holder::User(subject) => subject.as_str() == self.subject,
-            Holder::Client(client_id) => client_id.as_str() == self.client_id,
-        }
+        Subject::parse(&self.subject).is_ok_and(|subject| holder.holds(&subject, &ClientId::from(self.client_id.clone())))
     }
 }
 
@@ -56,7 +54,6 @@ pub async fn end_sessions(store: &dyn McpSessionStore, holder: &Holder) -> Resul
 mod tests {
     use super::*;
     use crate::memory::MemoryMcpSessions;
-    use mcp_oauth_domain::identity::{ClientId, Subject};
 
     #[tokio::test]
     async fn sessions_are_listed_and_ended_by_their_user_or_client() {
