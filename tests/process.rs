@@ -1,6 +1,6 @@
 //! The real binary, as users run it.
 
-use mcp_oauth_testkit::http::{Pkce, TestClient, TestServer, http_client, redirect_params};
+use mcp_oauth_testkit::http::{Pkce, TestClient, TestServer, http_client, redirect_params, series};
 use mcp_oauth_testkit::process::{ServerProcess, free_port};
 use serde_json::json;
 
@@ -97,11 +97,6 @@ async fn json_logs_parse_and_carry_each_request_id() {
     for secret in [tokens["access_token"].as_str().unwrap(), tokens["refresh_token"].as_str().unwrap(), "secret-looking"] {
         assert!(!logs.contains(secret), "a secret reached the logs");
     }
-}
-
-/// The value of one series in a Prometheus scrape (0 when it is not there yet).
-fn series(scrape: &str, name_and_labels: &str) -> f64 {
-    scrape.lines().find_map(|line| line.strip_prefix(name_and_labels)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0.0)
 }
 
 /// A scripted flow moves each counter by what it did: requests by route template and status,

@@ -143,12 +143,8 @@ async fn revocations_audiences_and_the_introspection_credential() {
 
     // The resource server's calls to the authorization server are counted and timed.
     let scraped = reqwest::get(format!("{}/metrics", split.mcp.base)).await.unwrap().text().await.unwrap();
-    let calls = |outcome: &str| {
-        let series =
-            format!(r#"outbound_requests_total{{peer="authorization_server",call="introspection",outcome="{outcome}"}} "#);
-        scraped.lines().find_map(|line| line.strip_prefix(series.as_str())?.parse::<f64>().ok()).unwrap_or(0.0)
-    };
-    assert!(calls("ok") >= 3.0, "{scraped}");
+    let ok = r#"outbound_requests_total{peer="authorization_server",call="introspection",outcome="ok"}"#;
+    assert!(mcp_oauth_testkit::http::series(&scraped, ok) >= 3.0, "{scraped}");
     assert!(scraped.contains(r#"outbound_request_duration_seconds_bucket{peer="authorization_server",call="introspection""#));
 }
 

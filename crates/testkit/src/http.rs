@@ -339,3 +339,8 @@ pub fn redirect_target(response: &reqwest::Response) -> String {
     url.set_query(None);
     url.to_string()
 }
+
+/// The value of one series in a Prometheus scrape (0 when it is not there yet).
+pub fn series(scrape: &str, name_and_labels: &str) -> f64 {
+    scrape.lines().find_map(|line| line.strip_prefix(name_and_labels)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0.0)
+}
