@@ -112,7 +112,7 @@ impl AuthorizationServer {
             }
             None => self.stores.inventory.delete_client(client_id).await?,
         };
-        let revoked = self.revoke_held(&Holder::Client(client_id.clone())).await?;
+        let revoked = self.revoke_grants(&Holder::Client(client_id.clone())).await?;
         if !existed && revoked == 0 {
             return Err(DeletionError::Unknown(client_id.clone()));
         }
@@ -123,10 +123,6 @@ impl AuthorizationServer {
     /// Revokes every grant `holder` has: refresh and access tokens of each family, and the
     /// upstream tokens kept with it. Returns how many families.
     pub async fn revoke_grants(&self, holder: &Holder) -> Result<usize, StorageError> {
-        self.revoke_held(holder).await
-    }
-
-    async fn revoke_held(&self, holder: &Holder) -> Result<usize, StorageError> {
         let grants = self.stores.inventory.grants(holder).await?;
         for grant in &grants {
             self.revoke_family(&grant.family).await?;
