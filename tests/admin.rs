@@ -117,6 +117,13 @@ async fn every_command(storage_url: &str) {
     assert_eq!(code, 1);
     assert!(missing.contains("no client") && missing.contains("404"), "{missing}");
 
+    // Generated client ids are base64url: one may begin with `-`, and is an id, not a flag.
+    let (code, _, missing) = admin(&addr, ADMIN_TOKEN, &["clients", "show", "-Cq3-like-a-flag"]).await;
+    assert_eq!(code, 1);
+    assert!(missing.contains("no client -Cq3-like-a-flag"), "{missing}");
+    let (code, said, refused) = admin(&addr, ADMIN_TOKEN, &["tokens", "revoke", "--client", "-Cq3-like-a-flag"]).await;
+    assert_eq!((code, said.trim()), (0, "0 grants revoked, 0 MCP sessions ended"), "{refused}");
+
     let (code, purged, _) = admin(&addr, ADMIN_TOKEN, &["purge-expired"]).await;
     assert_eq!(code, 0, "{purged}");
     assert!(purged.contains("expired records purged"));

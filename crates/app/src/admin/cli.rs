@@ -38,10 +38,13 @@ pub enum ClientsCommand {
     List,
     /// One client, with how many grants and users it holds.
     Show {
+        // Generated client ids are base64url and may begin with `-`: an id, not a flag.
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
     /// Deletes a registration and revokes its tokens and sessions.
     Delete {
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
 }
@@ -50,10 +53,10 @@ pub enum ClientsCommand {
 #[group(required = true, multiple = false)]
 pub struct HolderArgs {
     /// The user's subject.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub user: Option<String>,
-    /// The client id.
-    #[arg(long)]
+    /// The client id (a generated one may begin with `-`).
+    #[arg(long, allow_hyphen_values = true)]
     pub client: Option<String>,
 }
 
@@ -67,7 +70,7 @@ pub enum TokensCommand {
 pub enum SessionsCommand {
     List {
         /// Only this user's sessions.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         user: Option<String>,
     },
 }
