@@ -450,7 +450,7 @@ where
         upstream,
         fixtures: config.mcp_demo_fixtures,
     });
-    let service = transport::service(transport, backend, move |context| McpServer::new(demo.clone(), context));
+    let service = transport::service(transport, backend, McpServer::per_session(demo));
     mcp_oauth_resource::routes(guard, metadata, sessions, settings.tool_scopes.clone(), service)
 }
 

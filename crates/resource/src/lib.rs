@@ -57,7 +57,7 @@ fn guarded(
     let streams = stream_limit::StreamLimit::new(sessions.max_streams);
     let mcp = mcp
         .layer(axum::middleware::from_fn_with_state(streams, stream_limit::limit_streams))
-        .layer(axum::middleware::from_fn_with_state(sessions, owner::bind_to_owner))
+        .layer(axum::middleware::from_fn_with_state(owner::Ownership::new(sessions), owner::bind_to_owner))
         .layer(axum::middleware::from_fn_with_state(tool_guard, tool_scopes::enforce))
         .layer(axum::middleware::from_fn(edge::jsonrpc_errors))
         .layer(axum::middleware::from_fn_with_state(Arc::new(guard), guard::require_bearer));

@@ -7,7 +7,9 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
 
 use mcp_oauth_domain::rate_limit::{Quota, RateLimitStore, Verdict};
 use mcp_oauth_domain::secret::generate_secret;
@@ -87,10 +89,77 @@ impl CreationLimit {
     }
 }
 
+/// How long a session this instance found owned by its caller is taken as still owned and
+/// alive without asking the store again. On a shared store that question was a round trip on
+/// every request; a busy session now asks once a second, which also restarts its idle timer
+/// (minutes, so once a second keeps it alive as well as every request did). What it delays is
+/// an end made elsewhere without telling this instance (an operator's, whose grants are revoked
+/// and whose tokens are refused anyway) by at most this long; a DELETE is never taken from here,
+/// and one on another instance closes this instance's copy over the bus.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// Sessions remembered at most; past it the stale ones go, and all of them if none is stale.
+const MAX_REMEMBERED: usize = 10_000;
+
+/// The sessions whose owner this instance checked within [`RECHECK`], with that owner.
+#[derive(Default)]
+pub struct RecentOwners {
+    checked: DashMap<String, (String, Instant)>,
+}
+
+impl RecentOwners {
+    fn vouches(&self, session: &str, owner: &str) -> bool {
+        self.checked.get(session).is_some_and(|entry| entry.0 == owner && entry.1.elapsed() < RECHECK)
+    }
+
+    fn remember(&self, session: &str, owner: &str) {
+        if self.checked.len() >= MAX_REMEMBERED {
+            self.checked.retain(|_, entry| entry.1.elapsed() < RECHECK);
+            if self.checked.len() >= MAX_REMEMBERED {
+                self.checked.clear();
+            }
+        }
+        self.checked.insert(session.to_owned(), (owner.to_owned(), Instant::now()));
+    }
+
+    fn forget(&self, session: &str) {
+        self.checked.remove(session);
+    }
+}
+
+/// What [`bind_to_owner`] works with: the rules, and what this instance checked lately.
+#[derive(Clone)]
+pub struct Ownership {
+    pub rules: SessionRules,
+    pub recent: Arc<RecentOwners>,
+}
+
+impl Ownership {
+    pub fn new(rules: SessionRules) -> Self {
+        Self { rules, recent: Arc::default() }
+    }
+
+    /// Whether `owner` owns the live session `id`: from the store, or from a check made here
+    /// within [`RECHECK`]. A DELETE always asks the store, and is forgotten here.
+    async fn owns(&self, id: &str, owner: &str, deleting: bool) -> Result<bool, mcp_oauth_domain::StorageError> {
+        if deleting {
+            self.recent.forget(id);
+        } else if self.recent.vouches(id, owner) {
+            return Ok(true);
+        }
+        let owned = self.rules.store.touch(id, owner).await?;
+        if owned && !deleting {
+            self.recent.remember(id, owner);
+        }
+        Ok(owned)
+    }
+}
+
 /// Binds sessions to the token's client and subject. A request on a session the caller does not own is
 /// sent on as a request on a session id nobody has, so rmcp answers it exactly as it answers
 /// an unknown session (404) and nothing reveals that the session exists.
-pub async fn bind_to_owner(State(ownership): State<SessionRules>, mut request: Request, next: Next) -> Response {
+pub async fn bind_to_owner(State(checks): State<Ownership>, mut request: Request, next: Next) -> Response {
+    let ownership = &checks.rules;
     let sessions = &ownership.store;
     let Some(subject) = request.extensions().get::<ValidatedToken>().map(owner_of) else {
         return next.run(request).await;
@@ -110,7 +179,7 @@ pub async fn bind_to_owner(State(ownership): State<SessionRules>, mut request: R
         return creations.refusal(retry_after);
     }
     if let Some(id) = &session {
-        match sessions.touch(id, &subject).await {
+        match checks.owns(id, &subject, deleting).await {
             Ok(true) => {}
             Ok(false) if deleting => {
                 // rmcp acknowledges deleting an unknown session; the transport spec wants 404,
@@ -156,4 +225,48 @@ pub async fn bind_to_owner(State(ownership): State<SessionRules>, mut request: R
         }
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryMcpSessions;
+
+    fn ownership() -> (Ownership, Arc<MemoryMcpSessions>) {
+        let store = Arc::new(MemoryMcpSessions::new(Duration::from_secs(600)));
+        let rules = SessionRules { store: store.clone(), max_per_owner: 10, max_streams: 10, creations: None };
+        (Ownership::new(rules), store)
+    }
+
+    #[tokio::test]
+    async fn a_check_is_taken_from_here_for_its_owner_only_and_for_a_second_only() {
+        let (ownership, store) = ownership();
+        store.claim("s1", "alice", 10).await.unwrap();
+        assert!(ownership.owns("s1", "alice", false).await.unwrap());
+        store.end("s1").await.unwrap();
+        assert!(ownership.owns("s1", "alice", false).await.unwrap(), "checked within the second: not asked again");
+        assert!(!ownership.owns("s1", "mallory", false).await.unwrap(), "another caller is always checked in the store");
+        ownership.recent.checked.alter("s1", |_, (owner, at)| (owner, at - RECHECK));
+        assert!(!ownership.owns("s1", "alice", false).await.unwrap(), "past the second the store answers again");
+    }
+
+    #[tokio::test]
+    async fn a_delete_always_asks_the_store_and_is_forgotten() {
+        let (ownership, store) = ownership();
+        store.claim("s1", "alice", 10).await.unwrap();
+        assert!(ownership.owns("s1", "alice", false).await.unwrap());
+        store.end("s1").await.unwrap();
+        assert!(!ownership.owns("s1", "alice", true).await.unwrap(), "a DELETE is answered by the store");
+        assert!(!ownership.owns("s1", "alice", false).await.unwrap(), "and the check made before it is gone");
+    }
+
+    #[test]
+    fn the_remembered_sessions_stay_bounded() {
+        let recent = RecentOwners::default();
+        for i in 0..MAX_REMEMBERED + 5 {
+            recent.remember(&format!("s{i}"), "alice");
+        }
+        assert!(recent.checked.len() <= MAX_REMEMBERED);
+        assert!(recent.vouches(&format!("s{}", MAX_REMEMBERED + 4), "alice"), "the newest is kept");
+    }
 }

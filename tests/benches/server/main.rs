@@ -192,6 +192,56 @@ async fn storage_measures(report: &mut Report, storage: Storage) {
     }
 }
 
+/// Whether `BENCH_ONLY` (a comma-separated list of sections: memory, redis, sqlite, gateway,
+/// external, resident, sustained) selects `section`; unset, every section runs. The baselines
+/// always run, so a partial run's ratios are still to a baseline of its own.
+fn selected(section: &str) -> bool {
+    std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|s| s.trim() == section))
+}
+
+/// `BENCH_AGAINST=<another build of the server>` (or `this` for this build) with, optionally,
+/// `BENCH_AGAINST_ENV=NAME=VALUE,...` for it: introspection and tools/call on memory,
+/// alternating three times between this build and the other, so that a change (or a setting)
+/// is measured against its predecessor under the same noise, in rps and in the server's CPU
+/// time a request.
+async fn against(report: &mut Report, other: std::ffi::OsString) {
+    let other = if other == "this" { mcp_oauth_testkit::process::server_binary() } else { other.into() };
+    let settings = std::env::var("BENCH_AGAINST_ENV").unwrap_or_default();
+    let settings: Vec<(&str, &str)> = settings.split(',').filter_map(|pair| pair.split_once('=')).collect();
+    let builds = [
+        ("this build", Instance::start(Storage::Memory, &[]).await),
+        ("against", Instance::start_binary(other, Storage::Memory, &settings).await),
+    ];
+    let mut prepared = Vec::new();
+    for (label, instance) in &builds {
+        let (_, token) = instance.access_token().await;
+        let session = instance.session(&token).await;
+        let mut answer = reqwest::Client::new().post(format!("{}/mcp", instance.base));
+        for (name, value) in rpc_headers(&token, &session) {
+            answer = answer.header(name, value);
+        }
+        let answer = answer.body(echo_call()).send().await.unwrap();
+        println!("{label}: tools/call answered as {:?}", answer.headers().get("content-type"));
+        prepared.push((*label, instance, token, session));
+    }
+    let measured = |instance: &Instance, url: String, request: &Request| {
+        let cpu = instance.cpu_seconds();
+        let load = wrk(&url, request, CONNECTIONS, DURATION);
+        let per_request = (instance.cpu_seconds() - cpu) / (load.rps * DURATION.as_secs_f64()) * 1e6;
+        (load, per_request)
+    };
+    for round in 1..=3 {
+        for (label, instance, token, session) in &prepared {
+            let (load, cpu) = measured(instance, format!("{}/introspect", instance.base), &introspection_request(token));
+            report.add(format!("{label} ({round}): POST /introspect, {cpu:.1} µs CPU a request"), load, "bare POST");
+            let headers = rpc_headers(token, session);
+            let call = Request::Rpc { headers: &headers, body: echo_call() };
+            let (load, cpu) = measured(instance, format!("{}/mcp", instance.base), &call);
+            report.add(format!("{label} ({round}): MCP tools/call echo, {cpu:.1} µs CPU a request"), load, "bare POST");
+        }
+    }
+}
+
 async fn run() -> Report {
     let mut report = Report { machine: machine(), ..Report::default() };
     println!("{}\n", report.machine);
@@ -205,13 +255,27 @@ async fn run() -> Report {
     for (name, load) in &report.baselines {
         println!("{name:<58} {:>9.0} rps  p50 {:>6.2} ms  p99 {:>6.2} ms", load.rps, load.p50_ms, load.p99_ms);
     }
-    for storage in [Storage::Memory, Storage::Redis, Storage::Sqlite] {
-        storage_measures(&mut report, storage).await;
+    if let Some(other) = std::env::var_os("BENCH_AGAINST") {
+        against(&mut report, other).await;
+        return report;
     }
-    setup::gateway_measures(&mut report).await;
-    setup::external_measures(&mut report).await;
-    setup::memory_measures(&mut report).await;
-    report.sustained = Some(setup::sustained(&mut report).await);
+    for storage in [Storage::Memory, Storage::Redis, Storage::Sqlite] {
+        if selected(storage.name()) {
+            storage_measures(&mut report, storage).await;
+        }
+    }
+    if selected("gateway") {
+        setup::gateway_measures(&mut report).await;
+    }
+    if selected("external") {
+        setup::external_measures(&mut report).await;
+    }
+    if selected("resident") {
+        setup::memory_measures(&mut report).await;
+    }
+    if selected("sustained") {
+        report.sustained = Some(setup::sustained(&mut report).await);
+    }
     drop(bare);
     report
 }

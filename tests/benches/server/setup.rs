@@ -106,6 +106,11 @@ pub const UNLIMITED: [(&str, &str); 15] = [
 
 impl Instance {
     pub async fn start(storage: Storage, extra: &[(&str, &str)]) -> Self {
+        Self::start_binary(mcp_oauth_testkit::process::server_binary(), storage, extra).await
+    }
+
+    /// The same, with another build of the server.
+    pub async fn start_binary(binary: std::path::PathBuf, storage: Storage, extra: &[(&str, &str)]) -> Self {
         let (redis, sqlite) = match storage {
             Storage::Memory => (None, None),
             Storage::Redis => (Some(tokio::task::spawn_blocking(TestRedis::start).await.unwrap()), None),
@@ -120,12 +125,22 @@ impl Instance {
         env.push(("STORAGE_URL", &url));
         env.push(("TOKEN_VAULT_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="));
         env.extend_from_slice(extra);
-        let process = ServerProcess::start(free_port(), &env).await;
+        let process = ServerProcess::start_binary(binary, free_port(), &env).await;
         Self { base: process.base.clone(), process, redis, _sqlite: sqlite }
     }
 
     pub fn resident_mb(&self) -> f64 {
         resident_mb(self.process.pid())
+    }
+
+    /// CPU seconds the server has used, user and system: what a request costs the server,
+    /// steadier than a rate on a machine whose neighbours take its cores.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.process.pid())).unwrap_or_default();
+        // The fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+        let ticks: f64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<f64>().ok()).sum();
+        ticks / 100.0
     }
 
     /// A public client and an access token for /mcp.

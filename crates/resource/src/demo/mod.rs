@@ -71,7 +71,7 @@ impl Drop for SessionState {
 
 #[derive(Clone)]
 pub struct McpServer {
-    tool_router: ToolRouter<Self>,
+    tool_router: Arc<ToolRouter<Self>>,
     settings: Arc<McpSettings>,
     streams: Arc<RequestStreams>,
     sessions: Arc<dyn McpSessionStore>,
@@ -125,7 +125,9 @@ fn severity(level: LoggingLevel) -> u8 {
 }
 
 impl McpServer {
-    pub fn new(settings: Arc<McpSettings>, context: &ServerContext) -> Self {
+    /// What makes each session copy's server. The tools are built once and shared: rmcp makes
+    /// a server per session, and a router of its own per session was kilobytes a session.
+    pub fn per_session(settings: Arc<McpSettings>) -> impl Fn(&ServerContext) -> Self + Send + Sync + 'static {
         let mut tool_router = Self::reference_tools();
         if settings.fixtures {
             tool_router += Self::fixture_tools();
@@ -133,9 +135,10 @@ impl McpServer {
         if settings.upstream.is_some() {
             tool_router += Self::upstream_tools();
         }
-        Self {
-            tool_router,
-            settings,
+        let tool_router = Arc::new(tool_router);
+        move |context| Self {
+            tool_router: tool_router.clone(),
+            settings: settings.clone(),
             streams: context.streams.clone(),
             sessions: context.sessions.clone(),
             state: Arc::default(),

@@ -2,8 +2,9 @@
 //! request's notifications travel on (`streams`), what instances tell each other (`bus`), the
 //! transport between a session's server and rmcp (`outbox`), the session manager that routes
 //! between instances (`manager`), and the state another instance restores a session from
-//! (`state`).
+//! (`state`), and whether a POST's answer leaves as JSON or as a stream (`answer`).
 
+mod answer;
 pub(crate) mod bus;
 mod manager;
 pub(crate) mod outbox;
@@ -131,6 +132,10 @@ where
 
     fn call(&mut self, request: axum::extract::Request) -> Self::Future {
         let service = self.0.clone();
-        Box::pin(async move { Ok(service.handle(request).await.map(axum::body::Body::new)) })
+        let settles = request.method() == axum::http::Method::POST && answer::accepts_json(&request);
+        Box::pin(async move {
+            let response = service.handle(request).await.map(axum::body::Body::new);
+            Ok(if settles { answer::settle(response).await } else { response })
+        })
     }
 }
