@@ -393,6 +393,7 @@ where
         store: backend.sessions.clone(),
         max_per_owner: config.max_sessions_per_user,
         max_streams: config.max_streams_per_session,
+        idle_timeout: config.mcp_session_idle_timeout,
         creations: settings
             .rate_limits
             .mcp_sessions

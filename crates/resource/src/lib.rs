@@ -80,7 +80,8 @@ pub fn routes<S>(
 where
     S: ServerHandler + Send + 'static,
 {
-    guarded(Router::new().fallback_service(transport::SharedService::new(service)), guard, metadata, sessions, tools)
+    let service = transport::SharedService::new(service, transport::Answers::JsonWhenQuick);
+    guarded(Router::new().fallback_service(service), guard, metadata, sessions, tools)
 }
 
 async fn published_keys(signer: &gateway::identity::IdentitySigner) -> axum::response::Response {
@@ -106,7 +107,9 @@ pub fn stdio_routes(
     service: StreamableHttpService<gateway::stdio::Ghost, gateway::stdio::StdioSessionManager>,
 ) -> ResourceRoutes {
     let mcp = Router::new()
-        .fallback_service(transport::SharedService::new(service))
+        // A stdio server's messages are relayed as the stream they arrive as, the shape the
+        // same server answers in over HTTP.
+        .fallback_service(transport::SharedService::new(service, transport::Answers::Streamed))
         .layer(axum::middleware::from_fn(gateway::stdio::require_session));
     guarded(mcp, guard, metadata, sessions, tools)
 }

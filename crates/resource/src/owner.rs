@@ -37,6 +37,8 @@ pub struct SessionRules {
     pub store: Arc<dyn McpSessionStore>,
     pub max_per_owner: u32,
     pub max_streams: usize,
+    /// How long an unused session lives (`MCP_SESSION_IDLE_TIMEOUT`), as the store keeps it.
+    pub idle_timeout: Duration,
     pub creations: Option<CreationLimit>,
 }
 
@@ -90,31 +92,37 @@ impl CreationLimit {
 }
 
 /// How long a session this instance found owned by its caller is taken as still owned and
-/// alive without asking the store again. On a shared store that question was a round trip on
-/// every request; a busy session now asks once a second, which also restarts its idle timer
-/// (minutes, so once a second keeps it alive as well as every request did). What it delays is
-/// an end made elsewhere without telling this instance (an operator's, whose grants are revoked
-/// and whose tokens are refused anyway) by at most this long; a DELETE is never taken from here,
-/// and one on another instance closes this instance's copy over the bus.
+/// alive without asking the store again: a second, or a tenth of the idle timeout if that is
+/// shorter. On a shared store that question was a round trip on every request; a busy session
+/// now asks once a second, which also restarts its idle timer (ten times within it at least, so
+/// a session in use stays alive as it did). What it delays is an end made elsewhere without
+/// telling this instance (an operator's, whose grants are revoked and whose tokens are refused
+/// anyway) by at most this long; a DELETE is never taken from here, and one on another instance
+/// closes this instance's copy over the bus.
 const RECHECK: Duration = Duration::from_secs(1);
 
 /// Sessions remembered at most; past it the stale ones go, and all of them if none is stale.
 const MAX_REMEMBERED: usize = 10_000;
 
-/// The sessions whose owner this instance checked within [`RECHECK`], with that owner.
-#[derive(Default)]
+/// The sessions whose owner this instance checked within `window`, with that owner.
 pub struct RecentOwners {
     checked: DashMap<String, (String, Instant)>,
+    window: Duration,
 }
 
 impl RecentOwners {
+    fn new(idle_timeout: Duration) -> Self {
+        Self { checked: DashMap::new(), window: RECHECK.min(idle_timeout / 10) }
+    }
+
     fn vouches(&self, session: &str, owner: &str) -> bool {
-        self.checked.get(session).is_some_and(|entry| entry.0 == owner && entry.1.elapsed() < RECHECK)
+        self.checked.get(session).is_some_and(|entry| entry.0 == owner && entry.1.elapsed() < self.window)
     }
 
     fn remember(&self, session: &str, owner: &str) {
         if self.checked.len() >= MAX_REMEMBERED {
-            self.checked.retain(|_, entry| entry.1.elapsed() < RECHECK);
+            let window = self.window;
+            self.checked.retain(|_, entry| entry.1.elapsed() < window);
             if self.checked.len() >= MAX_REMEMBERED {
                 self.checked.clear();
             }
@@ -136,11 +144,12 @@ pub struct Ownership {
 
 impl Ownership {
     pub fn new(rules: SessionRules) -> Self {
-        Self { rules, recent: Arc::default() }
+        let recent = Arc::new(RecentOwners::new(rules.idle_timeout));
+        Self { rules, recent }
     }
 
     /// Whether `owner` owns the live session `id`: from the store, or from a check made here
-    /// within [`RECHECK`]. A DELETE always asks the store, and is forgotten here.
+    /// within [`RECHECK`] (or a tenth of the idle timeout). A DELETE always asks the store, and is forgotten here.
     async fn owns(&self, id: &str, owner: &str, deleting: bool) -> Result<bool, mcp_oauth_domain::StorageError> {
         if deleting {
             self.recent.forget(id);
@@ -234,7 +243,8 @@ mod tests {
 
     fn ownership() -> (Ownership, Arc<MemoryMcpSessions>) {
         let store = Arc::new(MemoryMcpSessions::new(Duration::from_secs(600)));
-        let rules = SessionRules { store: store.clone(), max_per_owner: 10, max_streams: 10, creations: None };
+        let idle_timeout = Duration::from_secs(600);
+        let rules = SessionRules { store: store.clone(), max_per_owner: 10, max_streams: 10, idle_timeout, creations: None };
         (Ownership::new(rules), store)
     }
 
@@ -250,6 +260,12 @@ mod tests {
         assert!(!ownership.owns("s1", "alice", false).await.unwrap(), "past the second the store answers again");
     }
 
+    #[test]
+    fn a_short_idle_timeout_shortens_the_window() {
+        assert_eq!(RecentOwners::new(Duration::from_secs(600)).window, RECHECK);
+        assert_eq!(RecentOwners::new(Duration::from_secs(1)).window, Duration::from_millis(100));
+    }
+
     #[tokio::test]
     async fn a_delete_always_asks_the_store_and_is_forgotten() {
         let (ownership, store) = ownership();
@@ -262,7 +278,7 @@ mod tests {
 
     #[test]
     fn the_remembered_sessions_stay_bounded() {
-        let recent = RecentOwners::default();
+        let recent = RecentOwners::new(Duration::from_secs(600));
         for i in 0..MAX_REMEMBERED + 5 {
             recent.remember(&format!("s{i}"), "alice");
         }

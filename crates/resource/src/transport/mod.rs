@@ -101,19 +101,31 @@ pub(crate) fn http_config(settings: TransportSettings, backend: &McpBackend) -> 
     config
 }
 
+/// How a POST's answer leaves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Answers {
+    /// As rmcp streams it: for a gateway, which answers in the shape its upstream does.
+    Streamed,
+    /// As JSON when it is quick and alone ([`answer`]): for this process's own servers.
+    JsonWhenQuick,
+}
+
 /// rmcp's service behind an `Arc`: the router clones its service for every request, and
 /// rmcp's clone copies its whole configuration (host and origin lists among it) each time.
-pub struct SharedService<S, M>(Arc<StreamableHttpService<S, M>>);
+pub struct SharedService<S, M> {
+    service: Arc<StreamableHttpService<S, M>>,
+    answers: Answers,
+}
 
 impl<S, M> SharedService<S, M> {
-    pub fn new(service: StreamableHttpService<S, M>) -> Self {
-        Self(Arc::new(service))
+    pub fn new(service: StreamableHttpService<S, M>, answers: Answers) -> Self {
+        Self { service: Arc::new(service), answers }
     }
 }
 
 impl<S, M> Clone for SharedService<S, M> {
     fn clone(&self) -> Self {
-        Self(self.0.clone())
+        Self { service: self.service.clone(), answers: self.answers }
     }
 }
 
@@ -131,8 +143,10 @@ where
     }
 
     fn call(&mut self, request: axum::extract::Request) -> Self::Future {
-        let service = self.0.clone();
-        let settles = request.method() == axum::http::Method::POST && answer::accepts_json(&request);
+        let service = self.service.clone();
+        let settles = self.answers == Answers::JsonWhenQuick
+            && request.method() == axum::http::Method::POST
+            && answer::accepts_json(&request);
         Box::pin(async move {
             let response = service.handle(request).await.map(axum::body::Body::new);
             Ok(if settles { answer::settle(response).await } else { response })
