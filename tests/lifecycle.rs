@@ -93,21 +93,13 @@ async fn a_tool_stops_when_its_stream_is_gone_or_its_request_is_cancelled() {
     let mut abandoned = EventStream::new(session.post_json(long_running(3, 600.0, 600)).await);
     assert!(abandoned.next_message(Duration::from_secs(5)).await.is_some(), "the tool is running");
     drop(abandoned);
-    wait_for_log(&process, "steps_done=", 1).await;
+    process.wait_for_log("steps_done=", 1).await;
 
     let mut cancelled = EventStream::new(session.post_json(long_running(4, 600.0, 600)).await);
     assert!(cancelled.next_message(Duration::from_secs(5)).await.is_some());
     let notice = json!({ "jsonrpc": "2.0", "method": "notifications/cancelled", "params": { "requestId": 4, "reason": "user" } });
     assert_eq!(session.post_json(notice).await.status(), 202);
-    wait_for_log(&process, "steps_done=", 2).await;
-}
-
-async fn wait_for_log(process: &ServerProcess, needle: &str, times: usize) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while process.logs().matches(needle).count() < times {
-        assert!(Instant::now() < deadline, "`{needle}` did not appear {times} times: {}", process.logs());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    process.wait_for_log("steps_done=", 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

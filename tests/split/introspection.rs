@@ -206,8 +206,8 @@ async fn a_refused_introspection_credential_is_a_configuration_error_in_the_log_
 
     let response = TestServer::remote(mcp.base.clone(), http_client()).mcp_initialize(Some("some-token")).await;
     assert_eq!(response.status(), 503);
-    let logs = mcp.logs();
-    assert!(logs.contains("ERROR") && logs.contains("configuration error"), "{logs}");
+    let logs = mcp.wait_for_log("configuration error", 1).await;
+    assert!(logs.contains("ERROR"), "{logs}");
     assert!(logs.contains("INTROSPECTION_CLIENT_ID"), "the log names the setting: {logs}");
 
     // An unreachable authorization server is not ready either.

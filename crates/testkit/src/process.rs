@@ -95,6 +95,20 @@ impl ServerProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The log once `needle` is in it `times` times. Lines reach the file through the server's
+    /// writer thread, a moment after the request they belong to; fails after 5 s.
+    pub async fn wait_for_log(&self, needle: &str, times: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let logs = self.logs();
+            if logs.matches(needle).count() >= times {
+                return logs;
+            }
+            assert!(Instant::now() < deadline, "`{needle}` did not appear {times} times: {logs}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Sends `signal` (`TERM`, `INT`) without waiting.
     pub fn signal(&self, signal: &str) {
         let _ = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status();
