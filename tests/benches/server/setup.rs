@@ -359,7 +359,7 @@ async fn access_token_for(base: &str, resource: &str) -> (String, String) {
 /// over HTTP would take longer than the whole benchmark).
 pub async fn memory_measures(report: &mut Report) {
     // Workers of idle sessions are released after MCP_SESSION_WORKER_IDLE (5 min by default;
-    // 5 s here, so that the run need not wait): measured while held and once released.
+    // 5 s here, so that the run need not wait): measured while held and once all are released.
     let instance = Instance::start(Storage::Memory, &[("MCP_SESSION_WORKER_IDLE", "5s")]).await;
     let (_, token) = instance.access_token().await;
     let before = instance.resident_mb();
@@ -391,7 +391,18 @@ pub async fn memory_measures(report: &mut Report) {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let held = instance.resident_mb();
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    // Released: once the server's own gauge says no worker is held, and its worker threads have
+    // had a moment to hand freed memory back (they do when they park, at most once a second).
+    let http = http_client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        let scrape = http.get(format!("{}/metrics", instance.base)).send().await.unwrap().text().await.unwrap();
+        if mcp_oauth_testkit::http::series(&scrape, "mcp_sessions") == 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let released = instance.resident_mb();
     report.memory("memory: resident before 10,000 idle MCP sessions", before);
     report.memory("memory: resident with 10,000 idle MCP sessions, workers held", held);
