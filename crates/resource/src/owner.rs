@@ -105,7 +105,7 @@ const RECHECK: Duration = Duration::from_secs(1);
 const MAX_REMEMBERED: usize = 10_000;
 
 /// The sessions whose owner this instance checked within `window`, with that owner.
-pub struct RecentOwners {
+struct RecentOwners {
     checked: DashMap<String, (String, Instant)>,
     window: Duration,
 }
@@ -138,8 +138,8 @@ impl RecentOwners {
 /// What [`bind_to_owner`] works with: the rules, and what this instance checked lately.
 #[derive(Clone)]
 pub struct Ownership {
-    pub rules: SessionRules,
-    pub recent: Arc<RecentOwners>,
+    rules: SessionRules,
+    recent: Arc<RecentOwners>,
 }
 
 impl Ownership {
@@ -149,7 +149,8 @@ impl Ownership {
     }
 
     /// Whether `owner` owns the live session `id`: from the store, or from a check made here
-    /// within [`RECHECK`] (or a tenth of the idle timeout). A DELETE always asks the store, and is forgotten here.
+    /// within [`RECHECK`] (or a tenth of the idle timeout). A DELETE always asks the store,
+    /// and is forgotten here.
     async fn owns(&self, id: &str, owner: &str, deleting: bool) -> Result<bool, mcp_oauth_domain::StorageError> {
         if deleting {
             self.recent.forget(id);

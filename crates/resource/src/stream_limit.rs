@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 use dashmap::DashMap;
@@ -66,12 +65,7 @@ pub async fn limit_streams(State(limit): State<Arc<StreamLimit>>, request: Reque
         return crate::guard::over_limit(&message);
     };
     let response = next.run(request).await;
-    let streaming = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.starts_with("text/event-stream"));
-    if !streaming {
+    if !crate::transport::is_event_stream(response.headers()) {
         return response;
     }
     // The place is held until the stream's body is dropped: finished, or its client gone.

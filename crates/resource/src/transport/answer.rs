@@ -40,12 +40,7 @@ pub(crate) fn accepts_json(request: &axum::extract::Request) -> bool {
 /// `response` as one JSON body if its event stream carries its answer alone and ends within
 /// [`SETTLE`]; otherwise the same event stream, from its first event.
 pub(crate) async fn settle(response: Response<Body>) -> Response<Body> {
-    let streaming = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.starts_with("text/event-stream"));
-    if !streaming || !response.status().is_success() {
+    if !super::is_event_stream(response.headers()) || !response.status().is_success() {
         return response;
     }
     let (mut parts, body) = response.into_parts();

@@ -25,6 +25,14 @@ use crate::ports::{McpSessionStore, SessionBus};
 
 pub const SESSION_HEADER: &str = "mcp-session-id";
 
+/// Whether a response is an event stream (rmcp's SSE), by its content type.
+pub(crate) fn is_event_stream(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/event-stream"))
+}
+
 /// Where the MCP server keeps its sessions and how its instances talk.
 #[derive(Clone)]
 pub struct McpBackend {
