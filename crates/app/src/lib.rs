@@ -7,6 +7,7 @@ pub mod admin;
 pub mod config;
 pub mod http;
 mod metered;
+mod metric_handles;
 pub mod pages;
 pub mod server;
 pub mod shutdown;

@@ -27,17 +27,22 @@ use mcp_oauth_domain::rate_limit::{RateLimitStore, WindowCount};
 use mcp_oauth_domain::secret::TokenDigest;
 use mcp_oauth_domain::service::Stores;
 use mcp_oauth_resource::ports::{Claim, McpSessionStore, SessionEntry};
+use metrics::{Counter, Histogram};
 use tracing::Instrument;
+
+use crate::metric_handles::Handles;
 
 /// A port `P` of `backend`, measured.
 pub struct Metered<P: ?Sized> {
     inner: Arc<P>,
     backend: &'static str,
+    /// By operation and outcome: its count, and its latency (by operation).
+    handles: Handles<(&'static str, &'static str), (Counter, Histogram)>,
 }
 
 impl<P: ?Sized> Metered<P> {
     pub fn new(inner: Arc<P>, backend: &'static str) -> Arc<Self> {
-        Arc::new(Self { inner, backend })
+        Arc::new(Self { inner, backend, handles: Handles::default() })
     }
 
     async fn measure<T>(
@@ -48,7 +53,15 @@ impl<P: ?Sized> Metered<P> {
         let span = tracing::debug_span!("storage", backend = self.backend, operation);
         let started = Instant::now();
         let result = call.instrument(span).await;
-        record(self.backend, operation, outcome(&result), started.elapsed());
+        let outcome = outcome(&result);
+        let backend = self.backend;
+        let (count, latency) = self.handles.get(&(operation, outcome), || {
+            let count = metrics::counter!("storage_operations_total", "backend" => backend, "operation" => operation, "outcome" => outcome);
+            let latency = metrics::histogram!("storage_operation_duration_seconds", "backend" => backend, "operation" => operation);
+            ((operation, outcome), (count, latency))
+        });
+        count.increment(1);
+        latency.record(started.elapsed().as_secs_f64());
         result
     }
 }
@@ -59,13 +72,6 @@ fn outcome<T>(result: &Result<T, StorageError>) -> &'static str {
         Err(StorageError::Unavailable(_)) => "unavailable",
         Err(StorageError::Corrupt(_)) => "corrupt",
     }
-}
-
-fn record(backend: &'static str, operation: &'static str, outcome: &'static str, took: Duration) {
-    metrics::counter!("storage_operations_total", "backend" => backend, "operation" => operation, "outcome" => outcome)
-        .increment(1);
-    metrics::histogram!("storage_operation_duration_seconds", "backend" => backend, "operation" => operation)
-        .record(took.as_secs_f64());
 }
 
 /// Implements `$port` for `Metered<dyn $port>`, each method delegating under its measure.

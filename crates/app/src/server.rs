@@ -181,6 +181,9 @@ where
     S: ServerHandler + Send + 'static,
     F: Fn(&ServerContext) -> S + Send + Sync + 'static,
 {
+    // Before any request: metric handles are kept once registered (`metric_handles`), and one
+    // registered before the recorder would count nothing.
+    crate::http::metrics::install();
     let Storage { stores, mcp: backend, rate_limits } = storage;
     let config = &settings.config;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

@@ -142,8 +142,7 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(head_limits::MAX_HEAD_BUFFER)
-        .max_headers(head_limits::HYPER_MAX_HEADERS);
+        .max_buf_size(head_limits::MAX_HEAD_BUFFER);
     builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30)));
     let builder = Arc::new(builder);
     loop {

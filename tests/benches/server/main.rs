@@ -6,6 +6,7 @@
 //!
 //! Run: `./scripts/bench` (builds the release binary and the baseline, installs wrk).
 
+mod instructions;
 mod load;
 mod setup;
 
@@ -32,6 +33,8 @@ struct Report {
     memory_mb: BTreeMap<String, f64>,
     redis_commands: BTreeMap<String, String>,
     sustained: Option<Value>,
+    /// Per route: instructions a request, and the baseline's over the server's.
+    instructions: BTreeMap<String, (f64, f64)>,
 }
 
 impl Report {
@@ -193,7 +196,7 @@ async fn storage_measures(report: &mut Report, storage: Storage) {
 }
 
 /// Whether `BENCH_ONLY` (a comma-separated list of sections: memory, redis, sqlite, gateway,
-/// external, resident, sustained) selects `section`; unset, every section runs. The baselines
+/// external, resident, instructions, sustained) selects `section`; unset, every section runs. The baselines
 /// always run, so a partial run's ratios are still to a baseline of its own.
 fn selected(section: &str) -> bool {
     std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|s| s.trim() == section))
@@ -272,6 +275,9 @@ async fn run() -> Report {
     }
     if selected("resident") {
         setup::memory_measures(&mut report).await;
+    }
+    if selected("instructions") {
+        instructions::instructions(&mut report).await;
     }
     if selected("sustained") {
         report.sustained = Some(setup::sustained(&mut report).await);

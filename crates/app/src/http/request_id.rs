@@ -2,20 +2,18 @@
 //! returns it in `X-Request-Id`. An id a client sent is kept only when it is a short token, so
 //! nothing arbitrary reaches the logs.
 
-use axum::Router;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::HeaderValue;
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::request_id::{MakeRequestId, RequestId};
 
 const HEADER: &str = "x-request-id";
 const MAX_LEN: usize = 64;
 
 #[derive(Clone, Copy, Default)]
-struct RandomId;
+pub struct RandomId;
 
 impl MakeRequestId for RandomId {
     /// 64 random bits in hex: enough to tell requests apart, and no secret (no digest needed).
@@ -29,7 +27,8 @@ fn acceptable(value: &HeaderValue) -> bool {
     !bytes.is_empty() && bytes.len() <= MAX_LEN && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
 }
 
-async fn drop_unusable_id(mut request: Request) -> Request {
+/// A client's id that is not a short token is dropped, and one is made for the request instead.
+pub fn drop_unusable_id(mut request: Request) -> Request {
     if request.headers().get(HEADER).is_some_and(|value| !acceptable(value)) {
         request.headers_mut().remove(HEADER);
     }
@@ -46,8 +45,10 @@ pub fn route_template(request: &Request) -> &str {
     }
 }
 
-fn span(request: &Request) -> tracing::Span {
-    let route = route_template(request);
+/// The request's span, made before routing: the route is named in it once matched
+/// (`metrics::Tracked`).
+pub fn span(request: &Request) -> tracing::Span {
+    let route = tracing::field::Empty;
     let id = request.headers().get(HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
     // The socket's peer; behind a proxy, the rate limits' TRUST_PROXY reading is the client.
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
@@ -59,17 +60,8 @@ fn span(request: &Request) -> tracing::Span {
 /// The access log: one line per answered request, inside its span, under the target `access`
 /// (`RUST_LOG=info,access=off` silences it). Route templates, never the raw path or query,
 /// which may carry codes.
-fn access(response: &axum::http::Response<axum::body::Body>, latency: Duration, _: &tracing::Span) {
+pub fn access<B>(response: &axum::http::Response<B>, latency: Duration, _: &tracing::Span) {
     let status = response.status().as_u16();
     let latency_ms = latency.as_secs_f64() * 1000.0;
     tracing::info!(target: "access", status, latency_ms, "answered");
-}
-
-/// Wraps `router` so that every request has an id and runs inside a span naming it.
-pub fn layer(router: Router) -> Router {
-    router
-        .layer(TraceLayer::new_for_http().make_span_with(span).on_response(access).on_failure(()))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(RandomId))
-        .layer(axum::middleware::map_request(drop_unusable_id))
 }

@@ -1,0 +1,174 @@
+//! Instructions a request, counted by valgrind's callgrind in the server and in the baseline:
+//! the same for the same binary and requests whatever else the machine does, so a change to
+//! the request path shows here when the rates of a noisy machine hide it. Counts the process's
+//! own instructions, not the kernel's (sockets, wakeups), which rates include.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use mcp_oauth_testkit::process::{example_binary, free_port, server_binary};
+
+use crate::setup::{Instance, Storage};
+use crate::{Report, echo_call, introspection_request, rpc_headers};
+
+/// Requests measured per route, one after another on one connection, after as many to warm up.
+const REQUESTS: usize = 500;
+
+/// A script that runs `binary` under callgrind, counting nothing until told to.
+fn under_callgrind(dir: &Path, name: &str, binary: &Path) -> PathBuf {
+    let script = dir.join(name);
+    let body = format!(
+        "#!/bin/sh\nexec /usr/bin/valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file={}/{name}.%p {} \"$@\"\n",
+        dir.display(),
+        binary.display()
+    );
+    std::fs::write(&script, body).unwrap();
+    Command::new("chmod").arg("+x").arg(&script).status().unwrap();
+    script
+}
+
+fn callgrind_control(option: &str, pid: u32) {
+    let status = Command::new("callgrind_control").args([option, &pid.to_string()]).output();
+    assert!(status.is_ok_and(|o| o.status.success()), "callgrind_control {option} {pid}");
+}
+
+/// The instructions counted since the last dump, from the dump this writes.
+fn dump(dir: &Path, name: &str, pid: u32) -> u64 {
+    callgrind_control("--dump", pid);
+    let mut newest = (0, 0u64);
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(part) = file.strip_prefix(&format!("{name}.{pid}.")).and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        let total = text.lines().find_map(|l| l.strip_prefix("totals: ")?.trim().parse().ok()).unwrap_or(0);
+        newest = newest.max((part, total));
+    }
+    newest.1
+}
+
+/// Sends `request` `REQUESTS` times on one connection: each must succeed.
+async fn send(http: &reqwest::Client, request: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder) {
+    for _ in 0..REQUESTS {
+        let response = request(http).send().await.expect("the request is answered");
+        assert!(response.status().is_success(), "{}", response.status());
+        response.bytes().await.unwrap();
+    }
+}
+
+/// How one route's request is made.
+type Route<'a> = Box<dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + 'a>;
+
+/// Instructions a request on `pid` for each of `routes`, warmed up first.
+async fn count(dir: &Path, name: &str, pid: u32, routes: Vec<(&'static str, Route<'_>)>) -> Vec<(&'static str, f64)> {
+    let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+    let mut counted = Vec::new();
+    for (route, request) in routes {
+        send(&http, &request).await;
+        callgrind_control("--instr=on", pid);
+        send(&http, &request).await;
+        callgrind_control("--instr=off", pid);
+        counted.push((route, dump(dir, name, pid) as f64 / REQUESTS as f64));
+    }
+    counted
+}
+
+pub async fn instructions(report: &mut Report) {
+    if !Path::new("/usr/bin/valgrind").exists() {
+        println!("instructions: skipped (valgrind is not installed; ./scripts/bench installs it)");
+        return;
+    }
+    // `BENCH_CALLGRIND_DIR` keeps the profiles, for callgrind_annotate; else a temporary one.
+    let temporary = tempfile::tempdir().unwrap();
+    let dir = std::env::var_os("BENCH_CALLGRIND_DIR").map_or_else(|| temporary.path().to_owned(), PathBuf::from);
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let bare = Command::new(under_callgrind(&dir, "bare", &example_binary("bare_baseline")))
+        .env("PORT", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let bare = KillOnDrop(bare);
+    let bare_base = format!("http://127.0.0.1:{port}");
+    for _ in 0..600 {
+        if reqwest::get(format!("{bare_base}/health")).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let instance = Instance::start_binary(
+        under_callgrind(&dir, "server", &server_binary()),
+        Storage::Memory,
+        &[("RUST_LOG", Box::leak(std::env::var("XLOG").unwrap_or("info".into()).into_boxed_str()))],
+    )
+    .await;
+    let (_, token) = instance.access_token().await;
+    let session = instance.session(&token).await;
+
+    let bare_url = format!("{bare_base}/mcp");
+    let bare_counts = count(
+        &dir,
+        "bare",
+        bare.0.id(),
+        vec![
+            ("GET /health", Box::new(|h: &reqwest::Client| h.get(format!("{bare_base}/health"))) as Route),
+            (
+                "POST",
+                Box::new(|h: &reqwest::Client| h.post(&bare_url).header("content-type", "application/json").body(echo_call())),
+            ),
+        ],
+    )
+    .await;
+    let introspection = introspection_request(&token);
+    let crate::load::Request::Post { headers: introspection_headers, body: introspection_body } = &introspection else {
+        unreachable!()
+    };
+    let server = &instance.base;
+    let server_counts = count(
+        &dir,
+        "server",
+        instance.process.pid(),
+        vec![
+            ("GET /health", Box::new(|h: &reqwest::Client| h.get(format!("{server}/health"))) as Route),
+            (
+                "POST /introspect",
+                Box::new(|h: &reqwest::Client| {
+                    let mut request = h.post(format!("{server}/introspect")).body(introspection_body.clone());
+                    for (name, value) in introspection_headers.iter() {
+                        request = request.header(*name, value);
+                    }
+                    request
+                }),
+            ),
+            (
+                "MCP tools/call echo",
+                Box::new(|h: &reqwest::Client| {
+                    let mut request = h.post(format!("{server}/mcp")).body(echo_call());
+                    for (name, value) in rpc_headers(&token, &session) {
+                        request = request.header(name, value);
+                    }
+                    request
+                }),
+            ),
+        ],
+    )
+    .await;
+    let (bare_health, bare_post) = (bare_counts[0].1, bare_counts[1].1);
+    for (route, instructions) in server_counts {
+        let baseline = if route == "GET /health" { bare_health } else { bare_post };
+        let ratio = baseline / instructions;
+        println!("{:<58} {instructions:>9.0} instructions a request  {ratio:>5.2} x bare", format!("instructions: {route}"));
+        report.instructions.insert(route.to_owned(), (instructions, ratio));
+    }
+    println!("{:<58} {bare_health:>9.0} / {bare_post:>.0}", "instructions: bare GET / POST");
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
