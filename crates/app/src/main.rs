@@ -1,5 +1,3 @@
-use std::io::IsTerminal;
-
 use clap::Parser;
 use mcp_oauth_app::config::{Command, Config, LogFormat};
 use tracing::Level;
@@ -63,8 +61,6 @@ async fn serve() {
         std::process::exit(mcp_oauth_app::admin::cli::run(args, config.admin_addr, token).await);
     }
     let filter = EnvFilter::try_new(&config.rust_log).unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colour codes only for a person at a terminal, never in a file or a log collector.
-    let ansi = std::io::stdout().is_terminal();
     let spans = if config.log_spans { FmtSpan::CLOSE } else { FmtSpan::NONE };
     // Lines are written by a thread of its own, a batch per write, not by the request that
     // logged them: a write of its own per access line took a tenth of an introspection's time
@@ -76,7 +72,7 @@ async fn serve() {
         .thread_name("log-writer")
         .finish(std::io::BufWriter::new(std::io::stdout()));
     let logs = match config.log_format {
-        LogFormat::Text => fmt::layer().with_writer(stdout).with_ansi(ansi).with_span_events(spans).with_filter(filter).boxed(),
+        LogFormat::Text => fmt::layer().with_writer(stdout).with_span_events(spans).with_filter(filter).boxed(),
         // One object a line; the request's span (method, route, request id, client) with each,
         // and with LOG_SPANS the whole chain of spans it runs in.
         LogFormat::Json => fmt::layer()
@@ -100,7 +96,16 @@ async fn serve() {
             std::process::exit(1);
         }
     };
-    tracing_subscriber::registry().with(logs).with(audit).with(mcp_oauth_app::http::metrics::AuditEvents).init();
+    // Every layer filtered: one without a filter (or an absent `Option` layer) is interested in
+    // every span and event, debug and trace included, and the registry then makes and
+    // dispatches each of them (hyper's, rmcp's, the storage spans) on every request, only for
+    // the other layers to drop them.
+    let audit_events = mcp_oauth_app::http::metrics::AuditEvents.with_filter(Targets::new().with_target("audit", Level::INFO));
+    let subscriber = tracing_subscriber::registry().with(logs).with(audit_events);
+    match audit {
+        Some(audit) => subscriber.with(audit).init(),
+        None => subscriber.init(),
+    }
     let result = mcp_oauth_app::server::run(config).await;
     drop(flush_on_exit);
     if let Err(error) = result {

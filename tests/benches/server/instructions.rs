@@ -73,7 +73,13 @@ async fn count(dir: &Path, name: &str, pid: u32, routes: Vec<(&'static str, Rout
     counted
 }
 
+/// This build's instructions a request, against the baseline's.
 pub async fn instructions(report: &mut Report) {
+    count_builds(report, &[("", server_binary(), Vec::new())]).await;
+}
+
+/// Each build's (label, binary, settings) instructions a request, against the baseline's.
+pub async fn count_builds(report: &mut Report, builds: &[(&str, PathBuf, Vec<(&str, &str)>)]) {
     if !Path::new("/usr/bin/valgrind").exists() {
         println!("instructions: skipped (valgrind is not installed; ./scripts/bench installs it)");
         return;
@@ -97,15 +103,6 @@ pub async fn instructions(report: &mut Report) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let instance = Instance::start_binary(
-        under_callgrind(&dir, "server", &server_binary()),
-        Storage::Memory,
-        &[("RUST_LOG", Box::leak(std::env::var("XLOG").unwrap_or("info".into()).into_boxed_str()))],
-    )
-    .await;
-    let (_, token) = instance.access_token().await;
-    let session = instance.session(&token).await;
-
     let bare_url = format!("{bare_base}/mcp");
     let bare_counts = count(
         &dir,
@@ -120,14 +117,32 @@ pub async fn instructions(report: &mut Report) {
         ],
     )
     .await;
+    let (bare_health, bare_post) = (bare_counts[0].1, bare_counts[1].1);
+    for (label, binary, settings) in builds {
+        let name = format!("server{}", report.instructions.len());
+        let instance = Instance::start_binary(under_callgrind(&dir, &name, binary), Storage::Memory, settings).await;
+        for (route, instructions) in count_server(&dir, &name, &instance).await {
+            let baseline = if route == "GET /health" { bare_health } else { bare_post };
+            let ratio = baseline / instructions;
+            let route = format!("{label}{route}");
+            println!("{:<58} {instructions:>9.0} instructions a request  {ratio:>5.2} x bare", format!("instructions: {route}"));
+            report.instructions.insert(route, (instructions, ratio));
+        }
+    }
+    println!("{:<58} {bare_health:>9.0} / {bare_post:>.0}", "instructions: bare GET / POST");
+}
+
+async fn count_server(dir: &Path, name: &str, instance: &Instance) -> Vec<(&'static str, f64)> {
+    let (_, token) = instance.access_token().await;
+    let session = instance.session(&token).await;
     let introspection = introspection_request(&token);
     let crate::load::Request::Post { headers: introspection_headers, body: introspection_body } = &introspection else {
         unreachable!()
     };
     let server = &instance.base;
-    let server_counts = count(
-        &dir,
-        "server",
+    count(
+        dir,
+        name,
         instance.process.pid(),
         vec![
             ("GET /health", Box::new(|h: &reqwest::Client| h.get(format!("{server}/health"))) as Route),
@@ -153,15 +168,7 @@ pub async fn instructions(report: &mut Report) {
             ),
         ],
     )
-    .await;
-    let (bare_health, bare_post) = (bare_counts[0].1, bare_counts[1].1);
-    for (route, instructions) in server_counts {
-        let baseline = if route == "GET /health" { bare_health } else { bare_post };
-        let ratio = baseline / instructions;
-        println!("{:<58} {instructions:>9.0} instructions a request  {ratio:>5.2} x bare", format!("instructions: {route}"));
-        report.instructions.insert(route.to_owned(), (instructions, ratio));
-    }
-    println!("{:<58} {bare_health:>9.0} / {bare_post:>.0}", "instructions: bare GET / POST");
+    .await
 }
 
 struct KillOnDrop(std::process::Child);

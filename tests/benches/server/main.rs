@@ -206,11 +206,16 @@ fn selected(section: &str) -> bool {
 /// `BENCH_AGAINST_ENV=NAME=VALUE,...` for it: introspection and tools/call on memory,
 /// alternating three times between this build and the other, so that a change (or a setting)
 /// is measured against its predecessor under the same noise, in rps and in the server's CPU
-/// time a request.
+/// time a request; and each build's instructions a request, which no noise moves.
 async fn against(report: &mut Report, other: std::ffi::OsString) {
     let other = if other == "this" { mcp_oauth_testkit::process::server_binary() } else { other.into() };
     let settings = std::env::var("BENCH_AGAINST_ENV").unwrap_or_default();
     let settings: Vec<(&str, &str)> = settings.split(',').filter_map(|pair| pair.split_once('=')).collect();
+    let counted = [
+        ("this build: ", mcp_oauth_testkit::process::server_binary(), Vec::new()),
+        ("against: ", other.clone(), settings.clone()),
+    ];
+    instructions::count_builds(report, &counted).await;
     let builds = [
         ("this build", Instance::start(Storage::Memory, &[]).await),
         ("against", Instance::start_binary(other, Storage::Memory, &settings).await),
