@@ -78,8 +78,11 @@ pub async fn instructions(report: &mut Report) {
     count_builds(report, &[("", server_binary(), Vec::new())]).await;
 }
 
-/// Each build's (label, binary, settings) instructions a request, against the baseline's.
-pub async fn count_builds(report: &mut Report, builds: &[(&str, PathBuf, Vec<(&str, &str)>)]) {
+/// A build to count: its label, its binary and its settings.
+pub type Build<'a> = (&'a str, PathBuf, Vec<(&'a str, &'a str)>);
+
+/// Each build's instructions a request, against the baseline's.
+pub async fn count_builds(report: &mut Report, builds: &[Build<'_>]) {
     if !Path::new("/usr/bin/valgrind").exists() {
         println!("instructions: skipped (valgrind is not installed; ./scripts/bench installs it)");
         return;
