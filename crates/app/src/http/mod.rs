@@ -234,7 +234,7 @@ pub fn router(
     let routes = app.fallback(not_found).method_not_allowed_fallback(method_not_allowed).layer(metrics::TrackLayer::default());
     // What every request passes, composed once around the router rather than applied to each
     // route with `Router::layer`: there each layer is boxed per route and the whole chain of
-    // boxes cloned for every request (a third of a small request's instructions, README).
+    // boxes cloned for every request (a quarter of a small request's instructions, README).
     // A body that trickles in slower than BODY_READ_TIMEOUT ends in an error, freeing its
     // connection (the header timeout guards the headers).
     let hsts = edge.https.then(|| {
