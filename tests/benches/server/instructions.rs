@@ -5,11 +5,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
-use mcp_oauth_testkit::process::{example_binary, free_port, server_binary};
+use mcp_oauth_testkit::process::{example_binary, server_binary};
 
-use crate::setup::{Instance, Storage};
+use crate::setup::{Bare, Instance, Storage};
 use crate::{Report, echo_call, introspection_request, rpc_headers};
 
 /// Requests measured per route, one after another on one connection, after as many to warm up.
@@ -19,9 +18,9 @@ const REQUESTS: usize = 500;
 fn under_callgrind(dir: &Path, name: &str, binary: &Path) -> PathBuf {
     let script = dir.join(name);
     let body = format!(
-        "#!/bin/sh\nexec /usr/bin/valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file={}/{name}.%p {} \"$@\"\n",
-        dir.display(),
-        binary.display()
+        "#!/bin/sh\nexec /usr/bin/valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file={dir}/{name}.%p --log-file={dir}/{name}.%p.log {} \"$@\"\n",
+        binary.display(),
+        dir = dir.display()
     );
     std::fs::write(&script, body).unwrap();
     Command::new("chmod").arg("+x").arg(&script).status().unwrap();
@@ -91,26 +90,13 @@ pub async fn count_builds(report: &mut Report, builds: &[Build<'_>]) {
     let temporary = tempfile::tempdir().unwrap();
     let dir = std::env::var_os("BENCH_CALLGRIND_DIR").map_or_else(|| temporary.path().to_owned(), PathBuf::from);
     std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
-    let bare = Command::new(under_callgrind(&dir, "bare", &example_binary("bare_baseline")))
-        .env("PORT", port.to_string())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let bare = KillOnDrop(bare);
-    let bare_base = format!("http://127.0.0.1:{port}");
-    for _ in 0..600 {
-        if reqwest::get(format!("{bare_base}/health")).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let bare = Bare::start_binary(&under_callgrind(&dir, "bare", &example_binary("bare_baseline"))).await;
+    let bare_base = &bare.base;
     let bare_url = format!("{bare_base}/mcp");
     let bare_counts = count(
         &dir,
         "bare",
-        bare.0.id(),
+        bare.pid(),
         vec![
             ("GET /health", Box::new(|h: &reqwest::Client| h.get(format!("{bare_base}/health"))) as Route),
             (
@@ -172,13 +158,4 @@ async fn count_server(dir: &Path, name: &str, instance: &Instance) -> Vec<(&'sta
         ],
     )
     .await
-}
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -51,21 +51,31 @@ pub struct Bare {
 
 impl Bare {
     pub async fn start() -> Self {
+        Self::start_binary(&example_binary("bare_baseline")).await
+    }
+
+    /// The baseline run by `binary` (itself, or a script that runs it under callgrind).
+    pub async fn start_binary(binary: &std::path::Path) -> Self {
         let port = free_port();
-        let child = std::process::Command::new(example_binary("bare_baseline"))
+        let child = std::process::Command::new(binary)
             .env("PORT", port.to_string())
             .spawn()
             .expect("the baseline starts (./scripts/bench builds it)");
         // Dropping it kills and reaps the child, whatever happens next.
         let bare = Self { base: format!("http://127.0.0.1:{port}"), child };
         let http = http_client();
-        for _ in 0..200 {
+        // Under callgrind it takes seconds to start.
+        for _ in 0..600 {
             if http.get(format!("{}/health", bare.base)).send().await.is_ok() {
                 return bare;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("the baseline did not start");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
