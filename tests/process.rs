@@ -293,3 +293,45 @@ async fn an_idle_sessions_worker_is_released_and_the_session_restored_on_use() {
     );
     assert_eq!(held().await - before, 1.0, "and held again");
 }
+
+/// MCP_SESSION_WORKER_IDLE releases only a copy with nothing to lose: an open GET stream keeps
+/// it (and stays open), so does a resource subscription's updater; once both are gone, it goes.
+#[tokio::test]
+async fn an_open_stream_or_a_subscription_keeps_an_idle_sessions_worker() {
+    let idle = std::time::Duration::from_secs(1);
+    let process =
+        ServerProcess::start(free_port(), &[("MCP_SESSION_WORKER_IDLE", "1s"), ("RESOURCE_UPDATE_INTERVAL", "1s")]).await;
+    let server = remote(&process);
+    let client = server.client("none").await;
+    let tokens = server.tokens(&client, "alice").await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let held = async || {
+        let scraped = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        series(&scraped, "mcp_sessions")
+    };
+    let before = held().await;
+    let session = mcp_oauth_testkit::mcp::RawSession::open(&server.resource(), token).await;
+    let listening = session.request(reqwest::Method::GET).send().await.unwrap();
+    assert_eq!(listening.status(), 200);
+    let mut events = mcp_oauth_testkit::mcp::EventStream::new(listening);
+    let subscribe =
+        json!({"jsonrpc": "2.0", "id": 2, "method": "resources/subscribe", "params": {"uri": "test://watched-resource"}});
+    assert_eq!(session.call(subscribe).await.0, 200);
+
+    tokio::time::sleep(idle * 3).await;
+    assert_eq!(held().await - before, 1.0, "a subscribed session with its GET stream open is held");
+    let update = events.next_message(idle * 3).await.expect("updates still arrive on the GET stream");
+    assert_eq!(update["method"], "notifications/resources/updated", "{update}");
+    drop(events);
+    tokio::time::sleep(idle * 3).await;
+    assert_eq!(held().await - before, 1.0, "the subscription alone keeps the copy");
+
+    let unsubscribe =
+        json!({"jsonrpc": "2.0", "id": 3, "method": "resources/unsubscribe", "params": {"uri": "test://watched-resource"}});
+    assert_eq!(session.call(unsubscribe).await.0, 200);
+    let released = std::time::Instant::now();
+    while held().await != before {
+        assert!(released.elapsed() < idle * 5, "the idle worker was never released");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

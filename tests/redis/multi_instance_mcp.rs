@@ -210,3 +210,36 @@ async fn simultaneous_requests_from_two_copies_get_their_own_answers() {
     assert_eq!(result_a["result"]["content"][0]["text"], "LLM response: answer for A");
     assert_eq!(result_b["result"]["content"][0]["text"], "LLM response: answer for B");
 }
+
+/// MCP_SESSION_WORKER_IDLE releases B's unused copy of a session; A's copy, with a GET stream
+/// open and a subscription, goes on: its updates still arrive. A release is not a session's
+/// end, so the other instances are not told to close theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releasing_one_instances_copy_leaves_the_others_streaming() {
+    let cluster = Cluster::start(&[("RESOURCE_UPDATE_INTERVAL", "1"), ("MCP_SESSION_WORKER_IDLE", "1s")]).await;
+    let alice = token(&cluster.front(), "alice").await;
+    let (url_a, url_b) = (format!("{}/mcp", cluster.a.base), format!("{}/mcp", cluster.b.base));
+    let on_a = RawSession::open(&url_a, &alice).await;
+    let on_b = on_a.via(&url_b);
+    let mut listening =
+        EventStream::new(on_a.request(reqwest::Method::GET).header("accept", "text/event-stream").send().await.unwrap());
+    let subscribe =
+        json!({ "jsonrpc": "2.0", "id": 2, "method": "resources/subscribe", "params": { "uri": "test://watched-resource" } });
+    assert_eq!(on_a.call(subscribe).await.0, 200);
+    let echo = json!({ "jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": { "name": "echo", "arguments": { "message": "via B" } } });
+    assert_eq!(on_b.call(echo).await.0, 200, "B restores a copy");
+
+    let held_on_b = async || {
+        let scraped = reqwest::get(format!("{}/metrics", cluster.b.base)).await.unwrap().text().await.unwrap();
+        mcp_oauth_testkit::http::series(&scraped, "mcp_sessions")
+    };
+    let released = std::time::Instant::now();
+    while held_on_b().await != 0.0 {
+        assert!(released.elapsed() < Duration::from_secs(5), "B's unused copy was never released");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Drain what arrived before the release, then updates must go on arriving on A.
+    while listening.next_message(Duration::from_millis(200)).await.is_some() {}
+    let update = listening.next_message(Duration::from_secs(3)).await.expect("A's copy still streams after B's release");
+    assert_eq!(update["method"], "notifications/resources/updated", "{update}");
+}

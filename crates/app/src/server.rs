@@ -384,6 +384,7 @@ where
         allowed_hosts: allowed_hosts(settings),
         allowed_origins: config.allowed_origins.clone(),
         worker_idle: config.mcp_session_worker_idle.min(config.mcp_session_idle_timeout),
+        session_idle: config.mcp_session_idle_timeout,
         draining: shutdown.draining(),
         closing: shutdown.closing(),
     };

@@ -31,6 +31,8 @@ struct Report {
     baselines: BTreeMap<&'static str, Load>,
     measures: Vec<Measure>,
     memory_mb: BTreeMap<String, f64>,
+    /// Median latencies of requests sent one at a time.
+    latency_ms: BTreeMap<String, f64>,
     redis_commands: BTreeMap<String, String>,
     sustained: Option<Value>,
     /// Per route: instructions a request, and the baseline's over the server's.
@@ -46,6 +48,12 @@ impl Report {
             load.rps, load.p50_ms, load.p99_ms, load.errors
         );
         self.measures.push(Measure { name, load, baseline, ratio });
+    }
+
+    fn latency(&mut self, name: impl Into<String>, milliseconds: f64) {
+        let name = name.into();
+        println!("{name:<58} {milliseconds:>9.2} ms (p50, one at a time)");
+        self.latency_ms.insert(name, milliseconds);
     }
 
     fn memory(&mut self, name: impl Into<String>, megabytes: f64) {

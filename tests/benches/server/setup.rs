@@ -375,9 +375,10 @@ pub async fn memory_measures(report: &mut Report) {
     let before = instance.resident_mb();
     let url = format!("{}/mcp", instance.base);
     let opened = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let tasks: Vec<_> = (0..16)
         .map(|_| {
-            let (url, token, opened) = (url.clone(), token.clone(), opened.clone());
+            let (url, token, opened, kept) = (url.clone(), token.clone(), opened.clone(), kept.clone());
             tokio::spawn(async move {
                 let http = http_client();
                 let body = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
@@ -391,7 +392,12 @@ pub async fn memory_measures(report: &mut Report) {
                         .send()
                         .await
                         .unwrap();
+                    let id = response.headers().get("mcp-session-id").map(|v| v.to_str().unwrap().to_owned());
                     response.bytes().await.unwrap();
+                    let mut kept = kept.lock().unwrap();
+                    if kept.len() < RESTORED {
+                        kept.extend(id);
+                    }
                 }
             })
         })
@@ -401,8 +407,9 @@ pub async fn memory_measures(report: &mut Report) {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let held = instance.resident_mb();
-    // Released: once the server's own gauge says no worker is held, and its worker threads have
-    // had a moment to hand freed memory back (they do when they park, at most once a second).
+    // Released: once the server's own gauge says no worker is held, and its resident size has
+    // settled (worker threads hand freed memory back when they park, at most once a second, and
+    // the allocator returns pages over several seconds).
     let http = http_client();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while std::time::Instant::now() < deadline {
@@ -412,14 +419,67 @@ pub async fn memory_measures(report: &mut Report) {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let released = instance.resident_mb();
+    let released = settled_resident_mb(&instance).await;
     report.memory("memory: resident before 10,000 idle MCP sessions", before);
     report.memory("memory: resident with 10,000 idle MCP sessions, workers held", held);
     report.memory("memory: resident with 10,000 idle MCP sessions, workers released", released);
+    let kept = std::mem::take(&mut *kept.lock().unwrap());
+    let (held, restoring) = restore_latencies(&instance, &token, &kept).await;
+    report.latency("MCP tools/call echo, session held (memory)", held);
+    report.latency("MCP tools/call echo, restoring a released session (memory)", restoring);
 
     let held = million_access_tokens().await;
     report.memory("memory store: 1,000,000 live access tokens (heap growth)", held);
+}
+
+/// Released sessions whose first request is timed.
+const RESTORED: usize = 200;
+
+/// The median latency of a tools/call on a session whose worker is held, and of the first one
+/// on a released session (which restores it from the store), each sent one at a time.
+async fn restore_latencies(instance: &Instance, token: &str, released: &[String]) -> (f64, f64) {
+    let http = http_client();
+    let url = format!("{}/mcp", instance.base);
+    let call = async |session: &str| {
+        let started = std::time::Instant::now();
+        let mut request = http.post(&url).body(echo_call());
+        for (name, value) in rpc_headers(token, session) {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.unwrap();
+        assert!(response.status().is_success(), "tools/call answered {}", response.status());
+        response.bytes().await.unwrap();
+        started.elapsed().as_secs_f64() * 1000.0
+    };
+    let median = |mut times: Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    let mut restoring = Vec::new();
+    for session in released {
+        restoring.push(call(session).await);
+    }
+    let held = released.first().expect("a session was kept");
+    let mut calls = Vec::new();
+    for _ in 0..released.len() {
+        calls.push(call(held).await);
+    }
+    (median(calls), median(restoring))
+}
+
+/// `instance`'s resident size once it has stopped falling: two readings a second apart within
+/// 0.5 MB, or after 30 s.
+async fn settled_resident_mb(instance: &Instance) -> f64 {
+    let mut last = instance.resident_mb();
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = instance.resident_mb();
+        if (last - now).abs() < 0.5 {
+            return now;
+        }
+        last = now;
+    }
+    last
 }
 
 /// The resident growth of this process from one memory store holding a million access tokens.

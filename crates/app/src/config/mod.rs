@@ -175,9 +175,9 @@ pub struct Config {
     #[arg(long, env = "MCP_SESSION_IDLE_TIMEOUT", default_value = "30m", value_parser = parse_duration)]
     pub mcp_session_idle_timeout: Duration,
 
-    /// How long an instance keeps the worker of an unused MCP session (about 60-70 KB each):
-    /// past it the worker is released and the session, still in storage, is restored on its
-    /// next request. A GET stream with nothing to say ends then; clients reconnect. At most
+    /// How long an instance keeps the worker of an unused MCP session (about 60-70 KB each)
+    /// with no stream open and no resource subscription: past it the worker is released and the
+    /// session, still in storage, is restored on its next request. At most
     /// MCP_SESSION_IDLE_TIMEOUT.
     #[arg(long, env = "MCP_SESSION_WORKER_IDLE", default_value = "5m", value_parser = parse_duration)]
     pub mcp_session_worker_idle: Duration,

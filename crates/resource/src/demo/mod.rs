@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::ports::{McpSessionStore, UpstreamAccount};
-use crate::transport::{RequestStreams, SESSION_HEADER, ServerContext};
+use crate::transport::{Copies, RequestStreams, SESSION_HEADER, ServerContext};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
     CompleteRequestParams, CompleteResult, CompletionInfo, CustomRequest, CustomResult, GetPromptRequestParams,
@@ -75,6 +75,7 @@ pub struct McpServer {
     settings: Arc<McpSettings>,
     streams: Arc<RequestStreams>,
     sessions: Arc<dyn McpSessionStore>,
+    copies: Arc<Copies>,
     state: Arc<SessionState>,
 }
 
@@ -141,6 +142,7 @@ impl McpServer {
             settings: settings.clone(),
             streams: context.streams.clone(),
             sessions: context.sessions.clone(),
+            copies: context.copies.clone(),
             state: Arc::default(),
         }
     }
@@ -236,14 +238,17 @@ impl ServerHandler for McpServer {
     }
 
     /// The subscription is recorded in the session store, so any instance can end it; the
-    /// updater runs here and stops when the store no longer lists it.
+    /// updater runs here and stops when the store no longer lists it. While it runs, this
+    /// instance keeps the session's copy, which the updater's notifications leave from.
     async fn subscribe(&self, request: SubscribeRequestParams, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
         resources::read(&request.uri)?;
         let session = session_of(&context).ok_or_else(|| ErrorData::invalid_request("subscriptions need a session", None))?;
         self.sessions.set_subscribed(&session, &request.uri, true).await.map_err(storage_error)?;
         let (peer, uri, period, sessions) =
             (context.peer.clone(), request.uri.clone(), self.settings.resource_update_interval, self.sessions.clone());
+        let in_use = self.copies.in_use(&session);
         let task = tokio::spawn(async move {
+            let _in_use = in_use;
             let mut ticks = tokio::time::interval(period);
             ticks.tick().await;
             loop {

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::bus::{BusMessage, InstanceTag};
+use super::copies::{Copies, ReleasePolicy};
 use super::outbox::{LocalTransport, OutboxTransport};
 use super::streams::{MergedStream, RequestStreams, request_key};
 use crate::ports::SessionBus;
@@ -46,14 +47,20 @@ pub struct RoutedSessionManager {
     instance: InstanceTag,
     /// Cancelled when the server starts to stop: GET streams end so that connections drain.
     draining: CancellationToken,
+    /// The session copies held here, released when unused ([`super::copies`]).
+    copies: Arc<Copies>,
 }
 
 impl RoutedSessionManager {
+    /// `release`: when copies unused here are released; none, and they last until their
+    /// session ends.
     pub(super) fn new(
         inner: LocalSessionManager,
         streams: Arc<RequestStreams>,
+        copies: Arc<Copies>,
         bus: Arc<dyn SessionBus>,
         draining: CancellationToken,
+        release: Option<(ReleasePolicy, CancellationToken)>,
     ) -> Self {
         let manager = Self {
             inner: Arc::new(inner),
@@ -62,8 +69,12 @@ impl RoutedSessionManager {
             bus,
             instance: InstanceTag::generate(),
             draining,
+            copies,
         };
         manager.spawn_listener();
+        if let Some((policy, stop)) = release {
+            manager.copies.spawn_sweeper(policy, stop);
+        }
         manager
     }
 
@@ -106,8 +117,10 @@ impl RoutedSessionManager {
         self.inner.accept_message(id, message).await
     }
 
+    /// The transport of a copy this instance now holds.
     fn wrap(&self, id: &SessionId, inner: LocalTransport) -> OutboxTransport {
-        OutboxTransport::new(inner, id.to_string(), self.bus.clone(), self.instance.clone())
+        let released = self.copies.hold(id);
+        OutboxTransport::new(inner, id.to_string(), self.bus.clone(), self.instance.clone(), released)
     }
 
     async fn publish(&self, message: BusMessage) {
@@ -140,12 +153,20 @@ impl SessionManager for RoutedSessionManager {
         self.inner.initialize_session(id, message).await
     }
 
+    /// rmcp asks this first for every request on a session, so it is where a copy counts as
+    /// used, and where a request waits for a release under way to finish and then restores.
     async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
+        self.copies.use_copy(id).await;
         self.inner.has_session(id).await
     }
 
+    /// Called for a DELETE, and by rmcp once a copy's server has ended. Only a session's end is
+    /// told to the other instances; a released copy's is not, as their copies go on.
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
         let closed = self.inner.close_session(id).await;
+        if self.copies.closed(id) {
+            return closed;
+        }
         self.publish(BusMessage::Close { session: id.to_string(), origin: self.instance.as_str().to_owned() }).await;
         closed
     }
@@ -176,10 +197,12 @@ impl SessionManager for RoutedSessionManager {
         Ok(match registration {
             Some((key, receiver, request_id)) => {
                 let (streams, sessions) = (self.streams.clone(), self.inner.clone());
+                let in_use = self.copies.in_use(id);
                 MergedStream::new(
                     inner,
                     receiver,
                     Some(Box::new(move |completed| {
+                        drop(in_use);
                         streams.open.remove(&key);
                         if !completed {
                             cancel_abandoned(sessions, key.0, request_id);
@@ -205,10 +228,12 @@ impl SessionManager for RoutedSessionManager {
         let (sender, receiver) = mpsc::unbounded_channel();
         self.standalone.entry(id.to_string()).or_default().push(sender);
         let (standalone, session) = (self.standalone.clone(), id.to_string());
+        let in_use = self.copies.in_use(id);
         Ok(MergedStream::new(
             inner,
             receiver,
             Some(Box::new(move |_| {
+                drop(in_use);
                 standalone.remove_if_mut(&session, move |_, listeners| {
                     listeners.retain(|l| !l.is_closed());
                     listeners.is_empty()
@@ -222,7 +247,9 @@ impl SessionManager for RoutedSessionManager {
         id: &SessionId,
         last_event_id: String,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        Ok(self.inner.resume(id, last_event_id).await?.take_until(self.draining.clone().cancelled_owned()))
+        let resumed = self.inner.resume(id, last_event_id).await?.take_until(self.draining.clone().cancelled_owned());
+        let in_use = self.copies.in_use(id);
+        Ok(MergedStream::new(resumed, mpsc::unbounded_channel().1, Some(Box::new(move |_| drop(in_use)))))
     }
 
     async fn restore_session(&self, id: SessionId) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {

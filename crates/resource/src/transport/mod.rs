@@ -1,11 +1,13 @@
 //! MCP sessions on rmcp's Streamable HTTP transport, shared by every instance: which stream a
 //! request's notifications travel on (`streams`), what instances tell each other (`bus`), the
 //! transport between a session's server and rmcp (`outbox`), the session manager that routes
-//! between instances (`manager`), and the state another instance restores a session from
-//! (`state`), and whether a POST's answer leaves as JSON or as a stream (`answer`).
+//! between instances (`manager`), the copies of sessions this instance holds and when they are
+//! released (`copies`), the state another instance restores a session from (`state`), and
+//! whether a POST's answer leaves as JSON or as a stream (`answer`).
 
 mod answer;
 pub(crate) mod bus;
+mod copies;
 mod manager;
 pub(crate) mod outbox;
 mod state;
@@ -18,6 +20,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
+pub use copies::{Copies, InUse};
 pub use manager::RoutedSessionManager;
 pub use streams::RequestStreams;
 
@@ -49,10 +52,14 @@ pub struct TransportSettings {
     pub allowed_hosts: Vec<String>,
     /// Browser origins allowed; empty: the Origin header is not checked.
     pub allowed_origins: Vec<String>,
-    /// How long this instance keeps the worker of a session nobody uses (rmcp's keep-alive).
-    /// Past it the worker is released; the session itself stays in the store until its idle
-    /// timeout, and its next request restores it, as on an instance that never saw it.
+    /// How long this instance keeps the copy (rmcp's worker and server) of a session nobody
+    /// uses, with no stream open and nothing pinned to it. Past it the copy is released; the
+    /// session stays in the store until its idle timeout, and its next request restores it, as
+    /// on an instance that never saw it.
     pub worker_idle: std::time::Duration,
+    /// The session idle timeout: a copy unused for this long is released even with a stream
+    /// open, since its session has expired in the store.
+    pub session_idle: std::time::Duration,
     /// Cancelled when the server starts to stop: GET streams end so that connections drain.
     pub draining: CancellationToken,
     /// Cancelled at the shutdown deadline: every session and its streams end.
@@ -60,11 +67,13 @@ pub struct TransportSettings {
 }
 
 /// What an MCP server behind this transport may use: the response streams of requests in
-/// flight, and the shared session store.
+/// flight, the shared session store, and the copies held here (to keep one while it works on
+/// its own, as a subscription's updater does).
 #[derive(Clone)]
 pub struct ServerContext {
     pub streams: Arc<RequestStreams>,
     pub sessions: Arc<dyn McpSessionStore>,
+    pub copies: Arc<Copies>,
 }
 
 /// The Streamable HTTP service for /mcp, serving one `S` per session copy, made by `server`.
@@ -77,23 +86,33 @@ where
     S: ServerHandler + Send + 'static,
     F: Fn(&ServerContext) -> S + Send + Sync + 'static,
 {
-    let (manager, context) = session_manager(&settings, &backend, Some(settings.worker_idle));
+    let (manager, context) = session_manager(&settings, &backend, true);
     let config = http_config(settings, &backend);
     StreamableHttpService::new(move || Ok(server(&context)), Arc::new(manager), config)
 }
 
-/// The session manager shared by every instance; `keep_alive`, when set, ends a session copy
-/// this instance has not seen used for that long.
+/// The session manager shared by every instance; with `release`, copies unused here are
+/// released as [`TransportSettings::worker_idle`] says. rmcp's own idle timer stays off: it ends
+/// a copy whatever is open.
 pub(crate) fn session_manager(
     settings: &TransportSettings,
     backend: &McpBackend,
-    keep_alive: Option<std::time::Duration>,
+    release: bool,
 ) -> (RoutedSessionManager, ServerContext) {
     let streams = Arc::new(RequestStreams::default());
+    let copies = Arc::new(Copies::default());
     let mut local = LocalSessionManager::default();
-    local.session_config.keep_alive = keep_alive;
-    let manager = RoutedSessionManager::new(local, streams.clone(), backend.bus.clone(), settings.draining.clone());
-    (manager, ServerContext { streams, sessions: backend.sessions.clone() })
+    local.session_config.keep_alive = None;
+    let policy = copies::ReleasePolicy { unused: settings.worker_idle, expired: settings.session_idle };
+    let manager = RoutedSessionManager::new(
+        local,
+        streams.clone(),
+        copies.clone(),
+        backend.bus.clone(),
+        settings.draining.clone(),
+        release.then(|| (policy, settings.closing.clone())),
+    );
+    (manager, ServerContext { streams, sessions: backend.sessions.clone(), copies })
 }
 
 /// rmcp's transport settings: DNS-rebinding and Origin checks, shutdown, and the shared store

@@ -10,6 +10,8 @@ use rmcp::transport::Transport;
 use rmcp::transport::streamable_http_server::session::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 
+use tokio_util::sync::CancellationToken;
+
 use super::bus::{BusMessage, InstanceTag, unscoped};
 use crate::ports::SessionBus;
 
@@ -25,12 +27,21 @@ pub struct OutboxTransport {
     session: String,
     bus: Arc<dyn SessionBus>,
     instance: InstanceTag,
+    /// Cancelled when this instance releases the copy ([`super::copies`]): the transport ends,
+    /// and with it the server and rmcp's worker.
+    released: CancellationToken,
     _live: LiveSession,
 }
 
 impl OutboxTransport {
-    pub(super) fn new(inner: LocalTransport, session: String, bus: Arc<dyn SessionBus>, instance: InstanceTag) -> Self {
-        Self { inner, session, bus, instance, _live: LiveSession::counted() }
+    pub(super) fn new(
+        inner: LocalTransport,
+        session: String,
+        bus: Arc<dyn SessionBus>,
+        instance: InstanceTag,
+        released: CancellationToken,
+    ) -> Self {
+        Self { inner, session, bus, instance, released, _live: LiveSession::counted() }
     }
 }
 
@@ -72,7 +83,10 @@ impl Transport<RoleServer> for OutboxTransport {
 
     async fn receive(&mut self) -> Option<ClientJsonRpcMessage> {
         loop {
-            let mut message = self.inner.receive().await?;
+            let mut message = tokio::select! {
+                message = self.inner.receive() => message?,
+                _ = self.released.cancelled() => return None,
+            };
             let id = match &mut message {
                 ClientJsonRpcMessage::Response(response) => &mut response.id,
                 ClientJsonRpcMessage::Error(JsonRpcError { id: Some(id), .. }) => id,

@@ -62,7 +62,7 @@ pub fn service(
 ) -> StreamableHttpService<Ghost, StdioSessionManager> {
     // The pump ends idle sessions itself: a session used only through relays must not expire
     // where its child runs.
-    let (routed, _) = crate::transport::session_manager(&transport, &backend, None);
+    let (routed, _) = crate::transport::session_manager(&transport, &backend, false);
     let closing = transport.closing.clone();
     let manager = StdioSessionManager::new(routed, backend.clone(), settings, closing);
     let config = crate::transport::http_config(transport, &backend);
