@@ -368,7 +368,7 @@ async fn access_token_for(base: &str, resource: &str) -> (String, String) {
 /// footprint with 1,000,000 live access tokens (measured in this process: a million flows
 /// over HTTP would take longer than the whole benchmark).
 pub async fn memory_measures(report: &mut Report) {
-    // Workers of idle sessions are released after MCP_SESSION_WORKER_IDLE (5 min by default;
+    // Workers of idle sessions are released after MCP_SESSION_WORKER_IDLE (1 min by default;
     // 5 s here, so that the run need not wait): measured while held and once all are released.
     let instance = Instance::start(Storage::Memory, &[("MCP_SESSION_WORKER_IDLE", "5s")]).await;
     let (_, token) = instance.access_token().await;
@@ -467,19 +467,21 @@ async fn restore_latencies(instance: &Instance, token: &str, released: &[String]
     (median(calls), median(restoring))
 }
 
-/// `instance`'s resident size once it has stopped falling: two readings a second apart within
-/// 0.5 MB, or after 30 s.
+/// `instance`'s resident size once it has stopped falling: five readings a second apart within
+/// 0.5 MB of each other (it falls in steps, with pauses of a second or two between), or after
+/// 60 s.
 async fn settled_resident_mb(instance: &Instance) -> f64 {
-    let mut last = instance.resident_mb();
-    for _ in 0..30 {
+    let mut readings = vec![instance.resident_mb()];
+    for _ in 0..60 {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = instance.resident_mb();
-        if (last - now).abs() < 0.5 {
-            return now;
+        readings.push(instance.resident_mb());
+        let recent = &readings[readings.len().saturating_sub(5)..];
+        let spread = recent.iter().copied().fold(f64::MIN, f64::max) - recent.iter().copied().fold(f64::MAX, f64::min);
+        if recent.len() == 5 && spread < 0.5 {
+            break;
         }
-        last = now;
     }
-    last
+    readings[readings.len() - 1]
 }
 
 /// The resident growth of this process from one memory store holding a million access tokens.

@@ -177,9 +177,9 @@ pub struct Config {
 
     /// How long an instance keeps the worker of an unused MCP session (about 60-70 KB each)
     /// with no stream open and no resource subscription: past it the worker is released and the
-    /// session, still in storage, is restored on its next request. At most
-    /// MCP_SESSION_IDLE_TIMEOUT.
-    #[arg(long, env = "MCP_SESSION_WORKER_IDLE", default_value = "5m", value_parser = parse_duration)]
+    /// session, still in storage, is restored on its next request (about 0.1 ms more than a
+    /// request on a held worker, README Benchmarks). At most MCP_SESSION_IDLE_TIMEOUT.
+    #[arg(long, env = "MCP_SESSION_WORKER_IDLE", default_value = "1m", value_parser = parse_duration)]
     pub mcp_session_worker_idle: Duration,
 
     /// How often a subscribed resource reports notifications/resources/updated.
