@@ -259,30 +259,42 @@ async fn spans_follow_a_request_into_the_domain_and_its_storage() {
     assert!(redeemed["fields"]["time.busy"].is_string(), "{redeemed}");
 }
 
+/// A server started with `env`, and an access token of alice's.
+async fn with_alice(env: &[(&str, &str)]) -> (ServerProcess, TestServer, String) {
+    let process = ServerProcess::start(free_port(), env).await;
+    let server = remote(&process);
+    let client = server.client("none").await;
+    let token = server.tokens(&client, "alice").await["access_token"].as_str().unwrap().to_owned();
+    (process, server, token)
+}
+
+/// The session workers `server` holds: its `mcp_sessions` gauge.
+async fn held_workers(server: &TestServer) -> f64 {
+    let scraped = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    series(&scraped, "mcp_sessions")
+}
+
+/// Waits until `server` holds `count` workers, failing with `never` after 5 s.
+async fn until_held(server: &TestServer, count: f64, never: &str) {
+    let started = std::time::Instant::now();
+    while held_workers(server).await != count {
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{never}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// MCP_SESSION_WORKER_IDLE: an unused session's worker is released (the `mcp_sessions` gauge
 /// falls back) and the session, kept in storage, is restored by its next request, log level
 /// included.
 #[tokio::test]
 async fn an_idle_sessions_worker_is_released_and_the_session_restored_on_use() {
-    let process = ServerProcess::start(free_port(), &[("MCP_SESSION_WORKER_IDLE", "1s")]).await;
-    let server = remote(&process);
-    let client = server.client("none").await;
-    let tokens = server.tokens(&client, "alice").await;
-    let token = tokens["access_token"].as_str().unwrap();
-    let held = async || {
-        let scraped = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
-        series(&scraped, "mcp_sessions")
-    };
-    let before = held().await;
-    let session = mcp_oauth_testkit::mcp::RawSession::open(&server.resource(), token).await;
+    let (_process, server, token) = with_alice(&[("MCP_SESSION_WORKER_IDLE", "1s")]).await;
+    let before = held_workers(&server).await;
+    let session = mcp_oauth_testkit::mcp::RawSession::open(&server.resource(), &token).await;
     let level = json!({"jsonrpc": "2.0", "id": 2, "method": "logging/setLevel", "params": {"level": "error"}});
     assert_eq!(session.call(level).await.0, 200);
-    assert_eq!(held().await - before, 1.0, "the session's worker is held");
-    let released = std::time::Instant::now();
-    while held().await != before {
-        assert!(released.elapsed() < std::time::Duration::from_secs(5), "the idle worker was never released");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    assert_eq!(held_workers(&server).await - before, 1.0, "the session's worker is held");
+    until_held(&server, before, "the idle worker was never released").await;
     let echo =
         json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "again"}}});
     let (status, messages) = session.call(echo).await;
@@ -291,7 +303,7 @@ async fn an_idle_sessions_worker_is_released_and_the_session_restored_on_use() {
         messages.iter().any(|m| m["result"]["content"][0]["text"].as_str().is_some_and(|t| t.contains("again"))),
         "{messages:?}"
     );
-    assert_eq!(held().await - before, 1.0, "and held again");
+    assert_eq!(held_workers(&server).await - before, 1.0, "and held again");
 }
 
 /// MCP_SESSION_WORKER_IDLE releases only a copy with nothing to lose: an open GET stream keeps
@@ -299,18 +311,9 @@ async fn an_idle_sessions_worker_is_released_and_the_session_restored_on_use() {
 #[tokio::test]
 async fn an_open_stream_or_a_subscription_keeps_an_idle_sessions_worker() {
     let idle = std::time::Duration::from_secs(1);
-    let process =
-        ServerProcess::start(free_port(), &[("MCP_SESSION_WORKER_IDLE", "1s"), ("RESOURCE_UPDATE_INTERVAL", "1s")]).await;
-    let server = remote(&process);
-    let client = server.client("none").await;
-    let tokens = server.tokens(&client, "alice").await;
-    let token = tokens["access_token"].as_str().unwrap();
-    let held = async || {
-        let scraped = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
-        series(&scraped, "mcp_sessions")
-    };
-    let before = held().await;
-    let session = mcp_oauth_testkit::mcp::RawSession::open(&server.resource(), token).await;
+    let (_process, server, token) = with_alice(&[("MCP_SESSION_WORKER_IDLE", "1s"), ("RESOURCE_UPDATE_INTERVAL", "1s")]).await;
+    let before = held_workers(&server).await;
+    let session = mcp_oauth_testkit::mcp::RawSession::open(&server.resource(), &token).await;
     let listening = session.request(reqwest::Method::GET).send().await.unwrap();
     assert_eq!(listening.status(), 200);
     let mut events = mcp_oauth_testkit::mcp::EventStream::new(listening);
@@ -319,19 +322,15 @@ async fn an_open_stream_or_a_subscription_keeps_an_idle_sessions_worker() {
     assert_eq!(session.call(subscribe).await.0, 200);
 
     tokio::time::sleep(idle * 3).await;
-    assert_eq!(held().await - before, 1.0, "a subscribed session with its GET stream open is held");
+    assert_eq!(held_workers(&server).await - before, 1.0, "a subscribed session with its GET stream open is held");
     let update = events.next_message(idle * 3).await.expect("updates still arrive on the GET stream");
     assert_eq!(update["method"], "notifications/resources/updated", "{update}");
     drop(events);
     tokio::time::sleep(idle * 3).await;
-    assert_eq!(held().await - before, 1.0, "the subscription alone keeps the copy");
+    assert_eq!(held_workers(&server).await - before, 1.0, "the subscription alone keeps the copy");
 
     let unsubscribe =
         json!({"jsonrpc": "2.0", "id": 3, "method": "resources/unsubscribe", "params": {"uri": "test://watched-resource"}});
     assert_eq!(session.call(unsubscribe).await.0, 200);
-    let released = std::time::Instant::now();
-    while held().await != before {
-        assert!(released.elapsed() < idle * 5, "the idle worker was never released");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    until_held(&server, before, "the idle worker was never released").await;
 }

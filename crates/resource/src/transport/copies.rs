@@ -8,6 +8,7 @@
 //! timeout ends even with a stream open: its session has expired in the store.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -25,16 +26,41 @@ pub(crate) struct ReleasePolicy {
     pub expired: Duration,
 }
 
-#[derive(Default)]
+/// Every request on a session marks its copy used, so that is a read lock and two atomics:
+/// one busy session's requests on every worker thread do not queue for its map shard.
 pub struct Copies {
     held: DashMap<String, Copy>,
+    /// What `last_used` counts from.
+    epoch: Instant,
+}
+
+impl Default for Copies {
+    fn default() -> Self {
+        Self { held: DashMap::new(), epoch: Instant::now() }
+    }
 }
 
 struct Copy {
-    last_used: Instant,
-    /// Streams open and pins held.
-    open: u32,
+    activity: Arc<Activity>,
     state: State,
+}
+
+#[derive(Default)]
+struct Activity {
+    /// Milliseconds from the epoch.
+    last_used: AtomicU64,
+    /// Streams open and pins held.
+    open: AtomicU32,
+}
+
+impl Activity {
+    fn touch(&self, epoch: Instant) {
+        self.last_used.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn unused_for(&self, epoch: Instant) -> Duration {
+        epoch.elapsed().saturating_sub(Duration::from_millis(self.last_used.load(Ordering::Relaxed)))
+    }
 }
 
 enum State {
@@ -46,15 +72,15 @@ enum State {
 
 /// Keeps a copy from being released while it lives: an open stream, or a pin.
 pub struct InUse {
-    copies: Arc<Copies>,
-    session: String,
+    activity: Option<Arc<Activity>>,
+    epoch: Instant,
 }
 
 impl Drop for InUse {
     fn drop(&mut self) {
-        if let Some(mut copy) = self.copies.held.get_mut(&self.session) {
-            copy.open = copy.open.saturating_sub(1);
-            copy.last_used = Instant::now();
+        if let Some(activity) = &self.activity {
+            activity.open.fetch_sub(1, Ordering::Relaxed);
+            activity.touch(self.epoch);
         }
     }
 }
@@ -63,18 +89,19 @@ impl Copies {
     /// A copy this instance now holds; the token ends it.
     pub(super) fn hold(&self, session: &str) -> CancellationToken {
         let token = CancellationToken::new();
-        let copy = Copy { last_used: Instant::now(), open: 0, state: State::Held(token.clone()) };
-        self.held.insert(session.to_owned(), copy);
+        let activity = Arc::new(Activity::default());
+        activity.touch(self.epoch);
+        self.held.insert(session.to_owned(), Copy { activity, state: State::Held(token.clone()) });
         token
     }
 
     /// Marks `session` used. If its copy is being released, waits until rmcp has closed it, so
     /// that the caller finds no copy and restores one.
     pub(super) async fn use_copy(&self, session: &str) {
-        let closing = match self.held.get_mut(session) {
-            Some(mut copy) => match &copy.state {
+        let closing = match self.held.get(session) {
+            Some(copy) => match &copy.state {
                 State::Held(_) => {
-                    copy.last_used = Instant::now();
+                    copy.activity.touch(self.epoch);
                     return;
                 }
                 State::Releasing { closed, .. } => closed.clone(),
@@ -85,12 +112,13 @@ impl Copies {
     }
 
     /// Keeps `session`'s copy, if this instance holds one, until the guard drops.
-    pub fn in_use(self: &Arc<Self>, session: &str) -> InUse {
-        if let Some(mut copy) = self.held.get_mut(session) {
-            copy.open += 1;
-            copy.last_used = Instant::now();
+    pub fn in_use(&self, session: &str) -> InUse {
+        let activity = self.held.get(session).map(|copy| copy.activity.clone());
+        if let Some(activity) = &activity {
+            activity.open.fetch_add(1, Ordering::Relaxed);
+            activity.touch(self.epoch);
         }
-        InUse { copies: self.clone(), session: session.to_owned() }
+        InUse { activity, epoch: self.epoch }
     }
 
     /// rmcp closed `session`'s local copy. True if this copy was released (the session goes
@@ -108,9 +136,10 @@ impl Copies {
     /// Releases the copies `policy` says to; forgets releases rmcp never finished.
     pub(super) fn sweep(&self, policy: ReleasePolicy) {
         self.held.retain(|_, copy| {
-            let unused = copy.last_used.elapsed();
+            let unused = copy.activity.unused_for(self.epoch);
+            let open = copy.activity.open.load(Ordering::Relaxed);
             match &copy.state {
-                State::Held(token) if (copy.open == 0 && unused >= policy.unused) || unused >= policy.expired => {
+                State::Held(token) if (open == 0 && unused >= policy.unused) || unused >= policy.expired => {
                     token.cancel();
                     copy.state = State::Releasing { closed: CancellationToken::new(), since: Instant::now() };
                     true
