@@ -224,7 +224,7 @@ pub async fn bind_to_owner(State(checks): State<Ownership>, mut request: Request
             Ok(Claim::Claimed) => {}
             Ok(Claim::Full) => {
                 // Never claimed, the session is nobody's: no request reaches it, and its copy
-                // here ends with rmcp's idle timer.
+                // here is released once unused (MCP_SESSION_WORKER_IDLE).
                 let _ = sessions.end(created).await;
                 let max = ownership.max_per_owner;
                 tracing::warn!(max, "MCP session refused: its owner holds MAX_SESSIONS_PER_USER sessions");
