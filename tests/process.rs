@@ -1,6 +1,8 @@
 //! The real binary, as users run it.
 
-use mcp_oauth_testkit::http::{Pkce, TestClient, TestServer, http_client, redirect_params, series};
+use mcp_oauth_testkit::http::{
+    Pkce, TestClient, TestServer, held_mcp_workers, holds_mcp_workers_within, http_client, redirect_params, series,
+};
 use mcp_oauth_testkit::process::{ServerProcess, free_port};
 use serde_json::json;
 
@@ -268,19 +270,14 @@ async fn with_alice(env: &[(&str, &str)]) -> (ServerProcess, TestServer, String)
     (process, server, token)
 }
 
-/// The session workers `server` holds: its `mcp_sessions` gauge.
+/// The session workers `server` holds.
 async fn held_workers(server: &TestServer) -> f64 {
-    let scraped = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    series(&scraped, "mcp_sessions")
+    held_mcp_workers(&server.http, &server.base).await
 }
 
 /// Waits until `server` holds `count` workers, failing with `never` after 5 s.
 async fn until_held(server: &TestServer, count: f64, never: &str) {
-    let started = std::time::Instant::now();
-    while held_workers(server).await != count {
-        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{never}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    assert!(holds_mcp_workers_within(&server.http, &server.base, count, std::time::Duration::from_secs(5)).await, "{never}");
 }
 
 /// MCP_SESSION_WORKER_IDLE: an unused session's worker is released (the `mcp_sessions` gauge

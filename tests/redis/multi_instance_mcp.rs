@@ -229,15 +229,11 @@ async fn releasing_one_instances_copy_leaves_the_others_streaming() {
     let echo = json!({ "jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": { "name": "echo", "arguments": { "message": "via B" } } });
     assert_eq!(on_b.call(echo).await.0, 200, "B restores a copy");
 
-    let held_on_b = async || {
-        let scraped = reqwest::get(format!("{}/metrics", cluster.b.base)).await.unwrap().text().await.unwrap();
-        mcp_oauth_testkit::http::series(&scraped, "mcp_sessions")
-    };
-    let released = std::time::Instant::now();
-    while held_on_b().await != 0.0 {
-        assert!(released.elapsed() < Duration::from_secs(5), "B's unused copy was never released");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let http = mcp_oauth_testkit::http::http_client();
+    assert!(
+        mcp_oauth_testkit::http::holds_mcp_workers_within(&http, &cluster.b.base, 0.0, Duration::from_secs(5)).await,
+        "B's unused copy was never released"
+    );
     // Drain what arrived before the release, then updates must go on arriving on A.
     while listening.next_message(Duration::from_millis(200)).await.is_some() {}
     let update = listening.next_message(Duration::from_secs(3)).await.expect("A's copy still streams after B's release");

@@ -344,3 +344,21 @@ pub fn redirect_target(response: &reqwest::Response) -> String {
 pub fn series(scrape: &str, name_and_labels: &str) -> f64 {
     scrape.lines().find_map(|line| line.strip_prefix(name_and_labels)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0.0)
 }
+
+/// The MCP session workers the server at `base` holds: its `mcp_sessions` gauge.
+pub async fn held_mcp_workers(http: &reqwest::Client, base: &str) -> f64 {
+    let scrape = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    series(&scrape, "mcp_sessions")
+}
+
+/// Whether the server at `base` comes to hold `count` MCP session workers within `within`.
+pub async fn holds_mcp_workers_within(http: &reqwest::Client, base: &str, count: f64, within: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while held_mcp_workers(http, base).await != count {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    true
+}

@@ -9,7 +9,7 @@ use std::process::Command;
 use mcp_oauth_testkit::process::{example_binary, server_binary};
 
 use crate::setup::{Bare, Instance, Storage};
-use crate::{Report, echo_call, introspection_request, rpc_headers};
+use crate::{Report, echo_call, echo_request, introspection_request};
 
 /// Requests measured per route, one after another on one connection, after as many to warm up.
 const REQUESTS: usize = 500;
@@ -145,16 +145,7 @@ async fn count_server(dir: &Path, name: &str, instance: &Instance) -> Vec<(&'sta
                     request
                 }),
             ),
-            (
-                "MCP tools/call echo",
-                Box::new(|h: &reqwest::Client| {
-                    let mut request = h.post(format!("{server}/mcp")).body(echo_call());
-                    for (name, value) in rpc_headers(&token, &session) {
-                        request = request.header(name, value);
-                    }
-                    request
-                }),
-            ),
+            ("MCP tools/call echo", Box::new(|h: &reqwest::Client| echo_request(h, server, &token, &session))),
         ],
     )
     .await

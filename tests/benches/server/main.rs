@@ -83,6 +83,15 @@ fn rpc_headers(token: &str, session: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// A tools/call echo on `session` at `base`'s /mcp, sent one at a time.
+fn echo_request(http: &reqwest::Client, base: &str, token: &str, session: &str) -> reqwest::RequestBuilder {
+    let mut request = http.post(format!("{base}/mcp")).body(echo_call());
+    for (name, value) in rpc_headers(token, session) {
+        request = request.header(name, value);
+    }
+    request
+}
+
 fn echo_call() -> String {
     json!({"jsonrpc": "2.0", "id": 0, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "hello"}}})
         .to_string()
@@ -232,11 +241,7 @@ async fn against(report: &mut Report, other: std::ffi::OsString) {
     for (label, instance) in &builds {
         let (_, token) = instance.access_token().await;
         let session = instance.session(&token).await;
-        let mut answer = reqwest::Client::new().post(format!("{}/mcp", instance.base));
-        for (name, value) in rpc_headers(&token, &session) {
-            answer = answer.header(name, value);
-        }
-        let answer = answer.body(echo_call()).send().await.unwrap();
+        let answer = echo_request(&reqwest::Client::new(), &instance.base, &token, &session).send().await.unwrap();
         println!("{label}: tools/call answered as {:?}", answer.headers().get("content-type"));
         prepared.push((*label, instance, token, session));
     }

@@ -10,7 +10,7 @@ use mcp_oauth_testkit::redis_server::TestRedis;
 use serde_json::{Value, json};
 
 use crate::load::{CONNECTIONS, DURATION, Request, wrk};
-use crate::{Report, echo_call, rpc_headers};
+use crate::{Report, echo_call, echo_request, rpc_headers};
 
 /// The resource server credential every instance accepts at /introspect.
 pub const RS: (&str, &str) = ("bench-rs", "bench-rs-secret");
@@ -410,15 +410,7 @@ pub async fn memory_measures(report: &mut Report) {
     // Released: once the server's own gauge says no worker is held, and its resident size has
     // settled (worker threads hand freed memory back when they park, at most once a second, and
     // the allocator returns pages over several seconds).
-    let http = http_client();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while std::time::Instant::now() < deadline {
-        let scrape = http.get(format!("{}/metrics", instance.base)).send().await.unwrap().text().await.unwrap();
-        if mcp_oauth_testkit::http::series(&scrape, "mcp_sessions") == 0.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    mcp_oauth_testkit::http::holds_mcp_workers_within(&http_client(), &instance.base, 0.0, Duration::from_secs(60)).await;
     let released = settled_resident_mb(&instance).await;
     report.memory("memory: resident before 10,000 idle MCP sessions", before);
     report.memory("memory: resident with 10,000 idle MCP sessions, workers held", held);
@@ -439,14 +431,9 @@ const RESTORED: usize = 200;
 /// on a released session (which restores it from the store), each sent one at a time.
 async fn restore_latencies(instance: &Instance, token: &str, released: &[String]) -> (f64, f64) {
     let http = http_client();
-    let url = format!("{}/mcp", instance.base);
     let call = async |session: &str| {
         let started = std::time::Instant::now();
-        let mut request = http.post(&url).body(echo_call());
-        for (name, value) in rpc_headers(token, session) {
-            request = request.header(name, value);
-        }
-        let response = request.send().await.unwrap();
+        let response = echo_request(&http, &instance.base, token, session).send().await.unwrap();
         assert!(response.status().is_success(), "tools/call answered {}", response.status());
         response.bytes().await.unwrap();
         started.elapsed().as_secs_f64() * 1000.0
