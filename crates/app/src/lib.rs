@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod config;
 pub mod http;
+pub mod logs;
 mod metered;
 mod metric_handles;
 pub mod pages;

@@ -1,11 +1,12 @@
 use clap::Parser;
 use mcp_oauth_app::config::{Command, Config, LogFormat};
+use mcp_oauth_app::logs::{UtcMicros, directives_filter};
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::prelude::*;
-use tracing_subscriber::{EnvFilter, Layer, fmt};
+use tracing_subscriber::{Layer, fmt};
 
 /// Where AUDIT_LOG sends the trail: each event is one write of one line, unbuffered, so a
 /// line is on disk (or out) as soon as its event is.
@@ -60,7 +61,7 @@ async fn serve() {
         let token = config.admin_token.as_ref().map(|t| t.expose());
         std::process::exit(mcp_oauth_app::admin::cli::run(args, config.admin_addr, token).await);
     }
-    let filter = EnvFilter::try_new(&config.rust_log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = directives_filter(&config.rust_log);
     let spans = if config.log_spans { FmtSpan::CLOSE } else { FmtSpan::NONE };
     // Lines are written by a thread of its own, a batch per write, not by the request that
     // logged them: a write of its own per access line took a tenth of an introspection's time
@@ -72,10 +73,13 @@ async fn serve() {
         .thread_name("log-writer")
         .finish(std::io::BufWriter::new(std::io::stdout()));
     let logs = match config.log_format {
-        LogFormat::Text => fmt::layer().with_writer(stdout).with_span_events(spans).with_filter(filter).boxed(),
+        LogFormat::Text => {
+            fmt::layer().with_timer(UtcMicros).with_writer(stdout).with_span_events(spans).with_filter(filter).boxed()
+        }
         // One object a line; the request's span (method, route, request id, client) with each,
         // and with LOG_SPANS the whole chain of spans it runs in.
         LogFormat::Json => fmt::layer()
+            .with_timer(UtcMicros)
             .with_writer(stdout)
             .json()
             .with_current_span(true)
@@ -89,7 +93,13 @@ async fn serve() {
             // The request's span (its id, route and peer) rides along with each event.
             let only_audit =
                 Targets::new().with_target("audit", Level::INFO).with_target("mcp_oauth_app::http::request_id", Level::INFO);
-            fmt::layer().json().with_current_span(true).with_span_list(false).with_writer(writer).with_filter(only_audit)
+            fmt::layer()
+                .json()
+                .with_timer(UtcMicros)
+                .with_current_span(true)
+                .with_span_list(false)
+                .with_writer(writer)
+                .with_filter(only_audit)
         }),
         Err(error) => {
             eprintln!("mcp-oauth-server: AUDIT_LOG: {error}");

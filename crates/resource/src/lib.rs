@@ -53,14 +53,17 @@ fn guarded(
     tools: tool_scopes::ToolScopes,
 ) -> ResourceRoutes {
     let validator = guard.validator.clone();
-    let tool_guard = Arc::new(tool_scopes::ToolScopeGuard { scopes: tools, resource_metadata: guard.resource_metadata.clone() });
+    // Without TOOL_SCOPES the layer would pass every request on: it is left out, as each
+    // middleware layer costs every request a clone of the layers inside it.
+    let tool_guard = (!tools.is_empty())
+        .then(|| Arc::new(tool_scopes::ToolScopeGuard { scopes: tools, resource_metadata: guard.resource_metadata.clone() }));
     let streams = stream_limit::StreamLimit::new(sessions.max_streams);
     // Outermost first, composed once around `mcp`: with `Router::layer` each would be boxed,
     // and every request would clone the chain of boxes at each layer (README, Benchmarks).
     let layers = tower::ServiceBuilder::new()
         .layer(axum::middleware::from_fn_with_state(Arc::new(guard), guard::require_bearer))
         .layer(axum::middleware::from_fn(edge::jsonrpc_errors))
-        .layer(axum::middleware::from_fn_with_state(tool_guard, tool_scopes::enforce))
+        .option_layer(tool_guard.map(|guard| axum::middleware::from_fn_with_state(guard, tool_scopes::enforce)))
         .layer(axum::middleware::from_fn_with_state(owner::Ownership::new(sessions), owner::bind_to_owner))
         .layer(axum::middleware::from_fn_with_state(streams, stream_limit::limit_streams));
     let mcp = Router::new().fallback_service(layers.service(mcp));

@@ -2,7 +2,7 @@
 //! returns it in `X-Request-Id`. An id a client sent is kept only when it is a short token, so
 //! nothing arbitrary reaches the logs.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request};
@@ -18,7 +18,13 @@ pub struct RandomId;
 impl MakeRequestId for RandomId {
     /// 64 random bits in hex: enough to tell requests apart, and no secret (no digest needed).
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        HeaderValue::from_str(&format!("{:016x}", rand::random::<u64>())).ok().map(RequestId::new)
+        let mut hex = [0u8; 16];
+        let mut bits = rand::random::<u64>();
+        for digit in hex.iter_mut().rev() {
+            *digit = b"0123456789abcdef"[(bits & 0xf) as usize];
+            bits >>= 4;
+        }
+        HeaderValue::from_bytes(&hex).ok().map(RequestId::new)
     }
 }
 
@@ -45,16 +51,29 @@ pub fn route_template(request: &Request) -> &str {
     }
 }
 
+/// The peer's address, written by the log layer itself: formatted into a string first, it cost
+/// every request an allocation.
+struct Peer(Option<IpAddr>);
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The request's span, made before routing: the route is named in it once matched
 /// (`metrics::Tracked`).
 pub fn span(request: &Request) -> tracing::Span {
     let route = tracing::field::Empty;
     let id = request.headers().get(HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
     // The socket's peer; behind a proxy, the rate limits' TRUST_PROXY reading is the client.
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
+    let peer = Peer(request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()));
     // Who is calling, once a handler or the bearer guard knows (`tracing::Span::record`).
     let (client_id, subject) = (tracing::field::Empty, tracing::field::Empty);
-    tracing::info_span!("request", method = %request.method(), route, request_id = id, peer, client_id, subject)
+    tracing::info_span!("request", method = %request.method(), route, request_id = id, %peer, client_id, subject)
 }
 
 /// The access log: one line per answered request, inside its span, under the target `access`
