@@ -6,7 +6,7 @@
 pub mod admin;
 pub mod config;
 pub mod http;
-pub mod logs;
+pub mod log_time;
 mod metered;
 mod metric_handles;
 pub mod pages;

@@ -1,12 +1,12 @@
 use clap::Parser;
 use mcp_oauth_app::config::{Command, Config, LogFormat};
-use mcp_oauth_app::logs::{UtcMicros, directives_filter};
+use mcp_oauth_app::log_time::UtcMicros;
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::prelude::*;
-use tracing_subscriber::{Layer, fmt};
+use tracing_subscriber::{EnvFilter, Layer, fmt};
 
 /// Where AUDIT_LOG sends the trail: each event is one write of one line, unbuffered, so a
 /// line is on disk (or out) as soon as its event is.
@@ -61,7 +61,7 @@ async fn serve() {
         let token = config.admin_token.as_ref().map(|t| t.expose());
         std::process::exit(mcp_oauth_app::admin::cli::run(args, config.admin_addr, token).await);
     }
-    let filter = directives_filter(&config.rust_log);
+    let filter = EnvFilter::try_new(&config.rust_log).unwrap_or_else(|_| EnvFilter::new("info"));
     let spans = if config.log_spans { FmtSpan::CLOSE } else { FmtSpan::NONE };
     // Lines are written by a thread of its own, a batch per write, not by the request that
     // logged them: a write of its own per access line took a tenth of an introspection's time
