@@ -6,6 +6,7 @@ pub mod documents;
 pub mod forwarder;
 pub mod http;
 pub mod idp;
+pub mod jwt_provider;
 pub mod mcp;
 pub mod process;
 pub mod rate_limit_contract;

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use mcp_oauth_testkit::http::{ConsentForm, Pkce, http_client, redirect_params};
+use mcp_oauth_testkit::jwt_provider::{JwtProvider, Key, claims};
 use mcp_oauth_testkit::mcp::RawSession;
 use mcp_oauth_testkit::process::{ServerProcess, example_binary, free_port};
 use mcp_oauth_testkit::redis_server::TestRedis;
@@ -315,25 +316,31 @@ pub async fn external_measures(report: &mut Report) {
     let resources = ports.map(|port| format!("http://127.0.0.1:{port}/mcp")).join(",");
     let authorization = Instance::start(Storage::Memory, &[("AUTH_MODE", "auth_server"), ("RESOURCES", &resources)]).await;
     for (port, (label, ttl)) in ports.into_iter().zip([("cached", "30s"), ("uncached", "0")]) {
-        let mut env: Vec<(&str, &str)> = UNLIMITED.to_vec();
-        env.extend_from_slice(&[
-            ("AUTH_MODE", "external"),
-            ("AUTH_SERVER_URL", authorization.base.as_str()),
-            ("INTROSPECTION_CACHE_TTL", ttl),
-        ]);
-        let external = ServerProcess::start(port, &env).await;
-        let (_, token) = access_token_for(&authorization.base, &format!("{}/mcp", external.base)).await;
-        let session = RawSession::open(&external.resource(), &token).await.id.unwrap();
-        let headers = vec![
-            ("Authorization", format!("Bearer {token}")),
-            ("Content-Type", "application/json".into()),
-            ("Accept", "application/json, text/event-stream".into()),
-            ("Mcp-Protocol-Version", "2025-06-18".into()),
-            ("Mcp-Session-Id", session),
-        ];
-        let load = wrk(&external.resource(), &Request::Rpc { headers: &headers, body: echo_call() }, CONNECTIONS, DURATION);
+        let env = [("AUTH_SERVER_URL", authorization.base.as_str()), ("INTROSPECTION_CACHE_TTL", ttl)];
+        let resource = format!("http://127.0.0.1:{port}/mcp");
+        let (_, token) = access_token_for(&authorization.base, &resource).await;
+        let load = external_load(port, &env, &token).await;
         report.add(format!("external (introspection, {label}): MCP tools/call echo"), load, "bare POST");
     }
+    // JWT access tokens (RFC 9068) from a provider the bench plays: the JWKS is fetched once,
+    // then every request is a signature check (ES256) and the claims' checks.
+    let key = Key::es256("bench");
+    let provider = JwtProvider::start(&[&key]).await;
+    let port = free_port();
+    let token = key.sign(&claims(&provider.issuer, &format!("http://127.0.0.1:{port}/mcp")));
+    let env = [("AUTH_SERVER_URL", provider.issuer.as_str()), ("TOKEN_VALIDATION", "jwt")];
+    report.add("external (JWT, ES256): MCP tools/call echo", external_load(port, &env, &token).await, "bare POST");
+}
+
+/// tools/call echo on one session of an `external` mode server on `port`, configured by `env`.
+async fn external_load(port: u16, env: &[(&str, &str)], token: &str) -> crate::load::Load {
+    let mut all: Vec<(&str, &str)> = UNLIMITED.to_vec();
+    all.push(("AUTH_MODE", "external"));
+    all.extend_from_slice(env);
+    let external = ServerProcess::start(port, &all).await;
+    let session = RawSession::open(&external.resource(), token).await.id.unwrap();
+    let headers = rpc_headers(token, &session);
+    wrk(&external.resource(), &Request::Rpc { headers: &headers, body: echo_call() }, CONNECTIONS, DURATION)
 }
 
 /// A token from the authorization server at `base` for `resource`.
