@@ -25,7 +25,7 @@ impl Inventory for SqliteStore {
     async fn clients(&self) -> Result<Vec<Client>, StorageError> {
         let rows = sqlx::query("SELECT body FROM clients WHERE expires_at > $1")
             .bind(now_ms())
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await
             .map_err(unavailable)?;
         rows.iter().map(|row| decode(row, "body")).collect()
@@ -35,7 +35,7 @@ impl Inventory for SqliteStore {
         let deleted = sqlx::query("DELETE FROM clients WHERE client_id = $1 AND expires_at > $2")
             .bind(client_id.as_str())
             .bind(now_ms())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(unavailable)?
             .rows_affected();
@@ -47,7 +47,7 @@ impl Inventory for SqliteStore {
             Holder::User(subject) => ("$.subject", subject.as_str()),
             Holder::Client(client_id) => ("$.client_id", client_id.as_str()),
         };
-        let rows = sqlx::query(HELD).bind(now_ms()).bind(field).bind(value).fetch_all(&self.pool).await.map_err(unavailable)?;
+        let rows = sqlx::query(HELD).bind(now_ms()).bind(field).bind(value).fetch_all(&self.reader).await.map_err(unavailable)?;
         let mut triples = Vec::with_capacity(rows.len());
         for row in rows {
             let family: String = row.try_get("family").map_err(corrupt)?;
@@ -68,7 +68,7 @@ impl Inventory for SqliteStore {
         for (count, table) in counts.iter_mut().zip(TABLES) {
             let sql = format!("SELECT COUNT(*) FROM {table} WHERE expires_at > $1");
             let n: i64 =
-                sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(now).fetch_one(&self.pool).await.map_err(unavailable)?;
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(now).fetch_one(&self.reader).await.map_err(unavailable)?;
             *count = u64::try_from(n).unwrap_or_default();
         }
         Ok(RecordCounts::from_ordered(counts))

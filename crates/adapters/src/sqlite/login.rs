@@ -22,7 +22,7 @@ const UPSERT_GRANT: &str = "INSERT INTO upstream_grants (family, body, expires_a
 
 impl SqliteStore {
     async fn delete_key(&self, sql: &'static str, key: &str) -> Result<(), StorageError> {
-        sqlx::query(sql).bind(key).execute(self.pool()).await.map_err(unavailable)?;
+        sqlx::query(sql).bind(key).execute(&self.writer).await.map_err(unavailable)?;
         Ok(())
     }
 }
@@ -56,7 +56,7 @@ impl LoginAttemptStore for SqliteStore {
 
     async fn take(&self, state: &TokenDigest) -> Result<Option<LoginAttempt>, StorageError> {
         let sql = "DELETE FROM login_attempts WHERE digest = $1 AND expires_at > $2 RETURNING body";
-        self.fetch_body(sql, &state.to_hex()).await
+        self.take_body(sql, &state.to_hex()).await
     }
 }
 

@@ -4,6 +4,11 @@
 //! adapter can reuse most of it. One-time operations are single atomic statements; writes of
 //! several statements run under `BEGIN IMMEDIATE`, so a read never has to upgrade to a write
 //! lock (the case a busy timeout cannot resolve).
+//!
+//! Writes share one connection and reads have a pool of their own. SQLite lets one writer in at
+//! a time; writers on several connections found the lock taken and slept in SQLite's busy
+//! handler (1, 2, 5, 10 ms and on) while it was free again, so under load they spent most of
+//! their time asleep. On one connection they wait their turn in the pool's queue instead.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -58,7 +63,8 @@ pub struct OpenError {
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    reader: SqlitePool,
+    writer: SqlitePool,
 }
 
 fn now_ms() -> i64 {
@@ -83,9 +89,8 @@ fn datetime(millis: i64) -> Result<DateTime<Utc>, StorageError> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database at `url` (`sqlite://path/to/file.db` or
-    /// `sqlite::memory:`) and upgrades its schema.
-    /// Opens (creating, readable by its owner only, if missing) the database at `url`.
+    /// Opens (creating, readable by its owner only, if missing) the database at `url`
+    /// (`sqlite://path/to/file.db` or `sqlite::memory:`) and upgrades its schema.
     pub async fn open(url: &str) -> Result<Self, OpenError> {
         let fail = |reason: String| OpenError { location: url.to_owned(), reason };
         let in_memory = url.contains(":memory:");
@@ -99,26 +104,28 @@ impl SqliteStore {
         if !in_memory {
             create_private(options.get_filename()).map_err(|e| fail(format!("cannot create the database file: {e}")))?;
         }
-        // An in-memory database lives as long as its one connection.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(if in_memory { 1 } else { 8 })
-            .min_connections(if in_memory { 1 } else { 0 })
-            .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
-            .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        MIGRATOR.run(&pool).await.map_err(|e| fail(format!("schema migration failed: {e}")))?;
-        Ok(Self { pool })
+        let pool = |connections: u32| {
+            SqlitePoolOptions::new()
+                .max_connections(connections)
+                .min_connections(if in_memory { 1 } else { 0 })
+                .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
+                .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
+                .acquire_timeout(Duration::from_secs(5))
+        };
+        let writer = pool(1).connect_with(options.clone()).await.map_err(|e| fail(e.to_string()))?;
+        MIGRATOR.run(&writer).await.map_err(|e| fail(format!("schema migration failed: {e}")))?;
+        // An in-memory database lives as long as its one connection, which must also read.
+        let reader = if in_memory { writer.clone() } else { pool(8).connect_lazy_with(options) };
+        Ok(Self { reader, writer })
     }
 
     pub fn stores(&self) -> Stores {
         Stores::sharing(self.clone())
     }
 
+    /// The pool that reads.
     pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+        &self.reader
     }
 
     /// Deletes every expired row; returns how many.
@@ -130,7 +137,7 @@ impl SqliteStore {
             let statement = format!("DELETE FROM {table} WHERE expires_at <= $1");
             removed += sqlx::query(sqlx::AssertSqlSafe(statement))
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(unavailable)?
                 .rows_affected();
@@ -152,16 +159,23 @@ impl SqliteStore {
         })
     }
 
-    /// Runs `sql`, which binds a key as $1 and now as $2 and yields a `body`, and decodes it.
+    /// Runs `sql`, a read that binds a key as $1 and now as $2 and yields a `body`, and decodes it.
     async fn fetch_body<T: DeserializeOwned>(&self, sql: &'static str, key: &str) -> Result<Option<T>, StorageError> {
-        let row = sqlx::query(sql).bind(key).bind(now_ms()).fetch_optional(&self.pool).await.map_err(unavailable)?;
+        let row = sqlx::query(sql).bind(key).bind(now_ms()).fetch_optional(&self.reader).await.map_err(unavailable)?;
+        row.map(|r| decode(&r, "body")).transpose()
+    }
+
+    /// Runs `sql`, a `DELETE … RETURNING body` binding a key as $1 and now as $2, on the
+    /// writer, and decodes what it took.
+    async fn take_body<T: DeserializeOwned>(&self, sql: &'static str, key: &str) -> Result<Option<T>, StorageError> {
+        let row = sqlx::query(sql).bind(key).bind(now_ms()).fetch_optional(&self.writer).await.map_err(unavailable)?;
         row.map(|r| decode(&r, "body")).transpose()
     }
 
     /// Runs `sql`, an insert binding a key as $1, a body as $2 and the record's end as $3.
     async fn insert_body(&self, sql: &'static str, key: &str, record: &(impl Serialize + Expiring)) -> Result<(), StorageError> {
         let (body, until) = (encode(record)?, record.kept_until().timestamp_millis());
-        sqlx::query(sql).bind(key).bind(body).bind(until).execute(&self.pool).await.map_err(unavailable)?;
+        sqlx::query(sql).bind(key).bind(body).bind(until).execute(&self.writer).await.map_err(unavailable)?;
         Ok(())
     }
 
@@ -174,12 +188,12 @@ impl SqliteStore {
         family: &FamilyId,
         record: &(impl Serialize + Expiring),
     ) -> Result<Admission, StorageError> {
-        let mut connection = self.pool.acquire().await.map_err(unavailable)?;
+        let mut connection = self.writer.acquire().await.map_err(unavailable)?;
         admit_on(&mut connection, sql, token, family, record).await
     }
 
     async fn immediate(&self) -> Result<Transaction<'static, Sqlite>, StorageError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(unavailable)
+        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(unavailable)
     }
 
     /// Writes a family's tombstone and deletes its rows from `table`, in one transaction.
@@ -213,7 +227,7 @@ impl ClientStore for SqliteStore {
             .bind(client.kept_until().timestamp_millis())
             .bind(now_ms())
             .bind(i64::from(max_live))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(unavailable)?;
         Ok(if stored.rows_affected() == 1 { Registration::Stored } else { Registration::Full })
@@ -230,7 +244,7 @@ impl ClientStore for SqliteStore {
             .bind(encode(client)?)
             .bind(client.kept_until().timestamp_millis())
             .bind(now_ms())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -251,7 +265,7 @@ impl PendingAuthStore for SqliteStore {
 
     async fn take(&self, request: &TokenDigest) -> Result<Option<PendingAuthorization>, StorageError> {
         let sql = "DELETE FROM pending_authorizations WHERE digest = $1 AND expires_at > $2 RETURNING body";
-        self.fetch_body(sql, &request.to_hex()).await
+        self.take_body(sql, &request.to_hex()).await
     }
 }
 
@@ -269,7 +283,7 @@ impl AuthorizationCodeStore for SqliteStore {
         )
         .bind(code.to_hex())
         .bind(now_ms())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(unavailable)?;
         let Some(row) = row else {
@@ -352,7 +366,7 @@ impl AccessTokenStore for SqliteStore {
     async fn remove(&self, token: &TokenDigest) -> Result<(), StorageError> {
         sqlx::query("DELETE FROM access_tokens WHERE digest = $1")
             .bind(token.to_hex())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -390,7 +404,7 @@ impl RefreshStore for SqliteStore {
         let row = sqlx::query("SELECT body, rotated_at, successor FROM refresh_tokens WHERE digest = $1 AND expires_at > $2")
             .bind(token.to_hex())
             .bind(now_ms())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await
             .map_err(unavailable)?;
         row.map(|r| refresh_record(&r)).transpose()
@@ -456,15 +470,16 @@ impl RefreshStore for SqliteStore {
 #[async_trait]
 impl StorageHealth for SqliteStore {
     async fn ping(&self) -> Result<(), StorageError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(unavailable)
+        sqlx::query("SELECT 1").execute(&self.reader).await.map(|_| ()).map_err(unavailable)
     }
 
     /// Checkpoints the write-ahead log into the database file, then closes every connection.
     async fn close(&self) {
-        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await {
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.writer).await {
             tracing::warn!(%error, "SQLite checkpoint at shutdown failed; the log is replayed at the next start");
         }
-        self.pool.close().await;
+        self.writer.close().await;
+        self.reader.close().await;
     }
 }
 
