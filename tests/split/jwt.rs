@@ -88,6 +88,36 @@ async fn jwt_access_tokens_are_verified_against_the_providers_keys() {
     assert_eq!(status(&server, &first.sign(&good)).await, 200, "and the old one still works");
 }
 
+/// Verified tokens are kept by their digest, but only while the key that verified them is in
+/// the provider's set: once the provider withdraws it, the refetched set refuses them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_token_is_refused_once_its_key_is_withdrawn() {
+    let (old, new) = (Key::es256("old"), Key::es256("new"));
+    let provider = JwtProvider::start(&[&old]).await;
+    let server = TestServer::start(&[
+        "--auth-mode",
+        "external",
+        "--auth-server-url",
+        &provider.issuer,
+        "--token-validation",
+        "jwt",
+        "--jwks-refresh-interval",
+        "1",
+    ])
+    .await;
+    let audience = server.resource();
+    let token = old.sign(&claims(&provider.issuer, &audience));
+    assert_eq!(status(&server, &token).await, 200, "verified");
+    assert_eq!(status(&server, &token).await, 200, "and again, from what was kept");
+
+    provider.withdraw("old");
+    provider.publish(&new);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // A token under the new kid makes the server refetch the set, which no longer holds the old key.
+    assert_eq!(status(&server, &new.sign(&claims(&provider.issuer, &audience))).await, 200, "the new key is fetched");
+    assert_eq!(status(&server, &token).await, 401, "the kept token's key is withdrawn");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_provider_is_503_not_401() {
     let closed = format!("http://127.0.0.1:{}", mcp_oauth_testkit::process::free_port());

@@ -87,6 +87,10 @@ impl JwtProvider {
     pub fn publish(&self, key: &Key) {
         self.jwks.lock().unwrap().push(key.jwk.clone());
     }
+
+    pub fn withdraw(&self, kid: &str) {
+        self.jwks.lock().unwrap().retain(|jwk| jwk["kid"] != kid);
+    }
 }
 
 /// Claims of a token from `issuer` to `alice` for `audience`, valid for 5 minutes.

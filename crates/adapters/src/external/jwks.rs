@@ -2,6 +2,7 @@
 //! refetches the set, at most once per refresh interval, and concurrent misses share one fetch.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::DecodingKey;
@@ -10,7 +11,7 @@ use tokio::sync::{Mutex, RwLock};
 
 #[derive(Default)]
 struct KeySet {
-    keys: HashMap<Option<String>, DecodingKey>,
+    keys: HashMap<Option<String>, Arc<DecodingKey>>,
     fetched_at: Option<Instant>,
 }
 
@@ -44,13 +45,13 @@ impl JwksCache {
         let keys = set
             .keys
             .iter()
-            .filter_map(|jwk| DecodingKey::from_jwk(jwk).ok().map(|key| (jwk.common.key_id.clone(), key)))
+            .filter_map(|jwk| DecodingKey::from_jwk(jwk).ok().map(|key| (jwk.common.key_id.clone(), Arc::new(key))))
             .collect();
         *self.keys.write().await = KeySet { keys, fetched_at: Some(Instant::now()) };
         Ok(())
     }
 
-    async fn lookup(&self, kid: &Option<String>) -> Option<DecodingKey> {
+    async fn lookup(&self, kid: &Option<String>) -> Option<Arc<DecodingKey>> {
         let set = self.keys.read().await;
         match set.keys.get(kid) {
             Some(key) => Some(key.clone()),
@@ -60,7 +61,9 @@ impl JwksCache {
         }
     }
 
-    pub async fn key(&self, kid: &Option<String>) -> Result<DecodingKey, JwksError> {
+    /// The key named `kid`. A refetched set holds new keys, so `Arc::ptr_eq` tells whether a key
+    /// is still the one the set holds.
+    pub async fn key(&self, kid: &Option<String>) -> Result<Arc<DecodingKey>, JwksError> {
         if let Some(key) = self.lookup(kid).await {
             return Ok(key);
         }
