@@ -14,15 +14,10 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-async fn status(server: &TestServer, token: &str) -> u16 {
-    server.mcp_initialize(Some(token)).await.status().as_u16()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jwt_access_tokens_are_verified_against_the_providers_keys() {
-    let first = Key::es256("key-1");
-    let provider = JwtProvider::start(&[&first]).await;
-    let server = TestServer::start(&[
+/// An `external` server verifying JWTs against `provider`'s keys, refetching them at most once a
+/// second.
+async fn verifying_server(provider: &JwtProvider) -> TestServer {
+    TestServer::start(&[
         "--auth-mode",
         "external",
         "--auth-server-url",
@@ -32,7 +27,18 @@ async fn jwt_access_tokens_are_verified_against_the_providers_keys() {
         "--jwks-refresh-interval",
         "1",
     ])
-    .await;
+    .await
+}
+
+async fn status(server: &TestServer, token: &str) -> u16 {
+    server.mcp_initialize(Some(token)).await.status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_access_tokens_are_verified_against_the_providers_keys() {
+    let first = Key::es256("key-1");
+    let provider = JwtProvider::start(&[&first]).await;
+    let server = verifying_server(&provider).await;
     let audience = server.resource();
     let good = claims(&provider.issuer, &audience);
 
@@ -94,17 +100,7 @@ async fn jwt_access_tokens_are_verified_against_the_providers_keys() {
 async fn a_kept_token_is_refused_once_its_key_is_withdrawn() {
     let (old, new) = (Key::es256("old"), Key::es256("new"));
     let provider = JwtProvider::start(&[&old]).await;
-    let server = TestServer::start(&[
-        "--auth-mode",
-        "external",
-        "--auth-server-url",
-        &provider.issuer,
-        "--token-validation",
-        "jwt",
-        "--jwks-refresh-interval",
-        "1",
-    ])
-    .await;
+    let server = verifying_server(&provider).await;
     let audience = server.resource();
     let token = old.sign(&claims(&provider.issuer, &audience));
     assert_eq!(status(&server, &token).await, 200, "verified");
