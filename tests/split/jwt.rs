@@ -1,5 +1,5 @@
-//! External mode with JWT access tokens (RFC 9068) from a provider that the test plays: it
-//! serves metadata and a JWKS on loopback, with keys generated here.
+//! External mode with JWT access tokens (RFC 9068) from a provider that the test plays
+//! (testkit's `jwt_provider`: metadata and a JWKS on loopback, with keys generated in the test).
 
 use std::time::Duration;
 
